@@ -1,0 +1,1 @@
+"""Dagster assets, one module per area; each exposes ``build_definitions(settings)``."""
