@@ -21,7 +21,9 @@ DUCKDB_POOL = "duckdb"
 DAILY = dg.DailyPartitionsDefinition(start_date=PARTITION_START, timezone=BUSINESS_TIMEZONE)
 
 
-def as_of_day(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext | dg.OpExecutionContext) -> date:
+def as_of_day(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext | dg.OpExecutionContext,
+) -> date:
     """The business day (as-of D) of the partition being materialised."""
     return date.fromisoformat(context.partition_key)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlglot.errors import TokenError
-from sqlglot.tokens import Token, TokenType, Tokenizer
+from sqlglot.tokens import Token, Tokenizer, TokenType
 
 from kequn.errors import Location, ParseError, ValidationError, did_you_mean, location_at
 

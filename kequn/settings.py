@@ -1,8 +1,8 @@
 """Where things live: the warehouse, the serving database and the definition folders.
 
 Defaults point inside the repository (``data/`` and ``sql/``); environment variables
-``KEQUN_WAREHOUSE``, ``KEQUN_SERVING_URL``, ``KEQUN_PROJECT_DIR`` and ``KEQUN_DATA_DIR``
-override them, and the command line's global options override those.
+``KEQUN_WAREHOUSE``, ``KEQUN_SERVING_URL``, ``KEQUN_PROJECT_DIR``, ``KEQUN_DATA_DIR``
+and ``KEQUN_RAW_MODE`` override them, and the command line's global options override those.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ class Settings:
     project_dir: Path = field(default_factory=lambda: Path(
         os.environ.get("KEQUN_PROJECT_DIR", REPO_ROOT / "sql")))
     data_dir: Path = field(default_factory=_data_dir)
+    raw_mode: str = field(default_factory=lambda: os.environ.get("KEQUN_RAW_MODE", "demo"))
+    """``demo``: raw/* assets generate the demo warehouse; ``external``: raw/* are the
+    lender's existing tables, declared as external assets that kequn never writes."""
 
     @property
     def tags_dir(self) -> Path:
@@ -42,6 +45,10 @@ class Settings:
     @property
     def campaigns_dir(self) -> Path:
         return self.project_dir / "campaigns"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME", self.data_dir / "dagster_home"))
 
     @property
     def imports_dir(self) -> Path:

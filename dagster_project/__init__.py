@@ -1,0 +1,1 @@
+"""The kequn Dagster code location."""
