@@ -1,0 +1,57 @@
+"""The whole code location loads, and the policy in build_defs holds for every asset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from assets.common import DAILY
+from dagster_project.definitions import DAILY_BUILD_JOB, build_defs
+from kequn.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    built = build_defs(Settings())
+    dg.Definitions.validate_loadable(built)
+    return built
+
+
+def test_every_asset_has_an_owner_group_and_description(defs: dg.Definitions) -> None:
+    for spec in defs.resolve_all_asset_specs():
+        name = spec.key.to_user_string()
+        assert spec.owners, f"{name} has no owner"
+        assert all(o.startswith("team:") or "@" in o for o in spec.owners), name
+        assert spec.group_name and spec.group_name != "default", f"{name} has no group"
+        assert spec.description, f"{name} has no description"
+
+
+def test_non_raw_assets_are_partitioned_by_business_day(defs: dg.Definitions) -> None:
+    for spec in defs.resolve_all_asset_specs():
+        if spec.key.path[0] != "raw":
+            assert spec.partitions_def == DAILY, spec.key.to_user_string()
+
+
+def test_daily_build_runs_at_two_in_shanghai_for_yesterday(defs: dg.Definitions) -> None:
+    schedule = defs.resolve_schedule_def("daily_build_schedule")
+    assert schedule.job_name == DAILY_BUILD_JOB
+    assert schedule.execution_timezone == "Asia/Shanghai"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    # 02:00 on 2026-03-02 in Shanghai is 18:00 UTC on 03-01; the run is for 03-01.
+    tick = datetime(2026, 3, 2, 2, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [r.partition_key for r in requests] == ["2026-03-01"]
+
+
+def test_external_raw_mode_declares_raw_tables_without_a_generator() -> None:
+    built = build_defs(Settings(raw_mode="external"))
+    raw = [s for s in built.resolve_all_asset_specs() if s.key.path[0] == "raw"]
+    assert sorted(s.key.path[1] for s in raw) == [
+        "credit_applications", "customers", "installments", "loans"]
+    for spec in raw:
+        assert not built.resolve_assets_def(spec.key).is_executable
