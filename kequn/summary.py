@@ -1,0 +1,84 @@
+"""The end-of-demo summary: tags with coverage, segments, syncs and coupons for one day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from rich.console import Console
+from rich.table import Table
+
+from kequn.settings import Settings
+from kequn.warehouse import connect, table_exists
+
+
+def last_event_day(settings: Settings) -> date:
+    """The last business day that has data: the day of the latest registration or event."""
+    with connect(settings.warehouse, read_only=True) as con:
+        row = con.execute(
+            "SELECT max(d) FROM (SELECT max(registered_at)::DATE AS d FROM raw.customers "
+            "UNION ALL SELECT max(applied_at)::DATE FROM raw.credit_applications)"
+        ).fetchone()
+    if not row or row[0] is None:
+        raise ValueError("the warehouse has no customers")
+    return row[0]
+
+
+def print_summary(settings: Settings, as_of: date, console: Console) -> None:
+    """Print what the pipeline produced for ``as_of``; sections appear as areas exist."""
+    with connect(settings.warehouse, read_only=True) as con:
+        if table_exists(con, "tags", "catalog"):
+            table = Table("tag", "category", "owner", "kind", "type", "coverage", "ratio",
+                          title="Tags")
+            for row in con.execute(
+                "SELECT name, category_l1 || '/' || category_l2, owner, kind, value_type, "
+                "coverage, coverage_ratio FROM tags.catalog WHERE as_of = ? "
+                "ORDER BY category_l1, category_l2, name",
+                [as_of],
+            ).fetchall():
+                table.add_row(*map(str, row[:5]), f"{row[5]:,}", f"{row[6]:.1%}")
+            console.print(table)
+        if table_exists(con, "segments", "members"):
+            table = Table("segment", "members", title="Segments")
+            for name, size in con.execute(
+                "SELECT segment, count(*) FROM segments.members WHERE as_of = ? "
+                "GROUP BY segment ORDER BY segment",
+                [as_of],
+            ).fetchall():
+                table.add_row(name, f"{size:,}")
+            console.print(table)
+    _print_serving(settings, as_of, console)
+
+
+def _print_serving(settings: Settings, as_of: date, console: Console) -> None:
+    try:
+        from serving.db import connect as connect_serving
+    except ModuleNotFoundError:
+        return
+    db = connect_serving(settings.serving_url)
+    try:
+        rows = db.fetchall(
+            "SELECT segment, as_of, status, added, removed, unchanged, reason FROM sync_log "
+            "ORDER BY started_at, segment"
+        )
+        if rows:
+            table = Table("segment", "as of", "status", "added", "removed", "unchanged",
+                          "reason", title="Syncs to coupon_eligibility")
+            for row in rows:
+                table.add_row(*[str(v) if v is not None else "" for v in row])
+            console.print(table)
+        _print_coupons(db, console)
+    finally:
+        db.close()
+
+
+def _print_coupons(db, console: Console) -> None:
+    try:
+        from issuance.summary import coupon_summary_rows
+    except ModuleNotFoundError:
+        return
+    rows = coupon_summary_rows(db)
+    if rows:
+        table = Table(*rows[0].keys(), title="Coupons")
+        for row in rows:
+            table.add_row(*map(str, row.values()))
+        console.print(table)
