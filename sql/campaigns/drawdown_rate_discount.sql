@@ -1,0 +1,21 @@
+-- Drawdown campaign: interest at 80% for customers in the drawdown segment.
+CAMPAIGN (
+  name drawdown_rate_discount,
+  title '用信利率八折',
+  rules 'Eligible customers pay 80% of the interest on one loan drawn before the end of 2027.',
+  owner 'team:credit_ops',
+  type drawdown,
+  target_segment drawdown,
+  channels all,
+  window_start 2024-01-01,
+  window_end 2027-12-31,
+  rate_discount 0.8,
+  validity_from 2024-01-01,
+  validity_to 2028-03-31,
+  total_stock 500000,
+  daily_limit 50000,
+  per_customer_limit 2,
+  stacking stackable,
+  on_failed_drawdown restore,
+  lease_seconds 1800,
+);
