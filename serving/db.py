@@ -1,0 +1,298 @@
+"""One handle on the serving database, SQLite or PostgreSQL, with one calling style.
+
+The serving database (DESIGN §1, §6) is where the business systems read: a SQLite file
+by default, PostgreSQL in production. :func:`connect` opens either from a URL and
+returns a :class:`ServingDB`, whose methods behave the same on both:
+
+* **Placeholders**: always write ``?`` (qmark style). On PostgreSQL each ``?`` outside
+  a quoted literal becomes ``%s`` (and a literal ``%`` becomes ``%%``) before psycopg
+  sees the statement. Never paste values into SQL; bind them.
+* **Autocommit outside transactions**: a statement run outside :meth:`ServingDB.transaction`
+  commits on its own. Group writes that belong together in ``with db.transaction():``.
+  On SQLite the transaction starts with ``BEGIN IMMEDIATE``, so concurrent writers queue
+  on the write lock (up to the busy timeout) instead of failing half-way. On PostgreSQL it
+  is an ordinary READ COMMITTED transaction: callers that read-then-write take
+  ``SELECT ... FOR UPDATE`` or an advisory lock. Nested ``transaction()`` blocks become
+  savepoints.
+* **Types**: rows come back as tuples. ``DATE`` columns read back as :class:`datetime.date`
+  and ``TIMESTAMP`` columns as naive :class:`datetime.datetime` holding UTC on both
+  dialects (SQLite through registered converters, PostgreSQL with the session time zone
+  set to UTC; aware datetimes are converted to UTC on the way in). Booleans read back as
+  ``0``/``1`` on SQLite and ``True``/``False`` on PostgreSQL, so compare them truthily.
+* **Errors**: :data:`INTEGRITY_ERRORS` is the tuple of both drivers' integrity errors
+  (unique or foreign-key violations), for ``except INTEGRITY_ERRORS:``.
+
+SQLite files open in WAL mode with a busy timeout, foreign keys on and
+``synchronous=NORMAL`` (durable against a killed process; a power cut may lose the last
+commits but never leaves a half-written one). The parent folder is created.
+
+``connect(url)`` applies the ``serving`` migration stream (``serving/schema.py``) unless
+``migrate=False``; other areas apply their own streams with
+:func:`serving.migrations.apply_migrations`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+
+from kequn.errors import ExecutionError, Location
+
+Dialect = Literal["sqlite", "postgresql"]
+Params = Sequence[Any] | None
+
+INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError,
+    psycopg.errors.IntegrityError,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> datetime:
+    """The current time as a naive UTC datetime, the form TIMESTAMP columns hold."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _adapt_datetime(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ")
+
+
+def _convert_timestamp(raw: bytes) -> datetime:
+    value = datetime.fromisoformat(raw.decode())
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+sqlite3.register_adapter(date, date.isoformat)
+sqlite3.register_adapter(datetime, _adapt_datetime)
+sqlite3.register_converter("DATE", lambda raw: date.fromisoformat(raw.decode()[:10]))
+sqlite3.register_converter("TIMESTAMP", _convert_timestamp)
+
+
+@lru_cache(maxsize=512)
+def qmark_to_pyformat(sql: str) -> str:
+    """``sql`` with each ``?`` outside quotes turned into ``%s`` and ``%`` escaped.
+
+    >>> qmark_to_pyformat("SELECT '?', x FROM t WHERE a = ? AND b LIKE 'a%'")
+    "SELECT '?', x FROM t WHERE a = %s AND b LIKE 'a%%'"
+    """
+    out: list[str] = []
+    quote: str | None = None
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///path`` URL (``sqlite:////abs`` is absolute).
+
+    >>> sqlite_path("sqlite:///data/serving.sqlite")
+    'data/serving.sqlite'
+    >>> sqlite_path("sqlite:////tmp/s.sqlite")
+    '/tmp/s.sqlite'
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ExecutionError(
+            f"serving URL {url!r} is not sqlite:///PATH or postgresql://...", Location()
+        )
+    return url[len(prefix):]
+
+
+def dialect_of(url: str) -> Dialect:
+    """``'sqlite'`` or ``'postgresql'`` for a serving URL; anything else is an error."""
+    if url.startswith("sqlite:"):
+        return "sqlite"
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        return "postgresql"
+    raise ExecutionError(
+        f"serving URL {url!r} is neither sqlite:///PATH nor postgresql://...", Location(),
+        hint="set KEQUN_SERVING_URL or --serving",
+    )
+
+
+class ServingDB:
+    """An open serving database; see the module docstring for the calling conventions."""
+
+    def __init__(self, url: str, raw: Any, dialect: Dialect):
+        self.url = url
+        self.raw = raw
+        self.dialect: Dialect = dialect
+        self._depth = 0
+        self._savepoint = 0
+
+    # -- statements ---------------------------------------------------------------------
+    def _sql(self, sql: str, params: Params) -> tuple[str, Params]:
+        if self.dialect == "postgresql":
+            if params is None or len(params) == 0:
+                return sql, None
+            return qmark_to_pyformat(sql), params
+        return sql, params if params is not None else ()
+
+    def execute(self, sql: str, params: Params = None) -> Any:
+        """Run one statement with ``?`` placeholders; returns the driver cursor."""
+        text, bound = self._sql(sql, params)
+        if self.dialect == "postgresql":
+            return self.raw.execute(text, bound)
+        return self.raw.execute(text, bound)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row (pipelined on PostgreSQL)."""
+        if self.dialect == "postgresql":
+            with self.raw.cursor() as cur:
+                cur.executemany(qmark_to_pyformat(sql), rows)
+        else:
+            self.raw.executemany(sql, rows)
+
+    def fetchall(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """All result rows of a query, as tuples."""
+        return list(self.execute(sql, params).fetchall())
+
+    def fetchone(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        """The first result row of a query, or None."""
+        row = self.execute(sql, params).fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self, sql: str, params: Params = None) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        row = self.fetchone(sql, params)
+        return row[0] if row else None
+
+    # -- transactions -------------------------------------------------------------------
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a :meth:`transaction` block is open on this handle."""
+        return self._depth > 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[ServingDB]:
+        """One atomic unit: committed when the block ends, rolled back on any exception.
+
+        SQLite: ``BEGIN IMMEDIATE`` (takes the write lock up front). PostgreSQL: ``BEGIN``.
+        A nested block is a savepoint, rolled back alone if it raises.
+        """
+        if self._depth:
+            self._savepoint += 1
+            name = f"kequn_sp{self._savepoint}"
+            self.raw.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self.raw.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.raw.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            finally:
+                self._depth -= 1
+            self.raw.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        self.raw.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            # The connection may be gone; then the server has rolled back by itself.
+            with suppress(Exception):
+                self.raw.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (an open transaction is rolled back)."""
+        self.raw.close()
+
+    def __enter__(self) -> ServingDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ServingDB({self.dialect}, {redact(self.url)!r})"
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for messages and logs)."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+def _connect_sqlite(url: str) -> ServingDB:
+    path = sqlite_path(url)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    raw = sqlite3.connect(
+        path,
+        isolation_level=None,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        detect_types=sqlite3.PARSE_DECLTYPES,
+        check_same_thread=False,
+    )
+    raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    if path != ":memory:":
+        raw.execute("PRAGMA journal_mode = WAL")
+    raw.execute("PRAGMA synchronous = NORMAL")
+    raw.execute("PRAGMA foreign_keys = ON")
+    return ServingDB(url, raw, "sqlite")
+
+
+def _connect_postgresql(url: str) -> ServingDB:
+    if url.startswith("postgresql+psycopg://"):
+        url = "postgresql://" + url[len("postgresql+psycopg://"):]
+    try:
+        raw = psycopg.connect(url, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise ExecutionError(
+            f"cannot connect to the serving database {redact(url)}: {exc}".strip(), Location()
+        ) from exc
+    raw.execute("SET TIME ZONE 'UTC'")
+    return ServingDB(url, raw, "postgresql")
+
+
+def connect(url: str, *, migrate: bool = True) -> ServingDB:
+    """Open the serving database at ``url`` (``sqlite:///PATH`` or ``postgresql://...``).
+
+    With ``migrate`` (the default) the ``serving`` schema stream is brought up to date
+    first (safe to run from several processes at once; a no-op when current).
+    """
+    db = _connect_postgresql(url) if dialect_of(url) == "postgresql" else _connect_sqlite(url)
+    if migrate:
+        from serving.migrations import apply_migrations
+        from serving.schema import SERVING_MIGRATIONS, STREAM
+
+        try:
+            apply_migrations(db, STREAM, SERVING_MIGRATIONS)
+        except BaseException:
+            db.close()
+            raise
+    return db
