@@ -2,15 +2,14 @@
 
 Every operation takes its ``now`` from a :class:`Clock`, so tests can stand at
 23:59:59 and step to 00:00 of the next business day, or cross a month end.
-Stored timestamps are naive Asia/Shanghai local times written as fixed-width
-text (``YYYY-MM-DD HH:MM:SS.ffffff``), which sort lexicographically in SQLite and
-PostgreSQL alike.
+The serving database holds ``TIMESTAMP`` columns as naive UTC (the convention of
+:mod:`serving.db`); :func:`to_db` and :func:`from_db` convert at the boundary.
 
 >>> from datetime import datetime
 >>> business_day(datetime(2026, 1, 31, 16, 30, tzinfo=UTC)).isoformat()
 '2026-02-01'
->>> to_stored(day_start(date(2026, 2, 1)))
-'2026-02-01 00:00:00.000000'
+>>> to_db(day_start(date(2026, 2, 1)))
+datetime.datetime(2026, 1, 31, 16, 0)
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from zoneinfo import ZoneInfo
 from kequn.settings import BUSINESS_TIMEZONE
 
 SHANGHAI = ZoneInfo(BUSINESS_TIMEZONE)
-STORED_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 __all__ = [
     "SHANGHAI",
@@ -33,9 +31,9 @@ __all__ = [
     "SystemClock",
     "business_day",
     "day_start",
-    "from_stored",
+    "from_db",
     "local",
-    "to_stored",
+    "to_db",
 ]
 
 
@@ -93,11 +91,11 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
 
 
-def to_stored(when: datetime) -> str:
-    """The fixed-width, sortable text form of ``when`` in Asia/Shanghai local time."""
-    return local(when).strftime(STORED_FORMAT)
+def to_db(when: datetime) -> datetime:
+    """``when`` as the naive UTC datetime a serving ``TIMESTAMP`` column holds."""
+    return local(when).astimezone(UTC).replace(tzinfo=None)
 
 
-def from_stored(text: str) -> datetime:
-    """The aware datetime for a value written by :func:`to_stored`."""
-    return datetime.strptime(text, STORED_FORMAT).replace(tzinfo=SHANGHAI)
+def from_db(value: datetime) -> datetime:
+    """A naive UTC value read from a ``TIMESTAMP`` column, as aware Asia/Shanghai time."""
+    return value.replace(tzinfo=UTC).astimezone(SHANGHAI)

@@ -1,0 +1,171 @@
+"""The ``issuance`` migration stream: coupons, their history, counters and requests.
+
+Tables (timestamps are naive UTC, days are Asia/Shanghai business days):
+
+* ``coupons``: one row per issued coupon, its current ``status`` and the campaign
+  terms it was issued under (template, validity, stacking, failed-drawdown policy,
+  channels, lease length), so a coupon keeps working if its campaign file changes.
+* ``coupon_history``: append-only, one row per transition (``seq`` 1 is the issue);
+  triggers refuse UPDATE and DELETE.
+* ``issuance_stock(campaign, issued)``: the campaign's lock row and lifetime counter.
+  Every issue locks it first, which serialises a campaign's issues on PostgreSQL; on
+  SQLite ``BEGIN IMMEDIATE`` already serialises writers.
+* ``issuance_daily(campaign, day, issued)`` and ``issuance_customer(campaign,
+  customer_id, issued)``: the daily and per-customer counters, written in the same
+  transaction as the coupon.
+* ``issuance_requests``: one row per idempotency key with the first result.
+* ``coupon_loan_closed(coupon_id, loan_id)``: a loan whose try on a coupon is over
+  (reversed, or its lease expired); a later occupy by that loan is refused (TCC: an
+  empty rollback is recorded, the dangling try is refused).
+"""
+
+from __future__ import annotations
+
+from issuance.states import STATES
+from serving.db import ServingDB
+from serving.migrations import Migration, apply_migrations
+
+STREAM = "issuance"
+
+_STATUS_CHECK = ", ".join(f"'{s}'" for s in STATES)
+
+_COUPONS = f"""
+CREATE TABLE coupons (
+    coupon_id VARCHAR(40) NOT NULL PRIMARY KEY,
+    campaign VARCHAR(200) NOT NULL,
+    customer_id BIGINT NOT NULL,
+    status VARCHAR(16) NOT NULL CHECK (status IN ({_STATUS_CHECK})),
+    template_kind VARCHAR(32) NOT NULL,
+    template_value VARCHAR(32) NOT NULL,
+    exclusive SMALLINT NOT NULL,
+    on_failed_drawdown VARCHAR(16) NOT NULL,
+    channels VARCHAR(64) NOT NULL,
+    lease_seconds INTEGER NOT NULL,
+    issued_at TIMESTAMP NOT NULL,
+    issue_day DATE NOT NULL,
+    valid_from TIMESTAMP NOT NULL,
+    valid_until TIMESTAMP NOT NULL,
+    loan_id VARCHAR(64),
+    lease_until TIMESTAMP,
+    version INTEGER NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+)
+"""
+
+_HISTORY = f"""
+CREATE TABLE coupon_history (
+    coupon_id VARCHAR(40) NOT NULL,
+    seq INTEGER NOT NULL,
+    from_status VARCHAR(16) CHECK (from_status IN ({_STATUS_CHECK})),
+    to_status VARCHAR(16) NOT NULL CHECK (to_status IN ({_STATUS_CHECK})),
+    at TIMESTAMP NOT NULL,
+    loan_id VARCHAR(64),
+    reason VARCHAR(64) NOT NULL,
+    request_key VARCHAR(200),
+    PRIMARY KEY (coupon_id, seq)
+)
+"""
+
+_REQUESTS = """
+CREATE TABLE issuance_requests (
+    idempotency_key VARCHAR(200) NOT NULL PRIMARY KEY,
+    operation VARCHAR(16) NOT NULL,
+    fingerprint VARCHAR(600) NOT NULL,
+    ok SMALLINT NOT NULL,
+    reason VARCHAR(64),
+    coupon_id VARCHAR(40),
+    status VARCHAR(16),
+    created_at TIMESTAMP NOT NULL
+)
+"""
+
+_STOCK = """
+CREATE TABLE issuance_stock (
+    campaign VARCHAR(200) NOT NULL PRIMARY KEY,
+    issued BIGINT NOT NULL
+)
+"""
+
+_DAILY = """
+CREATE TABLE issuance_daily (
+    campaign VARCHAR(200) NOT NULL,
+    day DATE NOT NULL,
+    issued BIGINT NOT NULL,
+    PRIMARY KEY (campaign, day)
+)
+"""
+
+_CUSTOMER = """
+CREATE TABLE issuance_customer (
+    campaign VARCHAR(200) NOT NULL,
+    customer_id BIGINT NOT NULL,
+    issued BIGINT NOT NULL,
+    PRIMARY KEY (campaign, customer_id)
+)
+"""
+
+_CLOSED = """
+CREATE TABLE coupon_loan_closed (
+    coupon_id VARCHAR(40) NOT NULL,
+    loan_id VARCHAR(64) NOT NULL,
+    reason VARCHAR(64) NOT NULL,
+    closed_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (coupon_id, loan_id)
+)
+"""
+
+_INDEXES = (
+    "CREATE INDEX coupons_customer ON coupons (customer_id, status)",
+    "CREATE INDEX coupons_loan ON coupons (loan_id) WHERE loan_id IS NOT NULL",
+    "CREATE INDEX coupons_unused_validity ON coupons (valid_until) WHERE status = 'unused'",
+    "CREATE INDEX coupons_lease ON coupons (lease_until) WHERE status = 'occupied'",
+    "CREATE INDEX coupons_campaign ON coupons (campaign, status)",
+)
+
+
+def _without_rowid(ddl: str) -> str:
+    return ddl.rstrip() + " WITHOUT ROWID"
+
+
+_SQLITE = (
+    _COUPONS,
+    _without_rowid(_HISTORY),
+    _without_rowid(_REQUESTS),
+    _without_rowid(_STOCK),
+    _without_rowid(_DAILY),
+    _without_rowid(_CUSTOMER),
+    _without_rowid(_CLOSED),
+    *_INDEXES,
+    "CREATE TRIGGER coupon_history_no_update BEFORE UPDATE ON coupon_history "
+    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+    "CREATE TRIGGER coupon_history_no_delete BEFORE DELETE ON coupon_history "
+    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+)
+
+_POSTGRESQL = (
+    _COUPONS,
+    _HISTORY,
+    _REQUESTS,
+    _STOCK,
+    _DAILY,
+    _CUSTOMER,
+    _CLOSED,
+    *_INDEXES,
+    "CREATE FUNCTION coupon_history_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN RAISE EXCEPTION 'coupon_history is append-only'; END $$",
+    "CREATE TRIGGER coupon_history_append_only BEFORE UPDATE OR DELETE ON coupon_history "
+    "FOR EACH ROW EXECUTE FUNCTION coupon_history_append_only()",
+)
+
+ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "coupons, history, counters, requests and closed tries",
+        {"sqlite": _SQLITE, "postgresql": _POSTGRESQL},
+    ),
+)
+
+
+def migrate(db: ServingDB) -> list[int]:
+    """Bring the ``issuance`` stream up to date on ``db``; the versions applied now."""
+    return apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS)

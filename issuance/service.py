@@ -1,0 +1,419 @@
+"""Issue, occupy, confirm, reverse and expire coupons: one transaction per request.
+
+:class:`Issuer` is the whole public API. Every request carries an idempotency key:
+the same key returns the first result (``Outcome.replayed``), the same key with a
+different request raises :class:`~issuance.outcome.IdempotencyConflict`. Refusals are
+results too (``ok=False`` with a ``reason``) and are recorded under their key.
+
+Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
+PostgreSQL an issue locks its campaign's ``issuance_stock`` row first (``FOR UPDATE``),
+so the campaign's counters are read and written by one transaction at a time, then
+takes a transaction-scoped advisory lock on the customer (so the exclusive-stacking
+check holds across campaigns); occupy/confirm/reverse lock the coupon row and, for an
+occupy, the loan. Locks are always taken in that order, so requests cannot deadlock.
+
+Time comes from the injected :class:`~issuance.clock.Clock`; expiry is also enforced
+when a coupon is read or touched (an ended lease releases the coupon, a coupon past its
+validity reads as ``expired``), not only by the scheduled expiry job.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from issuance import outcome as why
+from issuance.campaign import Campaign, get_campaign
+from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
+from issuance.limits import Snapshot, refusal
+from issuance.outcome import Outcome
+from issuance.states import EXPIRED, OCCUPIED, UNUSED, USED, VOIDED
+from issuance.store import (
+    Coupon,
+    Request,
+    close_try,
+    closed_try,
+    coupons_where,
+    move,
+    move_many,
+    read_coupon,
+    record,
+    replay,
+)
+from kequn.errors import ExecutionError, Location
+from serving.db import INTEGRITY_ERRORS, ServingDB
+
+T = TypeVar("T")
+
+# Namespaces of PostgreSQL two-key advisory locks (distinct from the one-key migration lock).
+_CUSTOMER_LOCK = 0x6B71_0001
+_LOAN_LOCK = 0x6B71_0002
+
+_SNAPSHOT = """
+SELECT
+  (SELECT issued FROM issuance_stock WHERE campaign = ?),
+  (SELECT issued FROM issuance_daily WHERE campaign = ? AND day = ?),
+  (SELECT issued FROM issuance_customer WHERE campaign = ? AND customer_id = ?),
+  (SELECT count(*) FROM coupon_eligibility WHERE segment = ? AND customer_id = ?),
+  (SELECT count(*) FROM (
+     SELECT 1 FROM coupons
+     WHERE customer_id = ? AND campaign <> ?
+       AND (status = 'occupied' OR (status = 'unused' AND valid_until > ?))
+       AND (exclusive = 1 OR ? = 1)
+     LIMIT 1) AS live)
+"""
+
+_INSERT_COUPON = """
+INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, template_value,
+  exclusive, on_failed_drawdown, channels, lease_seconds, issued_at, issue_day, valid_from,
+  valid_until, loan_id, lease_until, version, updated_at)
+VALUES (?, ?, ?, 'unused', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 1, ?)
+"""
+
+_COUNT_UP = {
+    "issuance_stock": "INSERT INTO issuance_stock (campaign, issued) VALUES (?, 1) "
+    "ON CONFLICT (campaign) DO UPDATE SET issued = issuance_stock.issued + 1",
+    "issuance_daily": "INSERT INTO issuance_daily (campaign, day, issued) VALUES (?, ?, 1) "
+    "ON CONFLICT (campaign, day) DO UPDATE SET issued = issuance_daily.issued + 1",
+    "issuance_customer": "INSERT INTO issuance_customer (campaign, customer_id, issued) "
+    "VALUES (?, ?, 1) ON CONFLICT (campaign, customer_id) "
+    "DO UPDATE SET issued = issuance_customer.issued + 1",
+}
+
+
+def _lock_key(value: str | int) -> int:
+    """A stable signed 32-bit key for an advisory lock on ``value``."""
+    return zlib.crc32(str(value).encode()) - 2**31
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    """What one expiry run changed."""
+
+    released: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A campaign's counters as of a moment."""
+
+    campaign: str
+    total_stock: int
+    issued: int
+    day: str
+    day_issued: int
+    daily_limit: int | None
+    per_customer_limit: int
+    by_status: dict[str, int]
+
+    @property
+    def remaining(self) -> int:
+        return max(self.total_stock - self.issued, 0)
+
+
+class Issuer:
+    """Coupon operations on one serving database, for a set of campaigns."""
+
+    def __init__(self, db: ServingDB, campaigns: Mapping[str, Campaign],
+                 clock: Clock | None = None):
+        self.db = db
+        self.campaigns = dict(campaigns)
+        self.clock: Clock = clock or SystemClock()
+
+    # -- plumbing --------------------------------------------------------------------
+    def _run(self, body: Callable[[datetime], T]) -> T:
+        """Run ``body(now)`` in one transaction; retry once on a unique-key race.
+
+        On PostgreSQL two requests with the same new key can both pass the replay check;
+        the second's insert then fails, and its retry sees the first's result.
+        """
+        for attempt in (1, 2):
+            now = self.clock.now()
+            try:
+                with self.db.transaction():
+                    return body(now)
+            except INTEGRITY_ERRORS as exc:
+                if attempt == 2:
+                    raise ExecutionError(f"request failed twice on a unique key: {exc}",
+                                         Location()) from exc
+        raise AssertionError("unreachable")
+
+    def _advisory(self, namespace: int, value: str | int) -> None:
+        if self.db.dialect == "postgresql":
+            self.db.execute("SELECT pg_advisory_xact_lock(?, ?)",
+                            (namespace, _lock_key(value)))
+
+    def _lock_campaign(self, name: str) -> None:
+        """PostgreSQL: lock the campaign's stock row (creating it at 0 if needed)."""
+        if self.db.dialect != "postgresql":
+            return
+        sql = "SELECT issued FROM issuance_stock WHERE campaign = ? FOR UPDATE"
+        if self.db.fetchone(sql, (name,)) is None:
+            self.db.execute("INSERT INTO issuance_stock (campaign, issued) VALUES (?, 0) "
+                            "ON CONFLICT (campaign) DO NOTHING", (name,))
+            self.db.fetchone(sql, (name,))
+
+    def _settle(self, coupon: Coupon, now: datetime, key: str | None) -> Coupon:
+        """Apply what time has already decided: an ended lease, a validity past."""
+        if coupon.lease_over(now):
+            assert coupon.loan_id is not None
+            close_try(self.db, coupon.coupon_id, coupon.loan_id, why.LEASE_EXPIRED, now)
+            coupon = move(self.db, coupon, UNUSED, now=now, reason=why.LEASE_EXPIRED, key=key,
+                          loan_id=None)
+        if coupon.status == UNUSED and coupon.valid_until <= now:
+            coupon = move(self.db, coupon, EXPIRED, now=now, reason="validity_ended", key=key,
+                          loan_id=None)
+        return coupon
+
+    def _done(self, request: Request, now: datetime, ok: bool, reason: str | None,
+              coupon: Coupon | None) -> Outcome:
+        result = Outcome(request.operation, ok, reason,
+                         coupon.coupon_id if coupon else None,
+                         coupon.status if coupon else None)
+        return record(self.db, request, result, now)
+
+    # -- issue -----------------------------------------------------------------------
+    def issue(self, campaign: str, customer_id: int, key: str) -> Outcome:
+        """Issue one coupon of ``campaign`` to ``customer_id``, or refuse with a reason.
+
+        Refusals: outside_window, not_eligible, stock_exhausted, daily_limit,
+        per_customer_limit, exclusive_conflict.
+        """
+        chosen = get_campaign(self.campaigns, campaign)
+        return self._run(lambda now: self.issue_in_transaction(chosen, customer_id, key, now))
+
+    def issue_in_transaction(self, campaign: Campaign, customer_id: int, key: str,
+                             now: datetime) -> Outcome:
+        """The body of :meth:`issue`, for callers that already opened the transaction."""
+        request = Request("issue", key, (campaign.name, str(int(customer_id))))
+        self._lock_campaign(campaign.name)
+        prior = replay(self.db, request)
+        if prior is not None:
+            return prior
+        self._advisory(_CUSTOMER_LOCK, customer_id)
+        day = business_day(now)
+        stored_now = to_db(now)
+        row = self.db.fetchone(_SNAPSHOT, (
+            campaign.name, campaign.name, day, campaign.name, customer_id,
+            campaign.target_segment, customer_id, customer_id, campaign.name, stored_now,
+            int(campaign.exclusive),
+        ))
+        assert row is not None
+        snapshot = Snapshot(
+            eligible=bool(row[3]), stock_issued=int(row[0] or 0), day_issued=int(row[1] or 0),
+            customer_issued=int(row[2] or 0), conflicting_coupon=bool(row[4]),
+        )
+        reason = refusal(campaign, now, snapshot)
+        if reason is not None:
+            return record(self.db, request, Outcome("issue", False, reason), now)
+        coupon_id = secrets.token_hex(10)
+        valid_from, valid_until = campaign.validity.period(now)
+        self.db.execute(_INSERT_COUPON, (
+            coupon_id, campaign.name, customer_id, campaign.template.kind,
+            str(campaign.template.value), int(campaign.exclusive), campaign.on_failed_drawdown,
+            ",".join(sorted(campaign.channels)), campaign.lease_seconds, stored_now, day,
+            to_db(valid_from), to_db(valid_until), stored_now,
+        ))
+        self.db.execute(
+            "INSERT INTO coupon_history (coupon_id, seq, from_status, to_status, at, loan_id, "
+            "reason, request_key) VALUES (?, 1, NULL, 'unused', ?, NULL, 'issued', ?)",
+            (coupon_id, stored_now, key),
+        )
+        self.db.execute(_COUNT_UP["issuance_stock"], (campaign.name,))
+        self.db.execute(_COUNT_UP["issuance_daily"], (campaign.name, day))
+        self.db.execute(_COUNT_UP["issuance_customer"], (campaign.name, customer_id))
+        return record(self.db, request, Outcome("issue", True, None, coupon_id, UNUSED), now)
+
+    # -- occupy / confirm / reverse ----------------------------------------------------
+    def occupy(self, coupon_id: str, loan_id: str, key: str, *,
+               lease_seconds: int | None = None, channel: str | None = None) -> Outcome:
+        """Hold an unused coupon for ``loan_id`` under a lease (default: the campaign's).
+
+        Refusals: not_found, dangling_try (the loan's reverse came first), loan_reversed,
+        lease_expired (this loan's earlier lease ended), expired, not_yet_valid,
+        channel_out_of_scope, exclusive_conflict (stacking on the loan), illegal_transition.
+        """
+        if lease_seconds is not None and lease_seconds < 1:
+            raise ExecutionError(f"lease must be at least 1 second, not {lease_seconds}",
+                                 Location())
+        request = Request("occupy", key, (coupon_id, loan_id, str(lease_seconds or ""),
+                                          channel or ""))
+
+        def body(now: datetime) -> Outcome:
+            coupon = read_coupon(self.db, coupon_id, lock=True)
+            prior = replay(self.db, request)
+            if prior is not None:
+                return prior
+            if coupon is None:
+                return self._done(request, now, False, why.NOT_FOUND, None)
+            coupon = self._settle(coupon, now, key)
+            closed = closed_try(self.db, coupon_id, loan_id)
+            if closed is not None:
+                reason = {why.EMPTY_ROLLBACK: why.DANGLING_TRY,
+                          why.LEASE_EXPIRED: why.LEASE_EXPIRED}.get(closed, why.LOAN_REVERSED)
+                return self._done(request, now, False, reason, coupon)
+            if coupon.status == EXPIRED:
+                return self._done(request, now, False, why.EXPIRED, coupon)
+            if coupon.status == OCCUPIED and coupon.loan_id != loan_id:
+                return self._done(request, now, False, why.WRONG_LOAN, coupon)
+            if coupon.status != UNUSED:
+                return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
+            if coupon.valid_from > now:
+                return self._done(request, now, False, why.NOT_YET_VALID, coupon)
+            if channel is not None and channel not in coupon.channels:
+                return self._done(request, now, False, why.CHANNEL_OUT_OF_SCOPE, coupon)
+            self._advisory(_LOAN_LOCK, loan_id)
+            others = self.db.fetchall(
+                "SELECT exclusive FROM coupons WHERE loan_id = ? AND coupon_id <> ? "
+                "AND (status = 'used' OR (status = 'occupied' AND lease_until > ?))",
+                (loan_id, coupon_id, to_db(now)),
+            )
+            if others and (coupon.exclusive or any(bool(e) for (e,) in others)):
+                return self._done(request, now, False, why.EXCLUSIVE_CONFLICT, coupon)
+            lease = timedelta(seconds=lease_seconds or coupon.lease_seconds)
+            coupon = move(self.db, coupon, OCCUPIED, now=now, reason="occupied", key=key,
+                          loan_id=loan_id, lease_until=now + lease)
+            return self._done(request, now, True, None, coupon)
+
+        return self._run(body)
+
+    def confirm(self, coupon_id: str, loan_id: str, key: str) -> Outcome:
+        """Mark the coupon ``used`` by ``loan_id`` (disbursed), within its lease.
+
+        Refusals: not_found, lease_expired (the lease ended; the coupon is released),
+        loan_reversed, wrong_loan, illegal_transition.
+        """
+        request = Request("confirm", key, (coupon_id, loan_id))
+
+        def body(now: datetime) -> Outcome:
+            coupon = read_coupon(self.db, coupon_id, lock=True)
+            prior = replay(self.db, request)
+            if prior is not None:
+                return prior
+            if coupon is None:
+                return self._done(request, now, False, why.NOT_FOUND, None)
+            if coupon.status == OCCUPIED and coupon.loan_id == loan_id:
+                if coupon.lease_over(now):
+                    coupon = self._settle(coupon, now, key)
+                    return self._done(request, now, False, why.LEASE_EXPIRED, coupon)
+                coupon = move(self.db, coupon, USED, now=now, reason="confirmed", key=key,
+                              loan_id=loan_id, lease_until=coupon.lease_until)
+                return self._done(request, now, True, None, coupon)
+            coupon = self._settle(coupon, now, key)
+            closed = closed_try(self.db, coupon_id, loan_id)
+            if closed == why.LEASE_EXPIRED:
+                return self._done(request, now, False, why.LEASE_EXPIRED, coupon)
+            if closed is not None:
+                return self._done(request, now, False, why.LOAN_REVERSED, coupon)
+            if coupon.status == OCCUPIED:
+                return self._done(request, now, False, why.WRONG_LOAN, coupon)
+            return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
+
+        return self._run(body)
+
+    def reverse(self, coupon_id: str, loan_id: str, key: str) -> Outcome:
+        """Undo ``loan_id``'s occupation after a failed drawdown.
+
+        The coupon becomes ``voided`` (policy ``void``, the default) or ``unused``
+        (``restore``). A reverse with no recorded occupy is an empty rollback: it
+        succeeds and closes the loan's try, so a late occupy is refused. Refusals:
+        not_found, wrong_loan, illegal_transition (the loan already used the coupon).
+        """
+        request = Request("reverse", key, (coupon_id, loan_id))
+
+        def body(now: datetime) -> Outcome:
+            coupon = read_coupon(self.db, coupon_id, lock=True)
+            prior = replay(self.db, request)
+            if prior is not None:
+                return prior
+            if coupon is None:
+                return self._done(request, now, False, why.NOT_FOUND, None)
+            if coupon.status == OCCUPIED and coupon.loan_id == loan_id:
+                if coupon.lease_over(now):
+                    coupon = self._settle(coupon, now, key)
+                    return self._done(request, now, True, why.LEASE_EXPIRED, coupon)
+                target = VOIDED if coupon.on_failed_drawdown == "void" else UNUSED
+                close_try(self.db, coupon_id, loan_id, "reversed", now)
+                coupon = move(self.db, coupon, target, now=now, reason="drawdown_failed",
+                              key=key, loan_id=loan_id if target == VOIDED else None)
+                coupon = self._settle(coupon, now, key)
+                return self._done(request, now, True, None, coupon)
+            coupon = self._settle(coupon, now, key)
+            if closed_try(self.db, coupon_id, loan_id) is not None:
+                return self._done(request, now, True, why.ALREADY_CLOSED, coupon)
+            if coupon.status == OCCUPIED:
+                return self._done(request, now, False, why.WRONG_LOAN, coupon)
+            if coupon.status == USED and coupon.loan_id == loan_id:
+                return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
+            close_try(self.db, coupon_id, loan_id, why.EMPTY_ROLLBACK, now)
+            return self._done(request, now, True, why.EMPTY_ROLLBACK, coupon)
+
+        return self._run(body)
+
+    # -- expiry and reads ----------------------------------------------------------------
+    def expire(self) -> ExpiryReport:
+        """Release ended leases and expire unused coupons past validity (one transaction)."""
+
+        def body(now: datetime) -> ExpiryReport:
+            stored = to_db(now)
+            leased = coupons_where(self.db, "status = 'occupied' AND lease_until <= ?",
+                                   (stored,), lock=True)
+            for coupon in leased:
+                assert coupon.loan_id is not None
+                close_try(self.db, coupon.coupon_id, coupon.loan_id, why.LEASE_EXPIRED, now)
+            move_many(self.db, [(c, UNUSED, None, None) for c in leased], now=now,
+                      reason=why.LEASE_EXPIRED, key=None)
+            stale = coupons_where(self.db, "status = 'unused' AND valid_until <= ?", (stored,),
+                                  lock=True)
+            move_many(self.db, [(c, EXPIRED, None, None) for c in stale], now=now,
+                      reason="validity_ended", key=None)
+            return ExpiryReport(released=len(leased), expired=len(stale))
+
+        return self._run(body)
+
+    def coupon(self, coupon_id: str) -> Coupon | None:
+        """The coupon as stored (use ``effective_status(now)`` for its state now)."""
+        return read_coupon(self.db, coupon_id)
+
+    def coupons_of(self, customer_id: int) -> list[Coupon]:
+        """A customer's coupons, oldest first."""
+        return coupons_where(self.db, "customer_id = ? ORDER BY issued_at, coupon_id",
+                             (customer_id,))
+
+    def history(self, coupon_id: str) -> list[tuple[int, str | None, str, datetime, str | None,
+                                                   str]]:
+        """Every transition of a coupon: (seq, from, to, at, loan_id, reason)."""
+        rows = self.db.fetchall(
+            "SELECT seq, from_status, to_status, at, loan_id, reason FROM coupon_history "
+            "WHERE coupon_id = ? ORDER BY seq", (coupon_id,))
+        return [(int(s), f, t, from_db(a), loan, r) for s, f, t, a, loan, r in rows]
+
+    def counters(self, campaign: str) -> Counters:
+        """The campaign's issued count, today's count and coupons by effective state."""
+        chosen = get_campaign(self.campaigns, campaign)
+        now = self.clock.now()
+        stored, day = to_db(now), business_day(now)
+        issued = self.db.scalar("SELECT issued FROM issuance_stock WHERE campaign = ?",
+                                (chosen.name,))
+        day_issued = self.db.scalar(
+            "SELECT issued FROM issuance_daily WHERE campaign = ? AND day = ?",
+            (chosen.name, day))
+        rows = self.db.fetchall(
+            "SELECT CASE"
+            " WHEN status = 'occupied' AND lease_until <= ? AND valid_until <= ? THEN 'expired'"
+            " WHEN status = 'occupied' AND lease_until <= ? THEN 'unused'"
+            " WHEN status = 'unused' AND valid_until <= ? THEN 'expired'"
+            " ELSE status END AS effective, count(*) FROM coupons WHERE campaign = ?"
+            " GROUP BY 1 ORDER BY 1",
+            (stored, stored, stored, stored, chosen.name))
+        return Counters(
+            campaign=chosen.name, total_stock=chosen.total_stock, issued=int(issued or 0),
+            day=day.isoformat(), day_issued=int(day_issued or 0),
+            daily_limit=chosen.daily_limit, per_customer_limit=chosen.per_customer_limit,
+            by_status={str(s): int(n) for s, n in rows},
+        )
