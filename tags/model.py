@@ -22,7 +22,7 @@ VALUE_TYPES = ("boolean", "integer", "decimal", "string", "date")
 SQL_TYPES = {
     "boolean": "BOOLEAN",
     "integer": "BIGINT",
-    "decimal": "DECIMAL(18,2)",
+    "decimal": "DECIMAL(18,4)",
     "string": "VARCHAR",
     "date": "DATE",
 }
