@@ -1,0 +1,215 @@
+"""Tags as Dagster assets: ``tags/<name>``, ``tags/customer_tags`` and ``tags/catalog``.
+
+- Atomic tags of one source are one subsettable multi-asset step (one fused scan);
+  materialising a single tag runs only that tag's column and keeps the others.
+- Derived tags, the wide table and the catalog are one step: derived values are
+  computed inside the wide SELECT; each derived tag is still its own asset, depending
+  on the tags it reads.
+- Checks (blocking): one row per customer; values within the declared type/domain;
+  coverage neither zero nor moving more than ``max_coverage_change`` (header key,
+  default 0.5) from the previous day.
+
+Definitions load from the tag files only; no database is opened at load time.
+"""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from assets.common import DAILY, DUCKDB_POOL, WarehouseResource, as_of_day
+from kequn.settings import Settings
+from tags import checks
+from tags.build import WIDE, TagStats, build_customer_tags, build_tags
+from tags.compile import CUSTOMERS_TABLE, TagGroup, plan_groups
+from tags.load import load_tags
+from tags.model import Tag, TagProject
+
+KINDS = {"duckdb", "sql"}
+WIDE_KEY = dg.AssetKey(["tags", "customer_tags"])
+CATALOG_KEY = dg.AssetKey(["tags", "catalog"])
+PLATFORM_OWNER = "team:data_platform"
+CHECK_ROWS = "one_row_per_customer"
+CHECK_DOMAIN = "values_in_domain"
+CHECK_COVERAGE = "coverage_stable"
+
+
+def tag_key(name: str) -> dg.AssetKey:
+    """``tags/<name>``."""
+    return dg.AssetKey(["tags", name])
+
+
+def _raw_key(table: str) -> dg.AssetKey:
+    schema, name = table.split(".")
+    return dg.AssetKey([schema, name])
+
+
+def _spec(tag: Tag, deps: list[dg.AssetKey]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=tag_key(tag.name),
+        description=f"{tag.title}: {tag.description}",
+        group_name=f"tags_{tag.category_l1}",
+        owners=[tag.owner],
+        kinds=KINDS,
+        code_version=tag.definition_hash,
+        deps=deps,
+        skippable=True,
+        tags={"category_l1": tag.category_l1, "category_l2": tag.category_l2,
+              "value_type": tag.value_type, "tag_kind": tag.kind},
+        metadata={"value_type": tag.value_type, "category": tag.category,
+                  "definition": dg.MetadataValue.path(str(tag.path))},
+    )
+
+
+def _tag_checks(tag: Tag, *, rows: bool) -> list[dg.AssetCheckSpec]:
+    key = tag_key(tag.name)
+    specs = [
+        dg.AssetCheckSpec(CHECK_DOMAIN, asset=key, blocking=True,
+                          description=f"Values are {tag.value_type} within the declared domain."),
+        dg.AssetCheckSpec(CHECK_COVERAGE, asset=key, blocking=True,
+                          description="Coverage is not zero and moved at most "
+                          f"{tag.max_coverage_change:.0%} from the previous day."),
+    ]
+    if rows:
+        specs.insert(0, dg.AssetCheckSpec(CHECK_ROWS, asset=key, blocking=True,
+                                          description="At most one row per customer."))
+    return specs
+
+
+def _metadata(stats: TagStats) -> dict[str, object]:
+    return {
+        "dagster/row_count": stats.rows,
+        "coverage": stats.coverage,
+        "coverage_ratio": dg.MetadataValue.float(round(stats.coverage_ratio, 6)),
+        "customers": stats.customers,
+        "sql": dg.MetadataValue.md(f"```sql\n{stats.sql}\n```"),
+    }
+
+
+def _check_result(key: dg.AssetKey, name: str,
+                  outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=name, passed=outcome.passed,
+        description=outcome.description,
+        metadata={k: v for k, v in outcome.metadata.items() if v is not None},
+        severity=dg.AssetCheckSeverity.ERROR,
+    )
+
+
+def _selected(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) -> bool:
+    return dg.AssetCheckKey(key, name) in context.selected_asset_check_keys
+
+
+def _group_asset(project: TagProject, group: TagGroup) -> dg.AssetsDefinition:
+    members = [project[n] for n in group.tags]
+    specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in members]
+    check_specs = [c for t in members for c in _tag_checks(t, rows=True)]
+    source = ", ".join(group.tables)
+
+    @dg.multi_asset(
+        name=f"tags_{group.key}",
+        specs=specs,
+        check_specs=check_specs,
+        can_subset=True,
+        partitions_def=DAILY,
+        pool=DUCKDB_POOL,
+        description=f"Atomic tags over {source}: one fused query, one scan.",
+    )
+    def _build(context: dg.AssetExecutionContext,
+               warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult |
+                                                         dg.AssetCheckResult]:
+        day = as_of_day(context)
+        names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
+        with warehouse.connect() as con:
+            stats = build_tags(con, project, day, names)
+            results = []
+            rows_outcome = checks.one_row_per_customer(con, group.table, day)
+            for name in names:
+                key, tag = tag_key(name), project[name]
+                if _selected(context, key, CHECK_ROWS):
+                    results.append(_check_result(key, CHECK_ROWS, rows_outcome))
+                if _selected(context, key, CHECK_DOMAIN):
+                    results.append(_check_result(
+                        key, CHECK_DOMAIN, checks.values_in_domain(con, group.table, tag, day)))
+                if _selected(context, key, CHECK_COVERAGE):
+                    s = stats[name]
+                    results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
+                        con, tag, day, s.coverage, s.coverage_ratio)))
+        for name in names:
+            yield dg.MaterializeResult(asset_key=tag_key(name), metadata=_metadata(stats[name]))
+        yield from results
+
+    return _build
+
+
+def _wide_asset(project: TagProject, groups: list[TagGroup]) -> dg.AssetsDefinition:
+    derived = project.derived()
+    specs = [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
+    all_keys = [tag_key(n) for n in project.tags]
+    specs.append(dg.AssetSpec(
+        key=WIDE_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS, deps=[
+            *all_keys, _raw_key(CUSTOMERS_TABLE)],
+        description="tags.customer_tags: one row per (as_of, customer_id) for every customer "
+        "registered by the end of the day, one column per tag.",
+        code_version=_combined_hash(project), metadata={"table": WIDE}))
+    specs.append(dg.AssetSpec(
+        key=CATALOG_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS,
+        deps=[WIDE_KEY], description="tags.catalog: one row per (as_of, tag) with its "
+        "metadata, coverage and definition hash.", metadata={"table": "tags.catalog"}))
+    check_specs = [dg.AssetCheckSpec(CHECK_ROWS, asset=WIDE_KEY, blocking=True,
+                                     description="Exactly one row per registered customer.")]
+    check_specs += [c for t in derived for c in _tag_checks(t, rows=False)]
+
+    @dg.multi_asset(
+        name="tags_customer_tags",
+        specs=specs,
+        check_specs=check_specs,
+        partitions_def=DAILY,
+        pool=DUCKDB_POOL,
+        description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
+    )
+    def _build(context: dg.AssetExecutionContext,
+               warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult |
+                                                         dg.AssetCheckResult]:
+        day = as_of_day(context)
+        with warehouse.connect() as con:
+            result = build_customer_tags(con, project, day)
+            results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
+                con, WIDE, day, every_customer=True))]
+            for tag in derived:
+                key, s = tag_key(tag.name), result.tags[tag.name]
+                results.append(_check_result(key, CHECK_DOMAIN,
+                                             checks.values_in_domain(con, WIDE, tag, day)))
+                results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
+                    con, tag, day, s.coverage, s.coverage_ratio)))
+        for tag in derived:
+            yield dg.MaterializeResult(asset_key=tag_key(tag.name),
+                                       metadata=_metadata(result.tags[tag.name]))
+        yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
+            "dagster/row_count": result.rows, "columns": len(project.tags),
+            "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
+        yield dg.MaterializeResult(asset_key=CATALOG_KEY, metadata={
+            "dagster/row_count": result.catalog_rows})
+        yield from results
+
+    return _build
+
+
+def _combined_hash(project: TagProject) -> str:
+    import hashlib
+
+    joined = ",".join(f"{t.name}={t.definition_hash}" for t in project.tags.values())
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def tag_assets(project: TagProject) -> list[dg.AssetsDefinition]:
+    """Every tag asset of ``project``: one multi-asset per source group, plus the wide step."""
+    groups = plan_groups(project)
+    return [*(_group_asset(project, g) for g in groups), _wide_asset(project, groups)]
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The tag assets and checks for the project's tag files (no resources bound)."""
+    if not settings.tags_dir.is_dir():
+        return dg.Definitions()
+    return dg.Definitions(assets=tag_assets(load_tags(settings.tags_dir)))

@@ -1,0 +1,130 @@
+"""Data checks on built tags: one row per customer, values in domain, stable coverage.
+
+Each check returns a :class:`CheckOutcome` (passed, a sentence, plain metadata). The
+Dagster asset checks in ``assets/tags.py`` run these after a build; they are plain
+functions so tests can call them directly too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import duckdb
+from sqlglot import exp
+
+from tags.catalog import read_coverage
+from tags.compile import day_literal, pretty, registered_customers_query
+from tags.model import Tag
+
+DEFAULT_MAX_COVERAGE_CHANGE = 0.5
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The result of one check."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def one_row_per_customer(con: duckdb.DuckDBPyConnection, table: str, as_of: date,
+                         *, every_customer: bool = False) -> CheckOutcome:
+    """No customer has two rows for the day (and, with ``every_customer``, none is missing)."""
+    where = exp.EQ(this=exp.column("as_of"), expression=day_literal(as_of))
+    query = exp.select(
+        exp.Count(this=exp.Star()).as_("n"),
+        exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])).as_("d"),
+    ).from_(exp.to_table(table)).where(where)
+    row = con.execute(pretty(query)).fetchone()
+    rows, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
+    duplicates = rows - distinct
+    meta: dict[str, object] = {"rows": rows, "duplicate_rows": duplicates}
+    if every_customer:
+        customers = _scalar(con, pretty(registered_customers_query(as_of)))
+        meta["customers"] = customers
+        if distinct != customers:
+            return CheckOutcome(False, f"{table} has {distinct} customers for {as_of}, "
+                                       f"expected {customers} registered customers", meta)
+    if duplicates:
+        return CheckOutcome(False, f"{duplicates} duplicate customer rows in {table} "
+                                   f"for {as_of}", meta)
+    return CheckOutcome(True, f"one row per customer in {table} for {as_of}", meta)
+
+
+def domain_condition(tag: Tag) -> exp.Expression | None:
+    """A condition true for values outside the tag's declared domain (None: no domain)."""
+    col = exp.column(tag.name)
+    parts: list[exp.Expression] = []
+    if tag.domain.values:
+        parts.append(exp.not_(col.isin(*[exp.Literal.string(v) for v in tag.domain.values])))
+    if tag.domain.minimum is not None:
+        parts.append(exp.LT(this=col.copy(),
+                            expression=exp.Literal.number(str(tag.domain.minimum))))
+    if tag.domain.maximum is not None:
+        parts.append(exp.GT(this=col.copy(),
+                            expression=exp.Literal.number(str(tag.domain.maximum))))
+    return exp.or_(*parts) if parts else None
+
+
+def values_in_domain(con: duckdb.DuckDBPyConnection, table: str, tag: Tag,
+                     as_of: date) -> CheckOutcome:
+    """The stored column has the declared type, and no value of the day is out of domain."""
+    schema, name = table.split(".")
+    row = con.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = ? "
+        "AND table_name = ? AND column_name = ?", [schema, name, tag.name]).fetchone()
+    stored = row[0].replace(" ", "").upper() if row else None
+    declared = tag.sql_type.replace(" ", "").upper()
+    if stored != declared:
+        return CheckOutcome(False, f"column {tag.name} of {table} is {stored}, "
+                                   f"declared {tag.value_type} ({declared})",
+                            {"stored_type": str(stored), "declared_type": declared})
+    condition = domain_condition(tag)
+    if condition is None:
+        return CheckOutcome(True, f"{tag.name} is {tag.value_type}; no domain declared",
+                            {"declared_type": declared})
+    where = exp.and_(exp.EQ(this=exp.column("as_of"), expression=day_literal(as_of)), condition)
+    bad = _scalar(con, pretty(exp.select(exp.Count(this=exp.Star())).from_(
+        exp.to_table(table)).where(where)))
+    sample_query = exp.select(exp.column(tag.name)).distinct().from_(
+        exp.to_table(table)).where(where.copy()).limit(5)
+    sample = [str(r[0]) for r in con.execute(pretty(sample_query)).fetchall()] if bad else []
+    meta: dict[str, object] = {"out_of_domain": bad, "sample": ", ".join(sample)}
+    if bad:
+        return CheckOutcome(False, f"{bad} values of {tag.name} are outside its domain "
+                                   f"(e.g. {', '.join(sample)})", meta)
+    return CheckOutcome(True, f"every value of {tag.name} is within its domain", meta)
+
+
+def coverage_stable(con: duckdb.DuckDBPyConnection, tag: Tag, as_of: date, coverage: int,
+                    ratio: float) -> CheckOutcome:
+    """Coverage is not zero and moved at most ``tag.max_coverage_change`` since the day before.
+
+    The previous day's coverage comes from ``tags.catalog``; without it only the zero
+    rule applies.
+    """
+    meta: dict[str, object] = {"coverage": coverage, "coverage_ratio": round(ratio, 6),
+                               "max_change": tag.max_coverage_change}
+    if coverage == 0:
+        return CheckOutcome(False, f"{tag.name} covers no customer on {as_of}", meta)
+    previous = read_coverage(con, as_of - timedelta(days=1)).get(tag.name)
+    if previous is None:
+        return CheckOutcome(True, f"{tag.name} covers {coverage} customers; no previous "
+                                  "day to compare with", meta)
+    prev_coverage, prev_ratio = previous
+    meta["previous_coverage"] = prev_coverage
+    meta["previous_coverage_ratio"] = round(prev_ratio, 6)
+    change = abs(ratio - prev_ratio) / prev_ratio if prev_ratio else float("inf")
+    meta["change"] = round(change, 6) if change != float("inf") else "from zero"
+    if change > tag.max_coverage_change:
+        return CheckOutcome(False, f"coverage of {tag.name} moved from {prev_ratio:.2%} to "
+                                   f"{ratio:.2%} (more than {tag.max_coverage_change:.0%})", meta)
+    return CheckOutcome(True, f"coverage of {tag.name} {ratio:.2%} (previous day "
+                              f"{prev_ratio:.2%})", meta)
