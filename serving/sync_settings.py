@@ -1,7 +1,8 @@
 """Sync settings read from a SEGMENT header: whether, when, and within which guardrails.
 
-Keys (all optional; a segment is synced when ``sync`` is on, or when any other sync key
-is given and ``sync`` is absent)::
+Keys (all optional; a segment is synced when ``sync`` is on, or when ``sync`` is absent
+and one of the sync-only keys is given; ``min_size`` is shared with the segment's own
+size check and does not turn syncing on by itself)::
 
     SEGMENT (
       name overdue_now,
@@ -37,6 +38,9 @@ SYNC_KEYS: frozenset[str] = frozenset(
         "allow_empty_replace",
     }
 )
+
+ENABLING_KEYS: frozenset[str] = SYNC_KEYS - {"min_size"}
+"""Keys whose presence (without ``sync off``) makes a segment synced."""
 
 SYNC_TARGET = "coupon_eligibility"
 DEFAULT_SYNC_TIME = "06:00"
@@ -168,8 +172,7 @@ def sync_settings_from_header(defn: DefinitionFile) -> SyncSettings | None:
 
     Every bad value is reported (collected) at the value's own line and column.
     """
-    present = SYNC_KEYS & set(defn.fields)
-    if not present:
+    if not ENABLING_KEYS & set(defn.fields):
         return None
     errors: list[KequnError] = []
     if "sync" in defn.fields:
@@ -201,6 +204,8 @@ def sync_settings_from_header(defn: DefinitionFile) -> SyncSettings | None:
 
     def min_size() -> int:
         text = defn.string("min_size").strip()
+        if text.lower() == "none":
+            return 0
         if not text.isdigit():
             raise ValidationError(
                 f"'min_size' must be a whole number of members, not '{text}'",

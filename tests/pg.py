@@ -20,6 +20,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -115,3 +116,48 @@ def fresh_schema_url(base_url: str, prefix: str = "t") -> str:
     with psycopg.connect(base_url, autocommit=True) as con:
         con.execute(f'CREATE SCHEMA "{schema}"')
     return url_with_schema(base_url, schema)
+
+
+_CLUSTERS: list[Cluster] = []
+
+
+def _base_url() -> tuple[str | None, str]:
+    """The server URL to use in this test process (starting a cluster once), or why none."""
+    url = os.environ.get(ENV_URL)
+    if url:
+        return url, ""
+    if _CLUSTERS:
+        return _CLUSTERS[0].url, ""
+    bindir, why = find_server_binaries()
+    if bindir is None:
+        return None, why
+    try:
+        cluster = start_cluster(bindir)
+    except (subprocess.CalledProcessError, OSError, KeyError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        return None, f"could not start a local PostgreSQL cluster: {exc} {detail.decode()[-300:]}"
+    _CLUSTERS.append(cluster)
+    return cluster.url, ""
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - only the fixtures need pytest
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture(scope="session")
+    def postgres_base_url() -> Iterator[str]:
+        """A PostgreSQL server URL for this test session; skips with the reason if none."""
+        url, why = _base_url()
+        if url is None:
+            pytest.skip(why)
+        yield url
+        while _CLUSTERS:
+            _CLUSTERS.pop().stop()
+
+    @pytest.fixture
+    def postgres_url(postgres_base_url: str) -> str:
+        """A URL whose ``search_path`` is a new, empty schema (one per test)."""
+        return fresh_schema_url(postgres_base_url)

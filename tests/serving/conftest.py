@@ -1,0 +1,79 @@
+"""Fixtures for serving tests: each runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``KEQUN_TEST_POSTGRES_URL`` (``.ci/postgres`` sets it) or from a
+throwaway local cluster (``tests/pg.py``); without either the PostgreSQL variants are
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from kequn import warehouse as wh
+from serving.db import ServingDB, connect
+from tests.pg import postgres_base_url, postgres_url  # noqa: F401  (fixtures)
+
+MEMBERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS segments.members "
+    "(segment VARCHAR, as_of DATE, customer_id BIGINT)"
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def serving_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh serving database URL: a SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'serving' / 'serving.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db(serving_url: str) -> Iterator[ServingDB]:
+    """The serving database, migrated."""
+    handle = connect(serving_url)
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def warehouse_path(tmp_path: Path) -> Path:
+    """A warehouse file with an empty ``segments.members`` table."""
+    path = tmp_path / "warehouse.duckdb"
+    con = wh.connect(path)
+    con.execute(MEMBERS_DDL)
+    con.close()
+    return path
+
+
+@pytest.fixture
+def warehouse(warehouse_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An open read-write connection to that warehouse."""
+    con = wh.connect(warehouse_path)
+    yield con
+    con.close()
+
+
+def set_members(
+    con: duckdb.DuckDBPyConnection, segment: str, as_of: date, ids: Iterable[int]
+) -> None:
+    """Replace the members of ``segment`` on ``as_of`` with ``ids`` (as a segment build would)."""
+    table = pa.table({"customer_id": pa.array(sorted(set(ids)), type=pa.int64())})
+    with wh.transaction(con):
+        con.execute("DELETE FROM segments.members WHERE segment = ? AND as_of = ?",
+                    [segment, as_of])
+        con.register("kq_test_ids", table)
+        con.execute("INSERT INTO segments.members SELECT ?, ?, customer_id FROM kq_test_ids",
+                    [segment, as_of])
+        con.unregister("kq_test_ids")
+
+
+def eligible(db: ServingDB, segment: str) -> set[int]:
+    """The customer ids ``coupon_eligibility`` holds for ``segment``."""
+    return {int(r[0]) for r in db.fetchall(
+        "SELECT customer_id FROM coupon_eligibility WHERE segment = ?", (segment,))}
