@@ -122,6 +122,7 @@ def generate_warehouse(
     offsets = IdOffsets()
     con = connect(path)
     try:
+        con.execute("SET enable_progress_bar = false")  # ours is the rich one
         with transaction(con), _progress(progress, customers) as advance:
             for table in TABLES.values():
                 con.execute(f"DROP TABLE IF EXISTS {table.qualified}")
