@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from kequn.generate.arrow import IdOffsets, block_tables
-from kequn.generate.schema import TABLES, create_table_sql
+from kequn.generate.schema import TABLES, create_table_sql, drop_table_sql
 from kequn.generate.simulate import simulate_block
 from kequn.settings import BUSINESS_TIMEZONE
 
@@ -125,7 +125,7 @@ def generate_warehouse(
         con.execute("SET enable_progress_bar = false")  # ours is the rich one
         with transaction(con), _progress(progress, customers) as advance:
             for table in TABLES.values():
-                con.execute(f"DROP TABLE IF EXISTS {table.qualified}")
+                con.execute(drop_table_sql(table))
                 con.execute(create_table_sql(table))
             for block_no, first in enumerate(range(0, customers, BLOCK_CUSTOMERS)):
                 n = min(BLOCK_CUSTOMERS, customers - first)

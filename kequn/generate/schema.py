@@ -109,7 +109,13 @@ def table_expression(table: Table, name: str | None = None) -> exp.Table:
 
 
 def create_table_sql(table: Table, name: str | None = None, *, primary_key: bool = True) -> str:
-    """``CREATE TABLE raw.<name> (...)`` in DuckDB SQL, with NOT NULLs and the key."""
+    """``CREATE TABLE raw.<name> (...)`` in DuckDB SQL, with NOT NULLs and the key.
+
+    >>> print(create_table_sql(TABLES["installments"]))  # doctest: +NORMALIZE_WHITESPACE
+    CREATE TABLE raw.installments (loan_id BIGINT NOT NULL, installment_no INT NOT NULL,
+    due_date DATE NOT NULL, amount_due DECIMAL(12, 2) NOT NULL, paid_at TIMESTAMP,
+    PRIMARY KEY (loan_id, installment_no))
+    """
     defs: list[exp.Expression] = []
     for column in table.columns:
         constraints = []
@@ -129,3 +135,12 @@ def create_table_sql(table: Table, name: str | None = None, *, primary_key: bool
         kind="TABLE",
     )
     return create.sql(dialect="duckdb")
+
+
+def drop_table_sql(table: Table) -> str:
+    """``DROP TABLE IF EXISTS raw.<name>``.
+
+    >>> drop_table_sql(TABLES["loans"])
+    'DROP TABLE IF EXISTS raw.loans'
+    """
+    return exp.Drop(this=table_expression(table), kind="TABLE", exists=True).sql(dialect="duckdb")

@@ -46,7 +46,8 @@ _HOUR_P = _HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()
 P_APPLY = 0.5
 P_PRE_APPROVED = 0.3
 P_REAPPLY_AFTER_REJECTION = 0.35
-P_STUCK_PENDING = 0.01
+P_IN_REVIEW = 0.25
+REVIEW_DAYS = 14  # applications of the last two weeks may still wait for manual review
 P_DRAW = 0.8
 P_FAILED_DRAWDOWN = 0.06
 P_EARLY_SETTLEMENT = 0.15
@@ -86,7 +87,11 @@ def _rank_in_group(counts: np.ndarray) -> np.ndarray:
 
 
 def _add_months(days: np.ndarray, months: np.ndarray) -> np.ndarray:
-    """Calendar month arithmetic on datetime64[D], clipping to the month's last day."""
+    """Calendar month arithmetic on datetime64[D], clipping to the month's last day.
+
+    >>> _add_months(np.array(["2024-01-31"], dtype="datetime64[D]"), np.array([1]))
+    array(['2024-02-29'], dtype='datetime64[D]')
+    """
     month = days.astype("datetime64[M]")
     day_of_month = (days - month.astype("datetime64[D]")).astype(np.int64)
     target = month + months.astype("timedelta64[M]")
@@ -166,7 +171,8 @@ def _applications(rng: np.random.Generator, cust: dict, end: int) -> tuple[dict,
     who, applied, decided, approved, method = (
         a[keep] for a in (who, applied, decided, approved, method)
     )
-    pending = (decided >= end) | (rng.random(who.size) < P_STUCK_PENDING)
+    in_review = (applied >= end - REVIEW_DAYS * DAY) & (rng.random(who.size) < P_IN_REVIEW)
+    pending = (decided >= end) | in_review
     decision = np.where(pending, 2, np.where(approved, 0, 1)).astype(np.int8)
     limit = (np.clip(rng.lognormal(np.log(12_000), 0.6, size=who.size), 2_000, 80_000) // 500)
     limit_cents = (limit * 500).astype(np.int64) * 100

@@ -369,3 +369,11 @@ def test_blocks_continue_ids_across_block_boundaries(tmp_path: Path, monkeypatch
             assert sorted(ids.tolist()) == list(range(1, stats.rows[table] + 1))
     finally:
         con.close()
+
+
+def test_pending_applications_are_recent(con) -> None:
+    oldest = scalar(
+        con, "SELECT min(applied_at) FROM raw.credit_applications WHERE decision = 'PENDING'"
+    )
+    assert oldest is not None
+    assert (NEXT - oldest.date()).days <= 15
