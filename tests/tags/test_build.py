@@ -1,0 +1,216 @@
+"""Building tags in DuckDB: exact point-in-time values, agreement with an independent
+computation, idempotence, subset builds, failures that leave data untouched."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from kequn.errors import ExecutionError
+from kequn.warehouse import connect
+from tags.build import build_customer_tags, build_tags
+from tags.load import load_tags
+from tags.model import TagProject
+
+# (credit_granted, drawn, overdue, overdue_days) per customer, worked out by hand from
+# the rows in conftest.py. 03-04 and 03-11 are days where a late payment arrives after
+# the day (installments 201#2 paid 03-05, 204#2 paid 03-12).
+EXPECTED = {
+    date(2025, 3, 1): {1: (True, True, False, None), 2: (False, True, True, 9)},
+    date(2025, 3, 4): {1: (True, True, True, 3), 2: (False, True, True, 12)},
+    date(2025, 3, 5): {1: (True, True, False, None), 2: (False, True, True, 13)},
+    date(2025, 3, 10): {1: (True, True, False, None), 2: (True, True, True, 18),
+                        3: (False, False, False, None)},
+    date(2025, 3, 11): {1: (True, True, False, None), 2: (True, True, True, 19),
+                        3: (False, True, False, None), 4: (False, False, False, None)},
+}
+PRODUCT_TAGS = ("credit_granted", "drawn", "overdue", "overdue_days")
+
+
+def build_day(con: duckdb.DuckDBPyConnection, project: TagProject, day: date) -> None:
+    build_tags(con, project, day)
+    build_customer_tags(con, project, day)
+
+
+def wide(con: duckdb.DuckDBPyConnection, day: date, columns: tuple[str, ...] = PRODUCT_TAGS
+         ) -> dict[int, tuple]:
+    rows = con.execute(
+        f"SELECT customer_id, {', '.join(columns)} FROM tags.customer_tags "
+        "WHERE as_of = ? ORDER BY customer_id", [day]).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+@pytest.mark.parametrize("day", sorted(EXPECTED))
+def test_product_tags_exact_values_point_in_time(tiny, project: TagProject, day: date) -> None:
+    build_day(tiny, project, day)
+    assert wide(tiny, day) == EXPECTED[day]
+
+
+def test_recomputing_a_day_later_gives_the_same_answer(tiny, project: TagProject) -> None:
+    for day in EXPECTED:
+        build_day(tiny, project, day)
+    before = {d: tiny.execute("SELECT * EXCLUDE (as_of) FROM tags.customer_tags WHERE as_of = ? "
+                              "ORDER BY customer_id", [d]).fetchall() for d in EXPECTED}
+    # Newer facts arrive: a payment, a new approval, a new loan, a new customer.
+    tiny.execute("UPDATE raw.installments SET paid_at = TIMESTAMP '2025-03-20 10:00' "
+                 "WHERE loan_id = 204 AND installment_no = 1")
+    tiny.execute("INSERT INTO raw.credit_applications VALUES (106, 3, TIMESTAMP '2025-03-14 "
+                 "10:00', TIMESTAMP '2025-03-15 10:00', 'APPROVED', 8000, 'SELF_APPLIED')")
+    tiny.execute("INSERT INTO raw.loans VALUES (206, 4, TIMESTAMP '2025-03-16 10:00', TIMESTAMP "
+                 "'2025-03-16 11:00', 'DISBURSED', NULL, 900, 3, 'A1', 'F1', 'APP')")
+    tiny.execute("INSERT INTO raw.customers VALUES (6, 'f', TIMESTAMP '2025-03-13 10:00', 'APP', "
+                 "'NORMAL', 'Hangzhou')")
+    for day in EXPECTED:
+        build_day(tiny, project, day)
+        after = tiny.execute("SELECT * EXCLUDE (as_of) FROM tags.customer_tags WHERE as_of = ? "
+                             "ORDER BY customer_id", [day]).fetchall()
+        assert after == before[day]
+    # ...while a day after the new facts sees them: 204#1 paid 03-20, customer 3 approved
+    # 03-15, customer 4 drew 03-16, customer 6 registered 03-13.
+    later = date(2025, 3, 20)
+    build_day(tiny, project, later)
+    assert wide(tiny, later) == {1: (True, True, False, None), 2: (True, True, False, None),
+                                 3: (True, True, False, None), 4: (False, True, False, None),
+                                 5: (False, False, False, None), 6: (False, False, False, None)}
+
+
+def test_every_registered_customer_gets_one_row(tiny, project: TagProject) -> None:
+    build_day(tiny, project, date(2025, 3, 11))
+    ids = [r[0] for r in tiny.execute("SELECT customer_id FROM tags.customer_tags").fetchall()]
+    assert sorted(ids) == [1, 2, 3, 4]  # customer 5 registers at 03-12 00:00
+
+
+def test_other_tags_exact_values(tiny, project: TagProject) -> None:
+    day = date(2025, 3, 11)
+    build_day(tiny, project, day)
+    got = wide(tiny, day, ("credit_limit", "application_count", "loan_count",
+                           "active_loan_count", "failed_drawdown", "late_payment_count",
+                           "granted_not_drawn", "is_staff", "registered_days", "m1_plus",
+                           "risk_level", "pending_application", "rejected_recently"))
+    from decimal import Decimal
+    assert got[1] == (Decimal("20000"), 2, 2, 1, False, 1, False, False, 69, False, "RECOVERED",
+                      False, False)
+    assert got[2] == (Decimal("30000"), 1, 1, 1, True, 0, False, True, 65, False, "OVERDUE",
+                      False, False)
+    assert got[3] == (None, 2, 1, 1, False, 0, False, False, 1, False, "CLEAN", True, True)
+    assert got[4] == (None, 0, 0, 0, False, 0, False, False, 0, False, "CLEAN", False, False)
+
+
+def test_rebuilding_a_day_is_idempotent(tiny, project: TagProject) -> None:
+    day = date(2025, 3, 11)
+    build_day(tiny, project, day)
+    first = tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id").fetchall()
+    build_day(tiny, project, day)
+    assert tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id").fetchall() \
+        == first
+    assert tiny.execute("SELECT count(*) FROM tags._src_loans").fetchone()[0] == 3
+    assert tiny.execute("SELECT count(*) FROM tags.catalog").fetchone()[0] == len(project.tags)
+
+
+def test_subset_build_keeps_the_other_tags_of_the_source(tiny, project: TagProject) -> None:
+    day = date(2025, 3, 11)
+    build_tags(tiny, project, day)
+    before = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
+    tiny.execute("UPDATE raw.loans SET status = 'DISBURSED' WHERE loan_id = 203")
+    stats = build_tags(tiny, project, day, ["failed_drawdown"])
+    assert list(stats) == ["failed_drawdown"]
+    after = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
+    columns = [d[0] for d in tiny.description]
+    failed = columns.index("failed_drawdown")
+    for old, new in zip(before, after, strict=True):
+        assert [v for i, v in enumerate(old) if i != failed] == \
+            [v for i, v in enumerate(new) if i != failed]
+    assert [r[failed] for r in after] == [False, False, False]
+    assert stats["failed_drawdown"].coverage == 0
+
+
+def test_one_tag_alone_on_an_empty_day(tiny, project: TagProject) -> None:
+    day = date(2025, 3, 11)
+    build_tags(tiny, project, day, ["drawn"])
+    rows = tiny.execute("SELECT customer_id, drawn, loan_count FROM tags._src_loans "
+                        "ORDER BY customer_id").fetchall()
+    assert rows == [(1, True, None), (2, True, None), (3, True, None)]
+    assert tiny.execute("SELECT count(*) FROM tags.tag_drawn").fetchone()[0] == 3
+
+
+def test_stats_report_coverage(tiny, project: TagProject) -> None:
+    stats = build_tags(tiny, project, date(2025, 3, 11))
+    assert (stats["drawn"].coverage, stats["drawn"].customers) == (3, 4)
+    assert stats["drawn"].coverage_ratio == 0.75
+    assert stats["loan_count"].coverage == 4  # default 0 counts as a value
+    assert "FROM raw.loans" in stats["drawn"].sql
+
+
+def test_a_failing_query_names_its_file_and_keeps_stored_data(tiny, tmp_path: Path,
+                                                              project: TagProject) -> None:
+    day = date(2025, 3, 11)
+    build_tags(tiny, project, day)
+    stored = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
+    folder = tmp_path / "tags" / "loans"
+    folder.mkdir(parents=True)
+    for name in ("drawn", "loan_count"):
+        src = (project[name].path).read_text(encoding="utf-8")
+        if name == "loan_count":
+            src = src.replace("count(*)", "count(no_such_column)")
+        (folder / f"{name}.sql").write_text(src, encoding="utf-8")
+    broken = load_tags(tmp_path / "tags")
+    with pytest.raises(ExecutionError) as err:
+        build_tags(tiny, broken, day)
+    assert err.value.path == folder / "loan_count.sql"
+    assert "running tag(s) loan_count failed" in err.value.message
+    assert tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall() == stored
+
+
+# --- agreement with an independent computation on a generated warehouse ----------------
+
+def independent(raw: dict[str, list[tuple]], day: date) -> dict[int, tuple]:
+    """credit_granted, drawn, overdue, overdue_days computed in plain Python (DESIGN §4)."""
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time())
+    out: dict[int, list] = {cid: [False, False, False, None]
+                            for cid, registered in raw["customers"] if registered < end}
+    for cid, decided, decision in raw["applications"]:
+        if decision == "APPROVED" and decided is not None and decided < end and cid in out:
+            out[cid][0] = True
+    owner = {}
+    for loan_id, cid, disbursed in raw["loans"]:
+        owner[loan_id] = cid
+        if disbursed is not None and disbursed < end and cid in out:
+            out[cid][1] = True
+    worst: dict[int, int] = defaultdict(int)
+    for loan_id, due, paid in raw["installments"]:
+        if due < day and (paid is None or paid >= end):
+            cid = owner[loan_id]
+            worst[cid] = max(worst[cid], (day - due).days)
+    for cid, days in worst.items():
+        if cid in out:
+            out[cid][2], out[cid][3] = True, days
+    return {cid: tuple(v) for cid, v in out.items()}
+
+
+def test_agrees_with_independent_computation_on_generated_data(generated_copy,
+                                                               project: TagProject) -> None:
+    con = connect(generated_copy())
+    raw = {
+        "customers": con.execute("SELECT customer_id, registered_at FROM raw.customers").fetchall(),
+        "applications": con.execute(
+            "SELECT customer_id, decided_at, decision FROM raw.credit_applications").fetchall(),
+        "loans": con.execute("SELECT loan_id, customer_id, disbursed_at FROM raw.loans").fetchall(),
+        "installments": con.execute(
+            "SELECT loan_id, due_date, paid_at FROM raw.installments").fetchall(),
+    }
+    days = [date(2024, 9, 30), date(2025, 1, 15), date(2025, 6, 30)]
+    late_after_day = 0
+    for day in days:
+        build_day(con, project, day)
+        expected = independent(raw, day)
+        assert wide(con, day) == expected
+        end = datetime.combine(day + timedelta(days=1), datetime.min.time())
+        late_after_day += sum(1 for _, due, paid in raw["installments"]
+                              if due < day and paid is not None and paid >= end)
+        assert any(v[0] for v in expected.values()) and any(v[2] for v in expected.values())
+    assert late_after_day > 0  # payments that arrive after the day exist in the data
+    con.close()
