@@ -143,4 +143,5 @@ def drop_table_sql(table: Table) -> str:
     >>> drop_table_sql(TABLES["loans"])
     'DROP TABLE IF EXISTS raw.loans'
     """
-    return exp.Drop(this=table_expression(table), kind="TABLE", exists=True).sql(dialect="duckdb")
+    drop = exp.Drop(tables=[table_expression(table)], kind="TABLE", exists=True)
+    return drop.sql(dialect="duckdb")
