@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from kequn.warehouse import transaction
+from kequn.warehouse import table_exists, transaction
 
 SAMPLE_SIZE = 10
 
@@ -39,10 +39,22 @@ class MemberStats:
 
 
 def ensure_members(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``segments.members`` if missing."""
+    """Create ``segments.members`` and ``segments.materializations`` if missing."""
     con.execute("CREATE SCHEMA IF NOT EXISTS segments")
     con.execute("""CREATE TABLE IF NOT EXISTS segments.members (
         segment VARCHAR NOT NULL, as_of DATE NOT NULL, customer_id BIGINT NOT NULL)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS segments.materializations (
+        segment VARCHAR NOT NULL, as_of DATE NOT NULL, size BIGINT NOT NULL,
+        definition_hash VARCHAR, materialized_at TIMESTAMP NOT NULL)""")
+
+
+def is_materialized(con: duckdb.DuckDBPyConnection, segment: str, as_of: date) -> bool:
+    """Whether (segment, as_of) was ever materialised (an empty result counts)."""
+    if not table_exists(con, "segments", "materializations"):
+        return False
+    row = con.execute("SELECT count(*) FROM segments.materializations WHERE segment = ? "
+                      "AND as_of = ?", [segment, as_of]).fetchone()
+    return bool(row and row[0])
 
 
 def insert_statement(query: exp.Query) -> str:
@@ -61,7 +73,8 @@ def insert_statement(query: exp.Query) -> str:
 
 
 def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
-                  query: exp.Query | None = None, ids: pa.Table | None = None) -> MemberStats:
+                  query: exp.Query | None = None, ids: pa.Table | None = None, *,
+                  definition_hash: str = "") -> MemberStats:
     """Replace (segment, as_of) with the rows of ``query`` (bound to ``$as_of``) or ``ids``.
 
     ``ids`` is an Arrow table with a ``customer_id`` column (for analysts' SQL run in
@@ -80,6 +93,12 @@ def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
             con.execute("DELETE FROM segments.members WHERE segment = ? AND as_of = ?",
                         [segment, as_of])
             con.execute(insert_statement(query), params)
+            con.execute("DELETE FROM segments.materializations WHERE segment = ? AND as_of = ?",
+                        [segment, as_of])
+            con.execute("""INSERT INTO segments.materializations
+                SELECT ?, ?, count(*), ?, current_timestamp FROM segments.members
+                WHERE segment = ? AND as_of = ?""",
+                        [segment, as_of, definition_hash, segment, as_of])
     finally:
         if ids is not None:
             con.unregister("segment_ids")

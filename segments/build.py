@@ -1,0 +1,96 @@
+"""Building one segment for one day: the code path shared by Dagster and the CLI.
+
+Order matters for analysts' SQL: the restricted query runs in its own read-only
+process first, and only then is the warehouse opened read-write to store the result
+(DuckDB allows one writer process per file, and a read-only open fails while a writer
+holds it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from kequn.errors import ExecutionError, ValidationError
+from kequn.warehouse import connect, table_exists
+from segments.compile import CompiledSegment
+from segments.file_import import ImportReport, content_hash, import_file, was_imported
+from segments.materialize import MemberStats, is_materialized, write_members
+from segments.sandbox import run_restricted
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build wrote: member stats, time taken and any file import it made."""
+
+    stats: MemberStats
+    elapsed_s: float
+    import_report: ImportReport | None = None
+
+
+def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
+    """Fail clearly when what the segment reads is missing for ``as_of``."""
+    segment = compiled.segment
+    if segment.kind == "rule" and not table_exists(con, "tags", "customer_tags"):
+        raise ExecutionError("tags.customer_tags does not exist; build the tags first",
+                             segment.definition.location("rule"))
+    if segment.kind == "rule":
+        row = con.execute("SELECT count(*) FROM tags.customer_tags WHERE as_of = ?",
+                          [as_of]).fetchone()
+        if not row or not row[0]:
+            raise ExecutionError(f"tags.customer_tags has no rows for {as_of}; build the tags "
+                                 "for that day first", segment.definition.location("rule"))
+    for child in compiled.segments:
+        if not is_materialized(con, child, as_of):
+            raise ExecutionError(f"segment '{child}' is not materialised for {as_of}; build it "
+                                 "first", segment.definition.location())
+
+
+def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
+                  import_path: Path | None = None, sandbox_timeout_s: float | None = None
+                  ) -> BuildResult:
+    """Materialise ``compiled`` for ``as_of`` into segments.members; return the stats.
+
+    For a file segment, ``import_path`` (an inbox upload) is imported first; without
+    it, the definition's own ``file`` is imported when that content was never imported
+    for the segment (so a later upload is not overwritten by the sample file).
+    """
+    started = time.perf_counter()
+    segment = compiled.segment
+    ids: pa.Table | None = None
+    if segment.kind == "sql":
+        kwargs = {"timeout_s": sandbox_timeout_s} if sandbox_timeout_s else {}
+        result = run_restricted(warehouse, compiled.query, as_of,
+                                location=segment.definition.body_location, **kwargs)
+        ids = pa.table({"customer_id": pa.array(result.customer_ids, pa.int64())})
+    report = None
+    con = connect(warehouse)
+    try:
+        if segment.kind == "file":
+            source = import_path or segment.file
+            if import_path is None and segment.file is not None and was_imported(
+                    con, segment.name, content_hash(segment.file.read_bytes(), segment.match,
+                                                    segment.column)):
+                source = None
+            if source is not None:
+                report = import_file(con, segment.name, source, segment.match,
+                                     column=segment.column)
+            elif not table_exists(con, "segments", "imported"):
+                raise ValidationError(f"file segment '{segment.name}' has nothing imported yet: "
+                                      f"run 'kequn segments import FILE --name {segment.name}'",
+                                      segment.definition.location("name"))
+        if ids is None:
+            check_inputs(con, compiled, as_of)
+            stats = write_members(con, segment.name, as_of, query=compiled.query,
+                                  definition_hash=segment.definition_hash)
+        else:
+            stats = write_members(con, segment.name, as_of, ids=ids,
+                                  definition_hash=segment.definition_hash)
+    finally:
+        con.close()
+    return BuildResult(stats=stats, elapsed_s=time.perf_counter() - started,
+                       import_report=report)
