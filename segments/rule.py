@@ -127,7 +127,7 @@ def compile_rule(
             errors.append(CompileError(f"'{sub.sql()}' is not allowed in a rule (only DATE "
                                        "'YYYY-MM-DD' literals)", ctx.loc(sub)))
     tags: list[str] = []
-    for column in node.find_all(exp.Column):
+    for column in node.find_all(exp.Column, bfs=False):
         if column.name not in tags:
             tags.append(column.name)
     if tag_types is not None:

@@ -1,0 +1,13 @@
+-- The branch VIP list, uploaded by the marketing team (phone numbers, hashed on import).
+SEGMENT (
+  name vip_list,
+  kind file,
+  owner 'team:marketing',
+  description 'VIP customers listed by the branches (uploaded file, matched by phone)',
+  shared_with (team:growth),
+  file 'files/vip_list.csv',
+  match phone,
+  max_change_ratio 0.9,
+  sync on,
+  sync_schedule daily,
+);
