@@ -51,7 +51,7 @@ REVIEW_DAYS = 14  # applications of the last two weeks may still wait for manual
 P_DRAW = 0.8
 P_FAILED_DRAWDOWN = 0.06
 P_EARLY_SETTLEMENT = 0.15
-P_RECOVERY = 0.3
+P_RECOVERY = 0.35
 MAX_LOANS = 6
 
 
@@ -261,13 +261,13 @@ def _installments(
     # Per loan: maybe default from some installment on, maybe settle early at one.
     n_live = live.size
     loan_risk = cust["risk"][loans["customer"][live]]
-    defaults = rng.random(n_live) < 0.03 + loan_risk**1.5 * 0.9
+    defaults = rng.random(n_live) < 0.025 + loan_risk**1.5 * 0.75
     default_from = np.where(defaults, 1 + (rng.random(n_live) * term).astype(np.int64), 99)
     settles = (~defaults) & (term > 2) & (rng.random(n_live) < P_EARLY_SETTLEMENT)
     settle_at = np.where(settles, 2 + (rng.random(n_live) * (term - 2)).astype(np.int64), 99)
 
     # Per installment: on time (0-5 days early), or late by days / weeks / months.
-    late = rng.random(n) < 0.02 + risk * 0.45
+    late = rng.random(n) < 0.04 + risk * 0.6
     kind = rng.choice(3, size=n, p=[0.75, 0.2, 0.05])
     late_days = np.choose(
         kind,
