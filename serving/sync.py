@@ -30,9 +30,9 @@ What the sync promises, and how:
 a read-only warehouse connection).
 
 Fault injection for tests: set ``KEQUN_SYNC_PAUSE_AT`` to a name from
-:data:`CHECKPOINTS` (and ``KEQUN_SYNC_PAUSE_FILE`` to a path) and the process touches the
-file and waits there to be killed; in-process tests register callables in
-:data:`CHECKPOINT_HOOKS`.
+:data:`CHECKPOINTS` (and ``KEQUN_SYNC_PAUSE_FILE`` to a path) and the process writes the
+file and waits there to be killed (or ``KEQUN_SYNC_PAUSE_SECONDS``, then goes on);
+in-process tests register callables in :data:`CHECKPOINT_HOOKS`.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ CHECKPOINTS = (
 CHECKPOINT_HOOKS: dict[str, Callable[[], None]] = {}
 PAUSE_ENV = "KEQUN_SYNC_PAUSE_AT"
 PAUSE_FILE_ENV = "KEQUN_SYNC_PAUSE_FILE"
+PAUSE_SECONDS_ENV = "KEQUN_SYNC_PAUSE_SECONDS"
 
 UNFINISHED_REASON = "started but did not finish (the process stopped or crashed)"
 
@@ -105,8 +106,10 @@ def _checkpoint(name: str) -> None:
         flag = os.environ.get(PAUSE_FILE_ENV)
         if flag:
             Path(flag).write_text(f"{os.getpid()} {name}\n")
-        while True:  # wait here until the test kills this process
-            time.sleep(0.1)
+        seconds = float(os.environ.get(PAUSE_SECONDS_ENV, "inf"))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:  # wait here (to be killed, or for a while)
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True)
