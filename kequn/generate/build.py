@@ -107,8 +107,12 @@ def generate_warehouse(
     ``raw.installments`` in one transaction. The same ``customers``, ``seed`` and
     ``end_date`` give identical table contents. Events span :data:`HISTORY_DAYS` days
     ending with ``end_date`` (default: yesterday in Asia/Shanghai); every timestamp is
-    before ``end_date + 1 day``.
+    before ``end_date + 1 day``. Raises :class:`~kequn.errors.ExecutionError` naming
+    the file when it cannot be opened for writing (e.g. another process holds it).
     """
+    import duckdb
+
+    from kequn.errors import ExecutionError, Location
     from kequn.warehouse import connect, transaction
 
     if customers < 1:
@@ -120,7 +124,12 @@ def generate_warehouse(
     epoch_seconds = int(start_day.astype("datetime64[s]").astype(np.int64))
     rows = dict.fromkeys(TABLES, 0)
     offsets = IdOffsets()
-    con = connect(path)
+    try:
+        con = connect(path)
+    except duckdb.IOException as exc:
+        raise ExecutionError(
+            f"cannot open the warehouse for writing: {exc}", Location(Path(path))
+        ) from exc
     try:
         con.execute("SET enable_progress_bar = false")  # ours is the rich one
         with transaction(con), _progress(progress, customers) as advance:

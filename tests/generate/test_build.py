@@ -377,3 +377,26 @@ def test_pending_applications_are_recent(con) -> None:
     )
     assert oldest is not None
     assert (NEXT - oldest.date()).days <= 15
+
+
+def test_a_warehouse_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from kequn.errors import ExecutionError
+
+    path = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(ExecutionError) as caught:
+            generate_warehouse(path, customers=10, seed=1, end_date=END)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(path) in caught.value.render()
+    assert "cannot open the warehouse for writing" in caught.value.render()
