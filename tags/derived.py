@@ -14,6 +14,7 @@ error located at ``credit_limit``.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def parse_expression(text: str, path: Path, source: str | None = None) -> exp.Ex
     except SqlglotParseError as err:
         first = err.errors[0] if err.errors else {}
         line, col = first.get("line") or 1, first.get("col") or 1
-        desc = first.get("description") or str(err)
+        highlight = first.get("highlight") or ""
+        if highlight and "\n" not in highlight and col >= len(highlight):
+            col = col - len(highlight) + 1
+        desc = clean_description(first.get("description") or str(err))
         raise ParseError(f"expression does not parse: {desc}",
                          Location(path, line, col, source)) from err
     except TokenError as err:
@@ -52,6 +56,16 @@ def parse_expression(text: str, path: Path, source: str | None = None) -> exp.Ex
     if node is None:
         raise ParseError("the expression is empty", location_at(path, source, 0))
     return node
+
+
+def clean_description(text: str) -> str:
+    """A sqlglot parse error description with token reprs shown as their text.
+
+    >>> clean_description("Expected table name but got <Token token_type: TokenType.WHERE, "
+    ...                   "text: WHERE, line: 1, col: 5>")
+    "Expected table name but got 'WHERE'"
+    """
+    return re.sub(r"<Token token_type: [^,]*, text: (.*?), line: \d+.*?>", r"'\1'", text)
 
 
 def node_location(node: exp.Expression, path: Path, source: str) -> Location:
@@ -66,7 +80,8 @@ def node_location(node: exp.Expression, path: Path, source: str) -> Location:
 
 def references(node: exp.Expression) -> list[exp.Column]:
     """Every tag reference (column) in ``node``, in source order."""
-    return list(node.find_all(exp.Column))
+    columns = list(node.find_all(exp.Column))
+    return sorted(columns, key=lambda c: (c.this.meta or {}).get("start", 0))
 
 
 def _is_date_literal(node: exp.Expression) -> bool:
@@ -91,7 +106,8 @@ class _Checker:
         return ValidationError(message, node_location(node, self.path, self.source))
 
     def describe(self, node: exp.Expression) -> str:
-        return f"'{node.sql(dialect='duckdb')}'"
+        text = node.sql(dialect="duckdb")
+        return text if isinstance(node, exp.Literal) and node.is_string else f"'{text}'"
 
     def expect(self, node: exp.Expression, wanted: tuple[str, ...], what: str) -> str:
         kind = self.infer(node)

@@ -35,7 +35,14 @@ from kequn.errors import (
     raise_collected,
 )
 from kequn.header import DefinitionFile, read_definition_file
-from tags.derived import fits, infer_type, node_location, parse_expression, references
+from tags.derived import (
+    clean_description,
+    fits,
+    infer_type,
+    node_location,
+    parse_expression,
+    references,
+)
 from tags.model import VALUE_TYPES, DefaultValue, Domain, Tag, TagProject
 
 SAMPLE_HEADER = """TAG (
@@ -80,15 +87,18 @@ def load_tags(tags_dir: Path) -> TagProject:
         raise ValidationError("the tags folder does not exist", Location(tags_dir))
     errors: list[KequnError] = []
     loaded: list[Tag] = []
+    broken: set[str] = set()
     for path in sorted(tags_dir.rglob("*.sql")):
         try:
             tag = _load_file(path, tags_dir, errors)
         except KequnError as err:
             errors.append(err)
-            continue
+            tag = None
         if tag is not None:
             loaded.append(tag)
-    tags = _check_project(loaded, errors)
+        else:
+            broken.add(path.stem)
+    tags = _check_project(loaded, errors, tags_dir, broken)
     raise_collected(errors)
     return TagProject(tags_dir, tags)
 
@@ -104,7 +114,7 @@ def load_tag_text(text: str, path: Path) -> TagProject:
     except KequnError as err:
         errors.append(err)
         tag = None
-    tags = _check_project([tag] if tag else [], errors)
+    tags = _check_project([tag] if tag else [], errors, path.parent, set())
     raise_collected(errors)
     return TagProject(path.parent, tags)
 
@@ -330,9 +340,9 @@ def _parse_query(d: DefinitionFile, name: str) -> exp.Query:
         statements = [s for s in sqlglot.parse(d.body, read="duckdb") if s is not None]
     except SqlglotParseError as err:
         first = err.errors[0] if err.errors else {}
-        raise ParseError(f"SQL does not parse: {first.get('description') or err}",
-                         Location(d.path, first.get("line") or 1, first.get("col") or 1,
-                                  d.text)) from err
+        desc = clean_description(first.get("description") or str(err))
+        raise ParseError(f"SQL does not parse: {desc}",
+                         parse_error_location(first, d.path, d.text)) from err
     except TokenError as err:
         raise ParseError(f"SQL does not parse: {err}", d.body_location) from err
     if len(statements) != 1:
@@ -350,6 +360,15 @@ def _parse_query(d: DefinitionFile, name: str) -> exp.Query:
     _check_tables(query, d)
     _check_outputs(query, d, name)
     return query
+
+
+def parse_error_location(error: dict, path: Path, source: str) -> Location:
+    """Where a sqlglot parse error starts (sqlglot reports the end of the bad token)."""
+    line, col = error.get("line") or 1, error.get("col") or 1
+    highlight = error.get("highlight") or ""
+    if highlight and "\n" not in highlight and col >= len(highlight):
+        col = col - len(highlight) + 1
+    return Location(path, line, col, source)
 
 
 def _check_placeholders(query: exp.Query, d: DefinitionFile) -> None:
@@ -401,7 +420,7 @@ def _check_outputs(query: exp.Query, d: DefinitionFile, name: str) -> None:
     message = (f"the query must return exactly customer_id and {name}, "
                f"but returns {shown}")
     alias = wrong.alias_or_name.lower()
-    hint = did_you_mean(alias, [name]) if alias and alias != "customer_id" else ""
+    hint = did_you_mean(alias, [name]) if alias and alias not in wanted else ""
     raise ValidationError(message, node_location(wrong, d.path, d.text), hint=hint)
 
 
@@ -420,14 +439,19 @@ def _source_table(query: exp.Query) -> str:
     return _tables(query)[0] if _tables(query) else ""
 
 
-def _check_project(loaded: list[Tag], errors: list[KequnError]) -> dict[str, Tag]:
-    """Cross-file rules: duplicates, unknown references, types, cycles; topological order."""
+def _check_project(loaded: list[Tag], errors: list[KequnError], root: Path,
+                   broken: set[str]) -> dict[str, Tag]:
+    """Cross-file rules: duplicates, unknown references, types, cycles; topological order.
+
+    References to tags whose own file failed (``broken``) are not reported again.
+    """
     by_name: dict[str, Tag] = {}
     for tag in loaded:
         first = by_name.get(tag.name)
         if first is not None:
             errors.append(ValidationError(
-                f"tag '{tag.name}' is defined twice: in {first.path} and in {tag.path}",
+                f"tag '{tag.name}' is defined twice: in {_relative(first.path, root)} "
+                f"and in {_relative(tag.path, root)}",
                 _name_location(tag)))
             continue
         by_name[tag.name] = tag
@@ -442,7 +466,9 @@ def _check_project(loaded: list[Tag], errors: list[KequnError]) -> dict[str, Tag
         problems = False
         for column in references(tag.expression):
             ref = column.name.lower()
-            if ref not in by_name:
+            if ref in broken and ref not in by_name:
+                problems = True
+            elif ref not in by_name:
                 problems = True
                 errors.append(ValidationError(
                     f"unknown tag '{ref}' in the expression of '{tag.name}'",
@@ -466,6 +492,13 @@ def _check_project(loaded: list[Tag], errors: list[KequnError]) -> dict[str, Tag
             continue
         good[tag.name] = tag
     return _topological(good, errors)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def _name_location(tag: Tag) -> Location:
