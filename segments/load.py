@@ -237,17 +237,36 @@ def load_segments(root: Path, extra: Iterable[Path] = ()) -> SegmentProject:
     Collects every problem of every file (duplicate names, unknown segments referenced
     by a combine, combine cycles) and raises them together as KequnErrors.
     """
+    project, errors = collect_segments(root, extra)
+    raise_collected(errors)
+    return project
+
+
+def collect_segments(root: Path, extra: Iterable[Path] = (),
+                     draft: Path | None = None) -> tuple[SegmentProject, list[KequnError]]:
+    """Load what loads and return it with every problem found (nothing raised).
+
+    A ``draft`` file replaces the project's segment of the same name (preview of an
+    edited copy).
+    """
     project = SegmentProject(root=root)
     errors: list[KequnError] = []
     files = segment_files([root]) if root.exists() else []
+    known = {f.resolve() for f in files}
     for path in segment_files(extra):
-        if path.resolve() not in {f.resolve() for f in files}:
+        if path.resolve() not in known:
             files.append(path)
+    draft_segment = None
+    if draft is not None:
+        draft_segment = read_segment(draft)
+        files = [f for f in files if f.resolve() != draft.resolve()]
     for path in files:
         try:
             segment = read_segment(path)
         except KequnError as exc:
             errors.append(exc)
+            continue
+        if draft_segment is not None and segment.name == draft_segment.name:
             continue
         if segment.name in project.segments:
             other = project.segments[segment.name].path
@@ -255,9 +274,10 @@ def load_segments(root: Path, extra: Iterable[Path] = ()) -> SegmentProject:
                                           segment.definition.location("name")))
             continue
         project.segments[segment.name] = segment
+    if draft_segment is not None:
+        project.segments[draft_segment.name] = draft_segment
     errors.extend(check_references(project))
-    raise_collected(errors)
-    return project
+    return project, errors
 
 
 def check_references(project: SegmentProject) -> list[KequnError]:

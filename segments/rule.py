@@ -274,5 +274,7 @@ def leaf_conditions(condition: exp.Expression) -> list[exp.Expression]:
     if isinstance(condition, (exp.And, exp.Or)):
         return leaf_conditions(condition.this) + leaf_conditions(condition.expression)
     if isinstance(condition, exp.Not):
-        return leaf_conditions(condition.this)
+        inner = condition.this.unnest() if isinstance(condition.this, exp.Paren) else condition.this
+        if isinstance(inner, (exp.And, exp.Or)):
+            return leaf_conditions(inner)
     return [condition]
