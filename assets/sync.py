@@ -1,0 +1,199 @@
+"""Sync assets: ``sync/<segment>`` for every segment whose header turns syncing on.
+
+Each asset (daily partitions, depends on ``segments/<segment>``) runs
+:func:`serving.sync.sync_segment` for its partition day and reports added, removed,
+unchanged, duration and status as metadata. A sync blocked by its guardrails is
+recorded in ``sync_log`` and then fails the run (``dagster.Failure`` with the reason),
+so it shows red in the UI; run config ``force: true`` (or ``kequn sync --force``)
+overrides. A day older than the synced one is skipped (metadata ``status: skipped``).
+
+Each synced segment also gets a job ``sync_<segment>`` and a schedule
+``sync_<segment>_schedule`` on its ``sync_schedule`` cron in Asia/Shanghai, running by
+default. **Which day a tick syncs**: the business day before the tick's local date,
+i.e. the last complete day, whose segments the 02:00 daily build has produced (a
+06:00 tick on 2 March syncs the 1 March partition). A tick whose segment partition has
+not been materialised yet is skipped with the reason instead of syncing nothing.
+
+Definition loading reads the segment files only; no database is opened.
+"""
+
+
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+
+from assets.common import DAILY, DUCKDB_POOL, ServingResource, WarehouseResource, as_of_day
+from kequn.settings import BUSINESS_TIMEZONE, Settings
+from serving.targets import SyncedSegment, synced_segments
+
+GROUP = "sync"
+
+
+def sync_key(name: str) -> dg.AssetKey:
+    """``sync/<name>``."""
+    return dg.AssetKey(["sync", name])
+
+
+def serving_kind(url: str) -> str:
+    """The asset kind of the serving database: ``postgres`` or ``sqlite``."""
+    return "postgres" if url.startswith("postgres") else "sqlite"
+
+
+def business_day_for_tick(tick: datetime) -> date:
+    """The partition a schedule tick syncs: the day before the tick's Asia/Shanghai date.
+
+    >>> from zoneinfo import ZoneInfo
+    >>> business_day_for_tick(datetime(2024, 3, 1, 16, 0, tzinfo=ZoneInfo("UTC")))
+    datetime.date(2024, 3, 1)
+    """
+    from zoneinfo import ZoneInfo
+
+    local = tick.astimezone(ZoneInfo(BUSINESS_TIMEZONE)) if tick.tzinfo else tick
+    return local.date() - timedelta(days=1)
+
+
+class SyncConfig(dg.Config):
+    """Run configuration of a sync asset."""
+
+    force: bool = False
+    """Apply even when guardrails block it or the day is older than the synced one."""
+
+
+def _guardrail_text(target: SyncedSegment) -> str:
+    s = target.settings
+    parts = [
+        f"max_removed_ratio {s.max_removed_ratio if s.max_removed_ratio is not None else 'none'}",
+        f"max_added_ratio {s.max_added_ratio if s.max_added_ratio is not None else 'none'}",
+        f"min_size {s.min_size}",
+        f"allow_empty_replace {str(s.allow_empty_replace).lower()}",
+    ]
+    return ", ".join(parts)
+
+
+def build_sync_asset(target: SyncedSegment, kind: str) -> dg.AssetsDefinition:
+    """The ``sync/<segment>`` asset of one synced segment."""
+    name = target.name
+
+    @dg.asset(
+        key=sync_key(name),
+        deps=[dg.AssetKey(["segments", name])],
+        partitions_def=DAILY,
+        pool=DUCKDB_POOL,
+        group_name=GROUP,
+        owners=[target.owner] if target.owner else None,
+        kinds={kind},
+        code_version=target.definition_hash,
+        description=(
+            f"Sync segment '{name}' into coupon_eligibility (diff only, one transaction, "
+            f"guarded: {_guardrail_text(target)}). "
+            f"Schedule: {target.settings.schedule} ({target.settings.cron}, Asia/Shanghai)."
+        ),
+        metadata={
+            "segment": name,
+            "schedule": target.settings.schedule,
+            "cron": target.settings.cron,
+            "guardrails": _guardrail_text(target),
+            "definition": str(target.path),
+        },
+    )
+    def _sync(
+        context: dg.AssetExecutionContext,
+        config: SyncConfig,
+        warehouse: WarehouseResource,
+        serving: ServingResource,
+    ) -> dg.MaterializeResult:
+        from serving.sync import sync_segment
+
+        day = as_of_day(context)
+        con = warehouse.connect()
+        try:
+            db = serving.connect()
+            try:
+                result = sync_segment(con, db, name, day, target.settings, force=config.force,
+                                      definition_hash=target.definition_hash)
+            finally:
+                db.close()
+        finally:
+            con.close()
+        status = "skipped" if result.skipped_older else result.status
+        metadata = {
+            "status": status,
+            "added": result.added,
+            "removed": result.removed,
+            "unchanged": result.unchanged,
+            "members": result.target_size,
+            "previous_members": result.previous_size,
+            "duration_s": round(result.duration_s, 3),
+            "guardrails": result.verdict.text(),
+            "reason": result.reason,
+            "sync_id": result.sync_id,
+            "recovered": result.recovered,
+            "dagster/row_count": result.target_size,
+        }
+        if result.status == "blocked":
+            raise dg.Failure(
+                description=(
+                    f"sync of segment '{name}' for {day} blocked: {result.reason}. Nothing was "
+                    f"applied. To apply anyway: kequn sync {name} --as-of {day} --force "
+                    "(or run config force: true)"
+                ),
+                metadata=metadata,
+            )
+        context.log.info(
+            f"sync {name} {day}: {status} (+{result.added} -{result.removed} "
+            f"={result.unchanged}) in {result.duration_s:.2f} s"
+        )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _sync
+
+
+def build_sync_schedule(target: SyncedSegment, job: "dg.UnresolvedAssetJobDefinition"
+                        ) -> dg.ScheduleDefinition:
+    """The schedule of one synced segment: its cron in Asia/Shanghai, yesterday's partition."""
+    name = target.name
+
+    def evaluate(context: dg.ScheduleEvaluationContext):  # type: ignore[no-untyped-def]
+        tick = context.scheduled_execution_time
+        if tick is None:
+            return dg.SkipReason("no scheduled execution time")
+        day = business_day_for_tick(tick)
+        partition = day.isoformat()
+        if day < date.fromisoformat(DAILY.start.strftime("%Y-%m-%d")):
+            return dg.SkipReason(f"{partition} is before the first partition")
+        if context.instance_ref is not None:  # None only for a bare test context
+            built = context.instance.get_materialized_partitions(
+                dg.AssetKey(["segments", name]))
+            if partition not in built:
+                return dg.SkipReason(
+                    f"segments/{name} has not been built for {partition} yet; not syncing")
+        return dg.RunRequest(run_key=f"sync_{name}_{partition}", partition_key=partition)
+
+    return dg.ScheduleDefinition(
+        name=f"sync_{name}_schedule",
+        cron_schedule=target.settings.cron,
+        execution_timezone=BUSINESS_TIMEZONE,
+        job=job,
+        execution_fn=evaluate,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            f"Sync '{name}' at {target.settings.schedule} ({target.settings.cron}) "
+            "Asia/Shanghai: the previous business day's snapshot."
+        ),
+    )
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Assets, jobs and schedules for every synced segment (resources not bound)."""
+    kind = serving_kind(settings.serving_url)
+    assets, jobs, schedules = [], [], []
+    for target in synced_segments(settings.segments_dir):
+        assets.append(build_sync_asset(target, kind))
+        job = dg.define_asset_job(
+            f"sync_{target.name}",
+            selection=dg.AssetSelection.assets(sync_key(target.name)),
+            description=f"Sync segment '{target.name}' into coupon_eligibility for a day.",
+        )
+        jobs.append(job)
+        schedules.append(build_sync_schedule(target, job))
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)
