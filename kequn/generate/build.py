@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,7 +20,7 @@ import numpy as np
 
 from kequn.generate.arrow import IdOffsets, block_tables
 from kequn.generate.schema import TABLES, create_table_sql, drop_table_sql
-from kequn.generate.simulate import simulate_block
+from kequn.generate.simulate import Block, simulate_block
 from kequn.settings import BUSINESS_TIMEZONE
 
 HISTORY_DAYS = 731
@@ -136,22 +137,35 @@ def generate_warehouse(
             for table in TABLES.values():
                 con.execute(drop_table_sql(table))
                 con.execute(create_table_sql(table))
-            for block_no, first in enumerate(range(0, customers, BLOCK_CUSTOMERS)):
-                n = min(BLOCK_CUSTOMERS, customers - first)
-                block = simulate_block(
-                    _block_rng(seed, block_no), first + 1, n, start_day, HISTORY_DAYS, seed
-                )
-                tables, offsets = block_tables(block, offsets, epoch_seconds)
-                del block
-                for name, arrow_table in tables.items():
-                    con.register(_STAGE, arrow_table)
-                    try:
-                        con.execute(_INSERT_SQL[name])
-                    finally:
-                        con.unregister(_STAGE)
-                    rows[name] += arrow_table.num_rows
-                del tables
-                advance(n)
+            specs = [
+                (block_no, first, min(BLOCK_CUSTOMERS, customers - first))
+                for block_no, first in enumerate(range(0, customers, BLOCK_CUSTOMERS))
+            ]
+
+            def simulate(spec: tuple[int, int, int]) -> Block:
+                block_no, first, n = spec
+                rng = _block_rng(seed, block_no)
+                return simulate_block(rng, first + 1, n, start_day, HISTORY_DAYS, seed)
+
+            # Simulate the next block in a thread while DuckDB inserts this one
+            # (numpy and DuckDB both release the GIL for their heavy work).
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kequn-generate") as pool:
+                upcoming = pool.submit(simulate, specs[0])
+                for index, (_, _, n) in enumerate(specs):
+                    block = upcoming.result()
+                    if index + 1 < len(specs):
+                        upcoming = pool.submit(simulate, specs[index + 1])
+                    tables, offsets = block_tables(block, offsets, epoch_seconds)
+                    del block
+                    for name, arrow_table in tables.items():
+                        con.register(_STAGE, arrow_table)
+                        try:
+                            con.execute(_INSERT_SQL[name])
+                        finally:
+                            con.unregister(_STAGE)
+                        rows[name] += arrow_table.num_rows
+                    del tables
+                    advance(n)
         con.execute("CHECKPOINT")
     finally:
         con.close()
