@@ -200,6 +200,7 @@ def _applications(rng: np.random.Generator, cust: dict, end: int) -> tuple[dict,
 
 
 def _loans(rng: np.random.Generator, cust: dict, grant: np.ndarray, end: int) -> dict:
+    """Drawdowns of granted customers: one or more, spaced out, a few failing."""
     grant_time, grant_limit = grant
     drawers = np.flatnonzero((grant_time >= 0) & (rng.random(grant_time.size) < P_DRAW))
     count = np.minimum(rng.geometric(0.5, size=drawers.size), MAX_LOANS)
