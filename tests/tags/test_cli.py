@@ -1,0 +1,82 @@
+"""``kequn tags validate|list|show`` through the real command line app."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kequn.cli import app
+from kequn.settings import REPO_ROOT
+from kequn.warehouse import connect
+from tags.build import build_customer_tags, build_tags
+from tags.model import TagProject
+
+runner = CliRunner()
+
+
+def test_validate_ok() -> None:
+    result = runner.invoke(app, ["tags", "validate"])
+    assert result.exit_code == 0, result.output
+    assert "tags OK" in result.stdout and "atomic" in result.stdout
+
+
+def test_validate_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
+    folder = tmp_path / "tags" / "loans"
+    folder.mkdir(parents=True)
+    (folder / "a.sql").write_text("TAG (name a, title 't', description 'd', owner 'growth', "
+                                  "category_l1 loans, category_l2 x, value_type boolean);\n"
+                                  "SELECT customer_id, TRUE AS a FROM raw.loans\n")
+    (folder / "b.sql").write_text("TAG (name b, title 't', description 'd', owner 'team:g', "
+                                  "category_l1 loans, category_l2 x, value_type integer);\n"
+                                  "a AND zz\n")
+    result = runner.invoke(app, ["tags", "validate", str(tmp_path / "tags")])
+    assert result.exit_code == 1
+    assert f"{folder}/a.sql:1:48: owner 'growth' is not a team" in result.stderr
+    assert f"{folder}/b.sql:2:7: unknown tag 'zz' in the expression of 'b'" in result.stderr
+    assert "2 problems found." in result.stderr
+
+
+def test_list_filters_and_shows_coverage(tiny_path: Path, project: TagProject) -> None:
+    con = connect(tiny_path)
+    build_tags(con, project, date(2025, 3, 11))
+    build_customer_tags(con, project, date(2025, 3, 11))
+    con.close()
+    result = runner.invoke(app, ["--warehouse", str(tiny_path), "tags", "list",
+                                 "--category", "loans/drawdown", "--owner", "credit_risk"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if "team:" in line]
+    names = [line.split("│")[1].strip() for line in lines]
+    assert names == ["drawn", "loan_count"]
+    assert "3 (75.0%)" in lines[0]
+    assert "coverage as of 2025-03-11" in result.stdout
+
+
+def test_list_without_a_warehouse(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--warehouse", str(tmp_path / "none.duckdb"), "tags", "list",
+                                 "--category", "repayment"])
+    assert result.exit_code == 0
+    assert "not built yet" in result.stdout and "overdue_days" in result.stdout
+
+
+def test_show_prints_the_compiled_sql() -> None:
+    result = runner.invoke(app, ["tags", "show", "overdue", "--as-of", "2025-03-11"])
+    assert result.exit_code == 0, result.output
+    assert "owner:           team:collections" in result.stdout
+    assert "used by:         risk_level" in result.stdout
+    assert "i.due_date < CAST('2025-03-11' AS DATE)" in result.stdout
+    assert "tags._src_installments_loans" in result.stdout
+    derived = runner.invoke(app, ["tags", "show", "granted_not_drawn"])
+    assert "depends on:      credit_granted, drawn" in derived.stdout
+
+
+def test_show_unknown_tag_suggests_a_name() -> None:
+    result = runner.invoke(app, ["tags", "show", "overdue_day"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"{REPO_ROOT / 'sql' / 'tags'}: no tag named 'overdue_day' "
+                                     "(did you mean 'overdue_days'?)")
+
+
+def test_bad_date_is_a_usage_error() -> None:
+    assert runner.invoke(app, ["tags", "list", "--as-of", "yesterday"]).exit_code == 2
