@@ -70,7 +70,7 @@ def _sample(ids: tuple[int, ...], total: int) -> str:
 def describe(result) -> str:  # type: ignore[no-untyped-def]
     """The plan/result as a few aligned lines."""
     previous = (f"synced snapshot {result.previous_as_of}, {result.previous_size} members"
-                if result.previous_as_of else f"nothing synced yet ({result.previous_size} rows)")
+                if result.previous_as_of else "nothing synced yet")
     lines = [
         f"segment {result.segment}, as of {result.as_of} ({previous})",
         f"  adds       {result.added:>12,}{_sample(result.sample_added, result.added)}",
