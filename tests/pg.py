@@ -77,8 +77,11 @@ class Cluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_cluster(bindir: Path) -> Cluster:
-    """initdb a cluster in a temporary folder and start it on a free 127.0.0.1 port."""
+def start_cluster(bindir: Path, *, durable: bool = False) -> Cluster:
+    """initdb a cluster in a temporary folder and start it on a free 127.0.0.1 port.
+
+    Tests run it without fsync (fast); ``durable`` keeps PostgreSQL's defaults (benchmarks).
+    """
     folder = Path(tempfile.mkdtemp(prefix="kequn-pg-"))
     run_as = None
     if os.geteuid() == 0:
@@ -92,8 +95,9 @@ def start_cluster(bindir: Path) -> Cluster:
                      "--auth=trust", "-E", "UTF8", "--no-sync"),
         capture_output=True, check=True,
     )
-    options = (f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1 "
-               "-c fsync=off -c full_page_writes=off -c synchronous_commit=off")
+    options = f"-p {cluster.port} -k {folder} -c listen_addresses=127.0.0.1"
+    if not durable:
+        options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
     subprocess.run(
         cluster._cmd(str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
                      "-l", str(folder / "log"), "-w", "start"),
