@@ -6,7 +6,7 @@ different request raises :class:`~issuance.outcome.IdempotencyConflict`. Refusal
 results too (``ok=False`` with a ``reason``) and are recorded under their key.
 
 Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
-PostgreSQL an issue locks its campaign's ``issuance_stock`` row first (``FOR UPDATE``),
+PostgreSQL an issue locks its campaign's ``issuance_counters`` total row first (``FOR UPDATE``),
 so the campaign's counters are read and written by one transaction at a time, then
 takes a transaction-scoped advisory lock on the customer (so the exclusive-stacking
 check holds across campaigns); occupy/confirm/reverse lock the coupon row and, for an
@@ -19,7 +19,6 @@ validity reads as ``expired``), not only by the scheduled expiry job.
 
 from __future__ import annotations
 
-import secrets
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from issuance.store import (
     Request,
     close_try,
     closed_try,
+    coupon_id_for,
     coupons_where,
     move,
     move_many,
@@ -55,9 +55,9 @@ _LOAN_LOCK = 0x6B71_0002
 
 _SNAPSHOT = """
 SELECT
-  (SELECT issued FROM issuance_stock WHERE campaign = ?),
-  (SELECT issued FROM issuance_daily WHERE campaign = ? AND day = ?),
-  (SELECT issued FROM issuance_customer WHERE campaign = ? AND customer_id = ?),
+  (SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = 'total'),
+  (SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = ?),
+  (SELECT count(*) FROM coupons WHERE customer_id = ? AND campaign = ?),
   (SELECT count(*) FROM coupon_eligibility WHERE segment = ? AND customer_id = ?),
   (SELECT count(*) FROM (
      SELECT 1 FROM coupons
@@ -74,15 +74,10 @@ INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, te
 VALUES (?, ?, ?, 'unused', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 1, ?)
 """
 
-_COUNT_UP = {
-    "issuance_stock": "INSERT INTO issuance_stock (campaign, issued) VALUES (?, 1) "
-    "ON CONFLICT (campaign) DO UPDATE SET issued = issuance_stock.issued + 1",
-    "issuance_daily": "INSERT INTO issuance_daily (campaign, day, issued) VALUES (?, ?, 1) "
-    "ON CONFLICT (campaign, day) DO UPDATE SET issued = issuance_daily.issued + 1",
-    "issuance_customer": "INSERT INTO issuance_customer (campaign, customer_id, issued) "
-    "VALUES (?, ?, 1) ON CONFLICT (campaign, customer_id) "
-    "DO UPDATE SET issued = issuance_customer.issued + 1",
-}
+_COUNT_UP = (
+    "INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (?, 'total', 1), "
+    "(?, ?, 1) ON CONFLICT (campaign, bucket) DO UPDATE SET issued = issuance_counters.issued + 1"
+)
 
 
 def _lock_key(value: str | int) -> int:
@@ -152,10 +147,12 @@ class Issuer:
         """PostgreSQL: lock the campaign's stock row (creating it at 0 if needed)."""
         if self.db.dialect != "postgresql":
             return
-        sql = "SELECT issued FROM issuance_stock WHERE campaign = ? FOR UPDATE"
+        sql = ("SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = 'total' "
+               "FOR UPDATE")
         if self.db.fetchone(sql, (name,)) is None:
-            self.db.execute("INSERT INTO issuance_stock (campaign, issued) VALUES (?, 0) "
-                            "ON CONFLICT (campaign) DO NOTHING", (name,))
+            self.db.execute("INSERT INTO issuance_counters (campaign, bucket, issued) "
+                            "VALUES (?, 'total', 0) ON CONFLICT (campaign, bucket) DO NOTHING",
+                            (name,))
             self.db.fetchone(sql, (name,))
 
     def _settle(self, coupon: Coupon, now: datetime, key: str | None) -> Coupon:
@@ -199,7 +196,7 @@ class Issuer:
         day = business_day(now)
         stored_now = to_db(now)
         row = self.db.fetchone(_SNAPSHOT, (
-            campaign.name, campaign.name, day, campaign.name, customer_id,
+            campaign.name, campaign.name, day.isoformat(), customer_id, campaign.name,
             campaign.target_segment, customer_id, customer_id, campaign.name, stored_now,
             int(campaign.exclusive),
         ))
@@ -211,7 +208,7 @@ class Issuer:
         reason = refusal(campaign, now, snapshot)
         if reason is not None:
             return record(self.db, request, Outcome("issue", False, reason), now)
-        coupon_id = secrets.token_hex(10)
+        coupon_id = coupon_id_for(key)
         valid_from, valid_until = campaign.validity.period(now)
         self.db.execute(_INSERT_COUPON, (
             coupon_id, campaign.name, customer_id, campaign.template.kind,
@@ -224,10 +221,9 @@ class Issuer:
             "reason, request_key) VALUES (?, 1, NULL, 'unused', ?, NULL, 'issued', ?)",
             (coupon_id, stored_now, key),
         )
-        self.db.execute(_COUNT_UP["issuance_stock"], (campaign.name,))
-        self.db.execute(_COUNT_UP["issuance_daily"], (campaign.name, day))
-        self.db.execute(_COUNT_UP["issuance_customer"], (campaign.name, customer_id))
-        return record(self.db, request, Outcome("issue", True, None, coupon_id, UNUSED), now)
+        self.db.execute(_COUNT_UP, (campaign.name, campaign.name, day.isoformat()))
+        # The coupon row (its id derived from the key) records this result; see replay().
+        return Outcome("issue", True, None, coupon_id, UNUSED)
 
     # -- occupy / confirm / reverse ----------------------------------------------------
     def occupy(self, coupon_id: str, loan_id: str, key: str, *,
@@ -356,23 +352,39 @@ class Issuer:
         return self._run(body)
 
     # -- expiry and reads ----------------------------------------------------------------
-    def expire(self) -> ExpiryReport:
-        """Release ended leases and expire unused coupons past validity (one transaction)."""
+    def expire(self, *, chunk_size: int = 1000) -> ExpiryReport:
+        """Release ended leases and expire unused coupons past validity (one transaction).
+
+        The candidates are found first without the write lock (a read that does not
+        block issuers on SQLite); the transaction then re-reads each one by id, locked,
+        and applies only what is still due, so a coupon confirmed meanwhile is left alone.
+        """
+        first = self.clock.now()
+        candidates = [str(cid) for (cid,) in self.db.fetchall(
+            "SELECT coupon_id FROM coupons WHERE (status = 'occupied' AND lease_until <= ?) "
+            "OR (status = 'unused' AND valid_until <= ?)", (to_db(first), to_db(first)))]
 
         def body(now: datetime) -> ExpiryReport:
-            stored = to_db(now)
-            leased = coupons_where(self.db, "status = 'occupied' AND lease_until <= ?",
-                                   (stored,), lock=True)
-            for coupon in leased:
-                assert coupon.loan_id is not None
-                close_try(self.db, coupon.coupon_id, coupon.loan_id, why.LEASE_EXPIRED, now)
-            move_many(self.db, [(c, UNUSED, None, None) for c in leased], now=now,
-                      reason=why.LEASE_EXPIRED, key=None)
-            stale = coupons_where(self.db, "status = 'unused' AND valid_until <= ?", (stored,),
-                                  lock=True)
-            move_many(self.db, [(c, EXPIRED, None, None) for c in stale], now=now,
-                      reason="validity_ended", key=None)
-            return ExpiryReport(released=len(leased), expired=len(stale))
+            released = expired = 0
+            for start in range(0, len(candidates), chunk_size):
+                ids = candidates[start:start + chunk_size]
+                marks = ", ".join("?" for _ in ids)
+                rows = coupons_where(self.db, f"coupon_id IN ({marks})", ids, lock=True)
+                leased = [c for c in rows if c.lease_over(now)]
+                for coupon in leased:
+                    assert coupon.loan_id is not None
+                    close_try(self.db, coupon.coupon_id, coupon.loan_id, why.LEASE_EXPIRED,
+                              now)
+                freed = move_many(self.db, [(c, UNUSED, None, None) for c in leased], now=now,
+                                  reason=why.LEASE_EXPIRED, key=None)
+                by_id = {c.coupon_id: c for c in rows} | {c.coupon_id: c for c in freed}
+                stale = [c for c in by_id.values()
+                         if c.status == UNUSED and c.valid_until <= now]
+                move_many(self.db, [(c, EXPIRED, None, None) for c in stale], now=now,
+                          reason="validity_ended", key=None)
+                released += len(leased)
+                expired += len(stale)
+            return ExpiryReport(released=released, expired=expired)
 
         return self._run(body)
 
@@ -398,11 +410,9 @@ class Issuer:
         chosen = get_campaign(self.campaigns, campaign)
         now = self.clock.now()
         stored, day = to_db(now), business_day(now)
-        issued = self.db.scalar("SELECT issued FROM issuance_stock WHERE campaign = ?",
-                                (chosen.name,))
-        day_issued = self.db.scalar(
-            "SELECT issued FROM issuance_daily WHERE campaign = ? AND day = ?",
-            (chosen.name, day))
+        sql = "SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = ?"
+        issued = self.db.scalar(sql, (chosen.name, "total"))
+        day_issued = self.db.scalar(sql, (chosen.name, day.isoformat()))
         rows = self.db.fetchall(
             "SELECT CASE"
             " WHEN status = 'occupied' AND lease_until <= ? AND valid_until <= ? THEN 'expired'"

@@ -7,6 +7,7 @@ against :mod:`issuance.states`, bumps the row's version and appends the history 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -203,27 +204,53 @@ class Request:
         return "\x1f".join((self.operation, *self.arguments))
 
 
+def coupon_id_for(key: str) -> str:
+    """The id of the coupon an issue request with idempotency key ``key`` creates.
+
+    Deriving it from the key makes the coupon row itself the record of a successful
+    issue (no separate request row), which keeps an issue's write set small.
+
+    >>> coupon_id_for("batch:wake:42:2026-03-10")
+    '86fc05e836d1a753cde3'
+    """
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def _conflict(request: Request, fingerprint: str) -> IdempotencyConflict:
+    first = " ".join(fingerprint.split("\x1f"))
+    return IdempotencyConflict(
+        f"idempotency key '{request.key}' was already used for a different request ({first})",
+        hint="use a new key for a new request",
+    )
+
+
 def replay(db: ServingDB, request: Request) -> Outcome | None:
     """The first result recorded under ``request.key``, or None for a new key.
 
-    Raises :class:`IdempotencyConflict` if the key was used for a different request.
+    A successful issue is recorded by its coupon (id derived from the key); every other
+    result by a row in ``issuance_requests``. Raises :class:`IdempotencyConflict` if the
+    key was used for a different request.
     """
     row = db.fetchone(
-        "SELECT operation, fingerprint, ok, reason, coupon_id, status "
-        "FROM issuance_requests WHERE idempotency_key = ?",
-        (request.key,),
+        "SELECT r.operation, r.fingerprint, r.ok, r.reason, r.coupon_id, r.status, "
+        "c.campaign, c.customer_id FROM (SELECT 1 AS one) AS probe "
+        "LEFT JOIN issuance_requests AS r ON r.idempotency_key = ? "
+        "LEFT JOIN coupons AS c ON c.coupon_id = ?",
+        (request.key, coupon_id_for(request.key)),
     )
-    if row is None:
+    assert row is not None
+    operation, fingerprint, ok, reason, coupon_id, status, campaign, customer = row
+    if operation is not None:
+        if fingerprint != request.fingerprint:
+            raise _conflict(request, str(fingerprint))
+        return Outcome(operation, bool(ok), reason, coupon_id, status, replayed=True)
+    if campaign is None:
         return None
-    operation, fingerprint, ok, reason, coupon_id, status = row
+    issued = (campaign, customer)
+    fingerprint = Request("issue", request.key, (str(issued[0]), str(int(issued[1])))).fingerprint
     if fingerprint != request.fingerprint:
-        first = " ".join(str(fingerprint).split("\x1f"))
-        raise IdempotencyConflict(
-            f"idempotency key '{request.key}' was already used for a different request "
-            f"({first})",
-            hint="use a new key for a new request",
-        )
-    return Outcome(operation, bool(ok), reason, coupon_id, status, replayed=True)
+        raise _conflict(request, fingerprint)
+    return Outcome("issue", True, None, coupon_id_for(request.key), "unused", replayed=True)
 
 
 def record(db: ServingDB, request: Request, outcome: Outcome, now: datetime) -> Outcome:
