@@ -314,7 +314,8 @@ def parse_upload(path: Path, match: str, *, column: str = "",
     table = pa.table({
         "row_no": pa.array(range(first_row, first_row + len(values)), pa.int64()),
         "raw": pa.array(values, pa.string()),
-        "blank": pa.array(blank if blank is not None else [False] * len(values), pa.bool_()),
+        "blank": pa.array(blank, pa.bool_()) if blank is not None
+        else pa.nulls(len(values), pa.bool_()),
     })
     con = duckdb.connect()
     try:
@@ -322,7 +323,7 @@ def parse_upload(path: Path, match: str, *, column: str = "",
         con.register("upload", table)
         con.execute("""CREATE TEMP TABLE input AS
             SELECT row_no, trim(raw) AS value FROM upload
-            WHERE NOT blank AND trim(raw) <> ''""")
+            WHERE NOT coalesce(blank, trim(raw) = '')""")
         total = con.execute("SELECT count(*) FROM input").fetchone()[0]
         if not total:
             raise ImportFileError("the file has no data rows", Location(path))
@@ -402,6 +403,7 @@ def store_import(con: duckdb.DuckDBPyConnection, segment: str,
     import_id = uuid.uuid4().hex
     key_expr = "CAST(k.key AS BIGINT) = c.customer_id" if parsed.match == "id" \
         else "k.key = c.phone_hash"
+    con.execute("SELECT 1").fetchall()  # settle any half-read result before register()
     con.register("upload_keys", parsed.keys)
     try:
         with transaction(con):

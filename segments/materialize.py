@@ -84,6 +84,7 @@ def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
         raise ValueError("give exactly one of query or ids")
     ensure_members(con)
     if ids is not None:
+        con.execute("SELECT 1").fetchall()  # settle any half-read result before register()
         con.register("segment_ids", ids)
         query = exp.select("customer_id").from_("segment_ids")
     assert query is not None
