@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from issuance.limits import EXCLUSIVE_CONFLICT
 from issuance.limits import MESSAGES as ISSUE_MESSAGES
 from kequn.errors import KequnError
 
@@ -35,6 +36,9 @@ MESSAGES: Final[dict[str, str]] = {
                     "(a later occupy by this loan will be refused)",
     ALREADY_CLOSED: "this loan's try on the coupon was already closed",
 }
+
+
+__all__ = ["EXCLUSIVE_CONFLICT", "MESSAGES", "IdempotencyConflict", "Outcome"]
 
 
 class IdempotencyConflict(KequnError):
