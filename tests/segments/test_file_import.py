@@ -155,9 +155,10 @@ def test_size_cap_and_unreadable_files(tmp_path: Path) -> None:
     empty.write_text("phone\n\n", encoding="utf-8")
     with pytest.raises(ImportFileError, match="no data rows"):
         parse_upload(empty, "phone")
-    with pytest.raises(ImportFileError, match="unsupported file type '.pdf'"):
-        parse_upload(tmp_path.joinpath("x.pdf"), "id") if tmp_path.joinpath("x.pdf").write_text(
-            "1") else None
+    pdf = tmp_path / "x.pdf"
+    pdf.write_text("1", encoding="utf-8")
+    with pytest.raises(ImportFileError, match=r"unsupported file type '\.pdf'"):
+        parse_upload(pdf, "id")
 
 
 def test_failed_store_keeps_the_previous_import(wide: Path, tmp_path: Path) -> None:
