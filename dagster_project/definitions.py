@@ -11,7 +11,7 @@ import importlib
 
 import dagster as dg
 
-from assets.common import DAILY, ServingResource, WarehouseResource
+from assets.common import ServingResource, WarehouseResource
 from kequn.settings import Settings, current_settings
 
 AREA_MODULES = (
@@ -56,7 +56,6 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
     daily_build = dg.define_asset_job(
         DAILY_BUILD_JOB,
         selection=daily_build_selection(),
-        partitions_def=DAILY,
         description="Build every tag, the wide table, the catalog and every segment for a day.",
     )
     core = dg.Definitions(

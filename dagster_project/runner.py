@@ -22,6 +22,8 @@ from kequn.errors import ExecutionError, ValidationError
 from kequn.settings import Settings
 
 CLI_JOB = "kequn_cli_materialize"
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Run config that keeps Dagster's console log to warnings; the UI still has every event."""
 _DAGSTER_YAML = Path(__file__).with_name("dagster.yaml")
 
 
@@ -99,8 +101,7 @@ def materialize_days(
     job_defs = dg.Definitions.merge(
         defs,
         dg.Definitions(
-            jobs=[dg.define_asset_job(CLI_JOB, selection=_selection(defs, select),
-                                      partitions_def=DAILY)]
+            jobs=[dg.define_asset_job(CLI_JOB, selection=_selection(defs, select))]
         ),
     )
     job = job_defs.resolve_job_def(CLI_JOB)
@@ -109,7 +110,8 @@ def materialize_days(
     for day in days:
         _check_partition(day)
         result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, raise_on_error=False
+            partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+            run_config=QUIET_LOGS,
         )
         run = DayRun(day, result.run_id)
         for event in result.get_asset_materialization_events():
@@ -138,8 +140,8 @@ def generate_demo_warehouse(
     end_date: date | None,
     settings: Settings,
     instance: dg.DagsterInstance | None = None,
-) -> dict[str, int]:
-    """Materialise the raw/* assets with the demo generator; returns rows per raw table."""
+) -> tuple[dict[str, int], date]:
+    """Materialise raw/* with the demo generator; returns rows per table and the last day."""
     defs = build_defs(settings)
     job = defs.resolve_implicit_job_def_def_for_assets(
         [dg.AssetKey(["raw", "customers"])]
@@ -151,18 +153,19 @@ def generate_demo_warehouse(
     config = {"customers": customers, "seed": seed,
               "end_date": end_date.isoformat() if end_date else ""}
     result = job.execute_in_process(
-        run_config={"ops": {"demo_warehouse": {"config": config}}},
+        run_config={"ops": {"demo_warehouse": {"config": config}}, **QUIET_LOGS},
         instance=instance or dagster_instance(settings),
         asset_selection=raw_keys,
         raise_on_error=False,
     )
     if not result.success:
         raise ExecutionError(f"generating the demo warehouse failed:\n{_failure_text(result)}")
-    rows = {}
+    rows: dict[str, int] = {}
+    last_day = end_date
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        if materialization is None:
-            continue
-        count = materialization.metadata.get("dagster/row_count")
-        rows[event.asset_key.path[-1]] = int(count.value) if count is not None else 0
-    return rows
+        metadata = event.materialization.metadata
+        rows[event.asset_key.path[-1]] = int(metadata["dagster/row_count"].value)
+        last_day = date.fromisoformat(metadata["end_date"].value)
+    if last_day is None:
+        raise ExecutionError("the demo generator recorded no end date")
+    return rows, last_day

@@ -69,7 +69,8 @@ class KequnError(Exception):
 
     def headline(self) -> str:
         """``path:line:col: message`` on one line (plus the hint, if any)."""
-        text = f"{self.location.prefix()}: {self.message}"
+        has_place = self.location.path is not None or self.location.line
+        text = f"{self.location.prefix()}: {self.message}" if has_place else self.message
         return f"{text} ({self.hint})" if self.hint else text
 
     def render(self) -> str:

@@ -11,18 +11,6 @@ from kequn.settings import Settings
 from kequn.warehouse import connect, table_exists
 
 
-def last_event_day(settings: Settings) -> date:
-    """The last business day that has data: the day of the latest registration or event."""
-    with connect(settings.warehouse, read_only=True) as con:
-        row = con.execute(
-            "SELECT max(d) FROM (SELECT max(registered_at)::DATE AS d FROM raw.customers "
-            "UNION ALL SELECT max(applied_at)::DATE FROM raw.credit_applications)"
-        ).fetchone()
-    if not row or row[0] is None:
-        raise ValueError("the warehouse has no customers")
-    return row[0]
-
-
 def print_summary(settings: Settings, as_of: date, console: Console) -> None:
     """Print what the pipeline produced for ``as_of``; sections appear as areas exist."""
     with connect(settings.warehouse, read_only=True) as con:

@@ -13,9 +13,10 @@ from kequn.cli import app
 
 @pytest.mark.slow
 def test_demo_builds_every_area_through_dagster(isolated_data: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--customers", "3000", "--seed", "11"])
+    result = CliRunner().invoke(app, ["demo", "--customers", "3000", "--seed", "7"])
     assert result.exit_code == 0, result.output
-    assert "Tags" in result.output and "credit_granted" in result.output
+    for expected in ("Tags", "credit_granted", "overdue_days", "Segments", "wake_up"):
+        assert expected in result.output
     with duckdb.connect(str(isolated_data / "warehouse.duckdb"), read_only=True) as con:
         days = con.execute(
             "SELECT count(DISTINCT as_of), count(*) FROM tags.customer_tags").fetchone()

@@ -28,18 +28,17 @@ def demo(
 
     settings = current_settings()
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped or captured: keep tag names whole
     instance = dagster_instance(settings)
     started = time.perf_counter()
     console.print(f"[bold]1/3[/] generating {customers:,} customers into {settings.warehouse}")
-    rows = generate_demo_warehouse(
+    rows, last = generate_demo_warehouse(
         customers=customers, seed=seed,
         end_date=parse_day(end_date, "--end-date") if end_date else None,
         settings=settings, instance=instance,
     )
     console.print("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in sorted(rows.items())))
-    from kequn.summary import last_event_day
-
-    last = last_event_day(settings)
     window = [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
     console.print(f"[bold]2/3[/] materialising {len(window)} day(s) through Dagster: "
                   f"{window[0]} .. {window[-1]}")
