@@ -55,3 +55,11 @@ def test_external_raw_mode_declares_raw_tables_without_a_generator() -> None:
         "credit_applications", "customers", "installments", "loans"]
     for spec in raw:
         assert not built.resolve_assets_def(spec.key).is_executable
+
+
+def test_every_warehouse_asset_runs_in_the_duckdb_pool(defs: dg.Definitions) -> None:
+    graph = defs.resolve_asset_graph()
+    for spec in defs.resolve_all_asset_specs():
+        node = graph.get(spec.key)
+        if "duckdb" in spec.kinds and node.is_executable:
+            assert node.pools == {"duckdb"}, spec.key.to_user_string()
