@@ -206,9 +206,21 @@ def _choose_column(rows: list[list[str]], match: str, column: str,
     for name in HEADER_NAMES[match]:
         if name in first:
             return first.index(name), True
-    if first and not any(ch.isdigit() for ch in first[0]) and first[0]:
+    if first and first[0] and not _looks_valid(first[0], match) and not any(
+            ch.isdigit() for ch in first[0]):
         return 0, True  # a label row such as 'name'
     return 0, False
+
+
+_VALID = {
+    "id": re.compile(r"^\s*\d+\s*$"),
+    "phone": re.compile(r"^[\d\s+()\-]{11,}$"),
+    "phone_hash": re.compile(r"^[0-9a-fA-F]{64}$"),
+}
+
+
+def _looks_valid(value: str, match: str) -> bool:
+    return bool(_VALID[match].match(value.strip()))
 
 
 # -- normalising --------------------------------------------------------------------
