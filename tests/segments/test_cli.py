@@ -1,0 +1,133 @@
+"""``kequn segments ...`` through the real command line (CliRunner)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kequn.cli import app
+from kequn.generate.phones import phone_for
+from kequn.settings import REPO_ROOT
+from segments.load import read_segment
+from tests.segments.conftest import GEN_SEED, write
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli(built_copy: Callable[[], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run kequn against a private copy of the built warehouse and of sql/segments."""
+    warehouse = built_copy()
+    project = tmp_path / "project"
+    shutil.copytree(REPO_ROOT / "sql" / "segments", project / "segments")
+    (project / "tags").symlink_to(REPO_ROOT / "sql" / "tags")
+    monkeypatch.setenv("KEQUN_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("KEQUN_PROJECT_DIR", str(project))
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(app, ["segments", *args], catch_exceptions=False)
+
+    run.warehouse = warehouse  # type: ignore[attr-defined]
+    run.project = project  # type: ignore[attr-defined]
+    return run
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_validate_ok_and_every_problem_located(cli) -> None:
+    result = cli("validate")
+    assert result.exit_code == 0 and "5 segment(s) OK" in result.output
+    bad = write(cli.project / "segments" / "bad.sql", "SEGMENT (\n  name bad,\n  kind rule,\n"
+                "  owner 'team:a',\n  rule 'granted_not_drawm AND overdue_days',\n);\n")
+    evil = write(cli.project / "segments" / "evil.sql", "SEGMENT (name evil, kind sql, "
+                 "owner 'team:a');\nSELECT customer_id FROM raw.customers; DROP TABLE raw.loans\n")
+    result = cli("validate")
+    assert result.exit_code == 1
+    err = result.stderr if result.stderr else result.output
+    assert (f"{bad}:5:9: unknown tag 'granted_not_drawm' (did you mean 'granted_not_drawn'?)"
+            in err)
+    assert f"{evil}:2:51: exactly one statement is allowed" in err
+    only = cli("validate", str(bad))
+    assert only.exit_code == 1 and "evil.sql" not in (only.stderr or only.output)
+
+
+def test_preview_writes_nothing(cli) -> None:
+    before = digest(cli.warehouse)
+    for name in ("wake_up", "repeat_big_borrowers", "vip_list", "wake_up_campaign"):
+        result = cli("preview", name, "--as-of", "2025-06-30")
+        assert result.exit_code == 0, result.output
+        assert "size:" in result.output and "compiled SQL:" in result.output
+    draft = write(cli.project.parent / "draft.sql", "SEGMENT (name draft, kind rule, "
+                  "owner 'team:a', rule 'overdue');\n")
+    result = cli("preview", str(draft), "--as-of", "2025-06-30")
+    assert result.exit_code == 0 and "segment draft (rule)" in result.output
+    assert digest(cli.warehouse) == before
+
+
+def test_compile_dialects(cli) -> None:
+    spark = cli("compile", "wake_up", "--dialect", "spark")
+    assert spark.exit_code == 0 and "`granted_not_drawn`" in spark.output
+    assert ":as_of" in spark.output
+    trino = cli("compile", "wake_up_campaign", "--dialect", "trino")
+    assert "EXCEPT" in trino.output and "UNION" in trino.output
+    bad = cli("compile", "wake_up", "--dialect", "oracle")
+    assert bad.exit_code == 1 and "unknown dialect 'oracle'" in (bad.stderr or bad.output)
+
+
+def test_overlap_matrix(cli) -> None:
+    result = cli("overlap", "wake_up", "vip_list", "wake_up_campaign", "--as-of", "2025-06-30")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].startswith("overlap as of 2025-06-30")
+    row = lines[2].split()
+    assert row[0] == "wake_up" and row[1] == row[3]  # wake_up is inside the campaign
+
+
+def test_explain_rule_shows_each_condition(cli) -> None:
+    result = cli("explain", "wake_up", "5", "--as-of", "2025-06-30")
+    assert result.exit_code == 0
+    assert "NOT overdue" in result.output and "registered_days >= 30" in result.output
+    assert "customer 5 is" in result.output
+
+
+def test_import_creates_segment_and_reports(cli, tmp_path: Path) -> None:
+    upload = tmp_path / "promo.csv"
+    upload.write_text("手机号\n" + "\n".join(phone_for(c, GEN_SEED) for c in (1, 2, 3))
+                      + "\nnot-a-phone\n", encoding="gbk")
+    result = cli("import", str(upload), "--name", "promo", "--match", "phone")
+    assert result.exit_code == 0, result.output
+    assert "3 matched, 0 unmatched, 0 duplicate, 1 rejected" in result.output
+    assert "row 5: rejected" in result.output
+    assert read_segment(cli.project / "segments" / "promo.sql").kind == "file"
+    again = cli("import", str(upload), "--name", "promo", "--match", "phone")
+    assert "unchanged" in again.output
+    assert phone_for(1, GEN_SEED) not in result.output
+
+
+def test_share_list_and_favorites(cli) -> None:
+    path = cli.project / "segments" / "overdue_now.sql"
+    result = cli("share", "overdue_now", "team:growth")
+    assert result.exit_code == 0
+    assert read_segment(path).shared_with == ["team:ops", "team:growth"]
+    assert "team:growth" in cli("list", "--shared-with", "team:growth").output.split(
+        "overdue_now")[1].splitlines()[0]
+    cli("share", "overdue_now", "team:ops", "--remove")
+    assert read_segment(path).shared_with == ["team:growth"]
+    owned = cli("list", "--owner", "team:risk").output.split()
+    assert owned[0] == "overdue_now"
+    assert cli("favorite", "wake_up", "--user", "li.lei").exit_code == 0
+    assert "(no change)" in cli("favorite", "wake_up", "--user", "li.lei").output
+    assert cli("list", "--favorites", "li.lei").output.split()[0] == "wake_up"
+    cli("favorite", "wake_up", "--user", "li.lei", "--remove")
+    assert cli("list", "--favorites", "li.lei").output.strip() == ""
+    unknown = cli("favorite", "wake_upp", "--user", "x")
+    assert unknown.exit_code == 1
+    assert "did you mean 'wake_up'?" in (unknown.stderr or unknown.output)
