@@ -3,7 +3,10 @@
 Storage (all in schema ``tags``):
 
 - ``tags._src_<group>(as_of, customer_id, <tag columns>)``: one table per storage
-  group (a fused source, or a standalone tag), one row per customer with data.
+  group (a fused source, or a standalone tag), one row per customer with data. Row tags
+  over ``raw.customers`` (one row per customer, no aggregate) are the exception: the
+  wide SELECT scans that table anyway, so they are computed there and
+  ``tags._src_customers`` is a view of the group's values for the last built day.
 - ``tags.tag_<name>``: a view per tag, ``(as_of, customer_id, <name>)``.
 - ``tags.customer_tags``: the wide table (DESIGN §4), joined from the group tables
   with derived tags computed in the same SELECT.
@@ -185,8 +188,41 @@ def build_tags(con: duckdb.DuckDBPyConnection, project: TagProject, as_of: date,
     return stats
 
 
+def _relation_kind(con: duckdb.DuckDBPyConnection, relation: str) -> str | None:
+    schema, name = relation.split(".")
+    row = con.execute("SELECT table_type FROM information_schema.tables "
+                      "WHERE table_schema = ? AND table_name = ?", [schema, name]).fetchone()
+    return row[0] if row else None
+
+
+def _drop_if(con: duckdb.DuckDBPyConnection, relation: str, kind: str) -> None:
+    """Drop ``relation`` when it exists as ``kind`` ('VIEW' or 'BASE TABLE')."""
+    if _relation_kind(con, relation) == kind:
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {relation}")
+
+
+def _build_inline_group(con: duckdb.DuckDBPyConnection, project: TagProject, group: TagGroup,
+                        as_of: date, chosen: list[str], customers: int) -> dict[str, TagStats]:
+    """Row tags over raw.customers: nothing stored; ``group.table`` becomes a view of the
+    group's values for ``as_of`` (checked and measured here, computed again in the wide
+    table's SELECT, which scans raw.customers anyway)."""
+    sql = pretty(group_query(project, group, as_of))
+    day = day_literal(as_of).sql(dialect="duckdb")
+    try:
+        with transaction(con):
+            _drop_if(con, group.table, "BASE TABLE")
+            con.execute(f"CREATE OR REPLACE VIEW {group.table} AS "
+                        f"SELECT {day} AS as_of, q.* FROM ({sql}) AS q")
+            return _stats(con, project, group.table, as_of, chosen, customers,
+                          dict.fromkeys(chosen, sql))
+    except duckdb.Error as error:
+        raise _fail(_locate_failure(con, project, group, as_of, chosen), error, sql) from error
+
+
 def _build_group(con: duckdb.DuckDBPyConnection, project: TagProject, group: TagGroup,
                  as_of: date, chosen: list[str], customers: int) -> dict[str, TagStats]:
+    if group.inline:
+        return _build_inline_group(con, project, group, as_of, chosen, customers)
     query = group_query(project, group, as_of, chosen)
     sql = pretty(query)
     day = day_literal(as_of).sql(dialect="duckdb")
@@ -194,6 +230,7 @@ def _build_group(con: duckdb.DuckDBPyConnection, project: TagProject, group: Tag
     cols = ", ".join(_ident(n) for n in chosen)
     try:
         with transaction(con):
+            _drop_if(con, table, "VIEW")
             ensure_table(con, table, _group_columns(project, group))
             if len(chosen) == len(group.tags):
                 con.execute(f"DELETE FROM {table} WHERE as_of = {day}")
@@ -252,7 +289,9 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, project: TagProject,
     try:
         with transaction(con):
             for group in groups:
-                ensure_table(con, group.table, _group_columns(project, group))
+                if not group.inline:
+                    _drop_if(con, group.table, "VIEW")
+                    ensure_table(con, group.table, _group_columns(project, group))
             ensure_table(con, WIDE, [(t.name, t.sql_type) for t in project.tags.values()])
             con.execute(f"DELETE FROM {WIDE} WHERE as_of = {day}")
             con.execute(f"INSERT INTO {WIDE} (as_of, customer_id, {cols}) {sql}")
@@ -262,9 +301,11 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, project: TagProject,
             catalog_rows = write_catalog(
                 con, project, as_of,
                 {n: Coverage(s.coverage, customers) for n, s in stats.items()})
-            for tag in project.derived():
-                con.execute(f"CREATE OR REPLACE VIEW tags.{_ident('tag_' + tag.name)} AS "
-                            f"SELECT as_of, customer_id, {_ident(tag.name)} FROM {WIDE}")
+            in_wide = [t.name for t in project.derived()] + [
+                n for g in groups if g.inline for n in g.tags]
+            for name in in_wide:  # tags whose values live only in the wide table
+                con.execute(f"CREATE OR REPLACE VIEW tags.{_ident('tag_' + name)} AS "
+                            f"SELECT as_of, customer_id, {_ident(name)} FROM {WIDE}")
     except duckdb.Error as error:
         raise ExecutionError(f"building {WIDE} failed: {str(error).splitlines()[0]}",
                              Location(project.root)) from error

@@ -57,6 +57,9 @@ class TagGroup:
     tags: tuple[str, ...]
     fused: bool
     tables: tuple[str, ...]
+    inline: bool = False
+    """Row tags over ``raw.customers``: computed inside the wide SELECT (which scans that
+    table anyway) instead of being stored; ``table`` is then a view of the last built day."""
 
     @property
     def table(self) -> str:
@@ -129,7 +132,7 @@ def plan_groups(project: TagProject) -> list[TagGroup]:
             by_source.setdefault((shape.kind, shape.from_sql), []).append(tag)
     groups: list[TagGroup] = []
     used: set[str] = set()
-    for (kind, _), members in by_source.items():
+    for (kind, from_sql), members in by_source.items():
         base = "_".join(t.split(".")[-1] for t in members[0].tables)
         if kind == "aggregate" and members[0].source in ONE_ROW_PER_CUSTOMER:
             base += "_agg"
@@ -138,7 +141,8 @@ def plan_groups(project: TagProject) -> list[TagGroup]:
             key, n = f"{base}_{n}", n + 1
         used.add(key)
         tables = tuple(dict.fromkeys(t for m in members for t in m.tables))
-        groups.append(TagGroup(key, tuple(m.name for m in members), True, tables))
+        inline = kind == "row" and from_sql.lower() == f"from {CUSTOMERS_TABLE}"
+        groups.append(TagGroup(key, tuple(m.name for m in members), True, tables, inline))
     for tag in alone:
         groups.append(TagGroup(f"tag_{tag.name}", (tag.name,), False, tag.tables))
     return groups
@@ -298,15 +302,50 @@ def _with_default(value: exp.Expression, tag: Tag) -> exp.Expression:
     return exp.Coalesce(this=value, expressions=[default]) if default is not None else value
 
 
-def tag_columns(project: TagProject, groups: Sequence[TagGroup]) -> dict[str, exp.Expression]:
+def _base_condition(as_of: date, table: str | None = None) -> exp.Expression:
+    """``registered_at < D + 1 day``: who is a customer on day ``as_of``."""
+    return exp.LT(this=exp.column("registered_at", table), expression=day_end_literal(as_of))
+
+
+def inline_value(tag: Tag, as_of: date, alias: str = "c") -> exp.Expression:
+    """A row tag over raw.customers as an expression over that table aliased ``alias``.
+
+    Its WHERE becomes ``CASE WHEN``, unless it is the customer-base condition itself
+    (``registered_at < $as_of_end``), which the wide SELECT already applies.
+    """
+    shape = shape_of(tag.query)  # type: ignore[arg-type]
+    assert shape is not None and shape.kind == "row"
+
+    def requalify(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column):
+            return exp.column(node.name, alias, quoted=node.this.quoted)
+        return node
+
+    value = render(shape.value, as_of).transform(requalify)
+    if shape.where is None:
+        return value
+    where = render(shape.where, as_of)
+    if where.sql(dialect="duckdb") == _base_condition(as_of).sql(dialect="duckdb"):
+        return value
+    return exp.case().when(where.transform(requalify), value)
+
+
+def tag_columns(project: TagProject, groups: Sequence[TagGroup],
+                as_of: date) -> dict[str, exp.Expression]:
     """Each tag's value as an expression over the joined group tables (aliased g0, g1...).
 
-    Atomic tags read their group's column (with the default when declared); derived tags
-    inline the expressions of their inputs, so the wide table is one SELECT.
+    Atomic tags read their group's column (with the default when declared); tags of an
+    inline group are computed from ``raw.customers`` (alias c); derived tags inline the
+    expressions of their inputs, so the wide table is one SELECT.
     """
     alias = {name: f"g{i}" for i, g in enumerate(groups) for name in g.tags}
+    inline = {name for g in groups if g.inline for name in g.tags}
     out: dict[str, exp.Expression] = {}
     for tag in project.tags.values():
+        if tag.kind == "atomic" and tag.name in inline:
+            value = inline_value(tag, as_of)
+            out[tag.name] = _with_default(_cast(value, tag), tag)
+            continue
         if tag.kind == "atomic":
             out[tag.name] = _with_default(exp.column(tag.name, alias[tag.name]), tag)
             continue
@@ -330,11 +369,13 @@ def customer_tags_query(project: TagProject, groups: Sequence[TagGroup],
     and computes derived tags inside the same SELECT.
     """
     day = day_literal(as_of)
-    columns = tag_columns(project, groups)
+    columns = tag_columns(project, groups, as_of)
     select = exp.select(day.as_("as_of"), exp.column("customer_id", "c").as_("customer_id"),
                         *[value.as_(name) for name, value in columns.items()])
     select = select.from_(exp.to_table(CUSTOMERS_TABLE).as_("c"))
     for i, group in enumerate(groups):
+        if group.inline:
+            continue
         alias = f"g{i}"
         condition = exp.and_(
             exp.EQ(this=exp.column("as_of", alias), expression=day.copy()),
@@ -343,8 +384,7 @@ def customer_tags_query(project: TagProject, groups: Sequence[TagGroup],
         )
         select = select.join(exp.to_table(group.table).as_(alias), on=condition,
                              join_type="left")
-    return select.where(exp.LT(this=exp.column("registered_at", "c"),
-                               expression=day_end_literal(as_of)))
+    return select.where(_base_condition(as_of, "c"))
 
 
 def stats_query(project: TagProject, table: str, as_of: date,

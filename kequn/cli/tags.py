@@ -137,7 +137,7 @@ def show(
     else:
         lines += ["", "-- expression", tag.expression.sql(dialect="duckdb", pretty=True),
                   "", "-- as computed inside tags.customer_tags",
-                  tag_columns(project, groups)[name].sql(dialect="duckdb", pretty=True)]
+                  tag_columns(project, groups, day)[name].sql(dialect="duckdb", pretty=True)]
     typer.echo("\n".join(lines))
 
 

@@ -36,24 +36,26 @@ def test_wide_table_must_hold_every_registered_customer(tiny: duckdb.DuckDBPyCon
 
 def test_values_in_domain(tiny: duckdb.DuckDBPyConnection, project: TagProject) -> None:
     build_tags(tiny, project, DAY)
-    table = "tags._src_customers"
-    assert checks.values_in_domain(tiny, table, project["channel"], DAY).passed
-    assert checks.values_in_domain(tiny, table, project["registered_days"], DAY).passed
-    tiny.execute(f"UPDATE {table} SET channel = 'FAX', registered_days = -3 WHERE customer_id = 1")
-    bad = checks.values_in_domain(tiny, table, project["channel"], DAY)
+    view = "tags._src_customers"  # row tags over raw.customers: a view of the built day
+    assert checks.values_in_domain(tiny, view, project["channel"], DAY).passed
+    tiny.execute("UPDATE raw.customers SET channel = 'FAX' WHERE customer_id = 1")
+    bad = checks.values_in_domain(tiny, view, project["channel"], DAY)
     assert not bad.passed and bad.description == (
         "1 values of channel are outside its domain (e.g. FAX)")
-    assert not checks.values_in_domain(tiny, table, project["registered_days"], DAY).passed
+    table = "tags._src_loans"
+    assert checks.values_in_domain(tiny, table, project["loan_count"], DAY).passed
+    tiny.execute(f"UPDATE {table} SET loan_count = -3 WHERE customer_id = 1")
+    assert not checks.values_in_domain(tiny, table, project["loan_count"], DAY).passed
 
 
 def test_values_in_domain_checks_the_stored_type(tiny: duckdb.DuckDBPyConnection,
                                                  project: TagProject) -> None:
     build_tags(tiny, project, DAY)
-    tiny.execute("ALTER TABLE tags._src_customers ALTER city TYPE INTEGER USING length(city)")
-    outcome = checks.values_in_domain(tiny, "tags._src_customers", project["city"], DAY)
+    tiny.execute("ALTER TABLE tags._src_loans ALTER drawn TYPE INTEGER USING drawn::INTEGER")
+    outcome = checks.values_in_domain(tiny, "tags._src_loans", project["drawn"], DAY)
     assert not outcome.passed
-    assert outcome.description == "column city of tags._src_customers is INTEGER, " \
-                                  "declared string (VARCHAR)"
+    assert outcome.description == "column drawn of tags._src_loans is INTEGER, " \
+                                  "declared boolean (BOOLEAN)"
 
 
 def test_coverage_stable(tiny: duckdb.DuckDBPyConnection, project: TagProject) -> None:
