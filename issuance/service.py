@@ -62,7 +62,8 @@ SELECT
   (SELECT count(*) FROM (
      SELECT 1 FROM coupons
      WHERE customer_id = ? AND campaign <> ?
-       AND (status = 'occupied' OR (status = 'unused' AND valid_until > ?))
+       AND ((status = 'occupied' AND (lease_until > ? OR valid_until > ?))
+            OR (status = 'unused' AND valid_until > ?))
        AND (exclusive = 1 OR ? = 1)
      LIMIT 1) AS live)
 """
@@ -198,7 +199,7 @@ class Issuer:
         row = self.db.fetchone(_SNAPSHOT, (
             campaign.name, campaign.name, day.isoformat(), customer_id, campaign.name,
             campaign.target_segment, customer_id, customer_id, campaign.name, stored_now,
-            int(campaign.exclusive),
+            stored_now, stored_now, int(campaign.exclusive),
         ))
         assert row is not None
         snapshot = Snapshot(

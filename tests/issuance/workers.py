@@ -1,0 +1,33 @@
+"""Worker processes for the concurrency tests (importable, so spawned children find them)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from issuance.campaign import Campaign
+from issuance.clock import ManualClock
+from issuance.schema import migrate
+from issuance.service import Issuer
+from serving.db import connect
+
+
+def issue_worker(url: str, campaigns: list[Campaign], now: datetime, barrier: Any,
+                 results: Any, proc: int, requests: list[tuple[str, int, str]]) -> None:
+    """Wait for every worker, then send ``requests`` (campaign, customer, key) at once.
+
+    Puts ``(proc, Counter of outcomes)`` on ``results``: ``'ok'`` or the refusal reason.
+    """
+    db = connect(url)
+    migrate(db)
+    issuer = Issuer(db, {c.name: c for c in campaigns}, ManualClock(now))
+    seen: Counter[str] = Counter()
+    try:
+        barrier.wait(timeout=60)
+        for campaign, customer, key in requests:
+            outcome = issuer.issue(campaign, customer, key)
+            seen["ok" if outcome.ok else str(outcome.reason)] += 1
+    finally:
+        db.close()
+    results.put((proc, dict(seen)))
