@@ -246,8 +246,7 @@ def replay(db: ServingDB, request: Request) -> Outcome | None:
         return Outcome(operation, bool(ok), reason, coupon_id, status, replayed=True)
     if campaign is None:
         return None
-    issued = (campaign, customer)
-    fingerprint = Request("issue", request.key, (str(issued[0]), str(int(issued[1])))).fingerprint
+    fingerprint = Request("issue", request.key, (str(campaign), str(int(customer)))).fingerprint
     if fingerprint != request.fingerprint:
         raise _conflict(request, fingerprint)
     return Outcome("issue", True, None, coupon_id_for(request.key), "unused", replayed=True)
