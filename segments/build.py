@@ -39,9 +39,9 @@ def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
         raise ExecutionError("tags.customer_tags does not exist; build the tags first",
                              segment.definition.location("rule"))
     if segment.kind == "rule":
-        row = con.execute("SELECT count(*) FROM tags.customer_tags WHERE as_of = ?",
-                          [as_of]).fetchone()
-        if not row or not row[0]:
+        row = con.execute("SELECT 1 FROM tags.customer_tags WHERE as_of = ? LIMIT 1",
+                          [as_of]).fetchall()
+        if not row:
             raise ExecutionError(f"tags.customer_tags has no rows for {as_of}; build the tags "
                                  "for that day first", segment.definition.location("rule"))
     for child in compiled.segments:
@@ -86,7 +86,8 @@ def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
         if ids is None:
             check_inputs(con, compiled, as_of)
             stats = write_members(con, segment.name, as_of, query=compiled.query,
-                                  definition_hash=segment.definition_hash)
+                                  definition_hash=segment.definition_hash,
+                                  unique=segment.kind == "rule")
         else:
             stats = write_members(con, segment.name, as_of, ids=ids,
                                   definition_hash=segment.definition_hash)

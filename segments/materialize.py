@@ -57,24 +57,27 @@ def is_materialized(con: duckdb.DuckDBPyConnection, segment: str, as_of: date) -
     return bool(row and row[0])
 
 
-def insert_statement(query: exp.Query) -> str:
+def insert_statement(query: exp.Query, *, unique: bool = False) -> str:
     """``INSERT INTO segments.members SELECT $segment, $as_of, customer_id FROM (query)``.
 
-    Distinct, non-NULL ids; the segment name and day are bound parameters.
+    Non-NULL ids, made distinct unless ``unique`` says the query already returns each
+    id once (a rule over the wide table: one row per customer per day). The segment
+    name and day are bound parameters.
     """
     select = (
         exp.select(exp.Placeholder(this="segment"), exp.Placeholder(this="as_of"),
                    exp.column("customer_id"))
         .from_(query.subquery("q"))
         .where(exp.column("customer_id").is_(exp.null()).not_())
-        .group_by(exp.column("customer_id"))
     )
+    if not unique:
+        select = select.group_by(exp.column("customer_id"))
     return exp.insert(select, exp.table_("members", db="segments")).sql(dialect="duckdb")
 
 
 def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
                   query: exp.Query | None = None, ids: pa.Table | None = None, *,
-                  definition_hash: str = "") -> MemberStats:
+                  definition_hash: str = "", unique: bool = False) -> MemberStats:
     """Replace (segment, as_of) with the rows of ``query`` (bound to ``$as_of``) or ``ids``.
 
     ``ids`` is an Arrow table with a ``customer_id`` column (for analysts' SQL run in
@@ -93,26 +96,28 @@ def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
         with transaction(con):
             con.execute("DELETE FROM segments.members WHERE segment = ? AND as_of = ?",
                         [segment, as_of])
-            con.execute(insert_statement(query), params)
+            size = con.execute(insert_statement(query, unique=unique and ids is None),
+                               params).fetchall()[0][0]
             con.execute("DELETE FROM segments.materializations WHERE segment = ? AND as_of = ?",
                         [segment, as_of])
-            con.execute("""INSERT INTO segments.materializations
-                SELECT ?, ?, count(*), ?, current_timestamp FROM segments.members
-                WHERE segment = ? AND as_of = ?""",
-                        [segment, as_of, definition_hash, segment, as_of])
+            con.execute("INSERT INTO segments.materializations VALUES "
+                        "(?, ?, ?, ?, current_timestamp)",
+                        [segment, as_of, size, definition_hash])
     finally:
         if ids is not None:
             con.unregister("segment_ids")
-    return member_stats(con, segment, as_of)
+    return member_stats(con, segment, as_of, size=int(size))
 
 
-def member_stats(con: duckdb.DuckDBPyConnection, segment: str, as_of: date) -> MemberStats:
+def member_stats(con: duckdb.DuckDBPyConnection, segment: str, as_of: date, *,
+                 size: int | None = None) -> MemberStats:
     """Size, change versus the latest earlier materialised day, and a small sample."""
     ensure_members(con)
-    size = con.execute("SELECT count(*) FROM segments.members WHERE segment = ? AND as_of = ?",
-                       [segment, as_of]).fetchone()[0]
-    prev = con.execute("SELECT max(as_of) FROM segments.members WHERE segment = ? AND as_of < ?",
-                       [segment, as_of]).fetchone()[0]
+    if size is None:
+        size = con.execute("SELECT count(*) FROM segments.members WHERE segment = ? AND "
+                           "as_of = ?", [segment, as_of]).fetchone()[0]
+    prev = con.execute("SELECT max(as_of) FROM segments.materializations WHERE segment = ? "
+                       "AND as_of < ?", [segment, as_of]).fetchone()[0]
     added = removed = 0
     prev_size = None
     if prev is not None:
