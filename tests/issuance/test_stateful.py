@@ -41,7 +41,7 @@ CAMPAIGNS = {
     "solo": make_campaign("solo", stacking="exclusive", total_stock=6, daily_limit=3,
                           per_customer_limit=2, on_failed_drawdown="void",
                           validity=Validity(starts_after_days=0, days=2), lease_seconds=600),
-    "mix": make_campaign("mix", stacking="stackable", total_stock=10, daily_limit=4,
+    "mix": make_campaign("mix", stacking="stackable", total_stock=3, daily_limit=4,
                          per_customer_limit=1, on_failed_drawdown="restore",
                          validity=Validity(starts_after_days=0, days=2), lease_seconds=600),
 }
@@ -341,7 +341,7 @@ class IssuanceMachine(RuleBasedStateMachine):
 def test_state_machine_sqlite(tmp_path: Path) -> None:
     run_state_machine_as_test(
         lambda: IssuanceMachine(lambda: f"sqlite:///{tmp_path / uuid.uuid4().hex}.sqlite"),
-        settings=settings(max_examples=60, stateful_step_count=40, deadline=None,
+        settings=settings(max_examples=100, stateful_step_count=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow]),
     )
 
