@@ -161,6 +161,25 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+class _Lines(list):
+    """A one-column file kept as its lines (no per-row lists); ``rows[i]`` is ``[line]``."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__()
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [[line] for line in self.lines[index]]
+        return [self.lines[index]]
+
+
 def read_rows(path: Path, data: bytes) -> tuple[list[list[str]], str, str]:
     """Every row of a CSV or XLSX as text cells, with the encoding and delimiter used."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
@@ -185,7 +204,7 @@ def read_rows(path: Path, data: bytes) -> tuple[list[list[str]], str, str]:
         # no quoting: one record per line, split directly (fast for large lists)
         lines = text.splitlines()
         if delimiter not in text:
-            return [[line] for line in lines], encoding, delimiter
+            return _Lines(lines), encoding, delimiter
         return [line.split(delimiter) for line in lines], encoding, delimiter
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
@@ -228,9 +247,12 @@ def _looks_valid(value: str, match: str) -> bool:
 _NORMALISE_SQL = {
     "phone": r"""
         WITH p AS (SELECT row_no, value,
-                          regexp_replace(value, '[\s\-().]', '', 'g') AS d FROM input),
+                          CASE WHEN regexp_full_match(value, '1[3-9][0-9]{9}') THEN value
+                               ELSE regexp_replace(value, '[\s\-().]', '', 'g') END AS d
+                   FROM input),
         q AS (SELECT row_no, value,
-                     CASE WHEN d[1] = '+' AND d[2:3] = '86' THEN d[4:]
+                     CASE WHEN length(d) = 11 THEN d
+                          WHEN d[1] = '+' AND d[2:3] = '86' THEN d[4:]
                           WHEN d[1:4] = '0086' THEN d[5:]
                           WHEN length(d) = 13 AND d[1:2] = '86' THEN d[3:]
                           ELSE d END AS n FROM p),
@@ -315,11 +337,15 @@ def parse_upload(path: Path, match: str, *, column: str = "",
     rows, encoding, delimiter = read_rows(path, data)
     col, header = _choose_column(rows, match, column, path)
     start = 1 if header else 0
-    body = rows[start:]
-    if all(len(row) == 1 for row in body[:1000]) and col == 0:
-        values = [row[0] if row else "" for row in body]
-        blank = None  # computed from the value itself
+    if isinstance(rows, _Lines):
+        values = rows.lines[start:]
+        blank = None  # one column: a blank line is an empty value
+    elif all(len(row) == 1 for row in rows[start:start + 1000]) and col == 0 and all(
+            len(row) <= 1 for row in rows):
+        values = [row[0] if row else "" for row in rows[start:]]
+        blank = None
     else:
+        body = rows[start:]
         values = [row[col] if col < len(row) else "" for row in body]
         blank = [not any(c.strip() for c in row) for row in body]
     first_row = start + 1
