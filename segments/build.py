@@ -63,9 +63,8 @@ def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
     segment = compiled.segment
     ids: pa.Table | None = None
     if segment.kind == "sql":
-        kwargs = {"timeout_s": sandbox_timeout_s} if sandbox_timeout_s else {}
-        result = run_restricted(warehouse, compiled.query, as_of,
-                                location=segment.definition.body_location, **kwargs)
+        result = run_restricted(warehouse, compiled.query, as_of, timeout_s=sandbox_timeout_s,
+                                location=segment.definition.body_location)
         ids = pa.table({"customer_id": pa.array(result.customer_ids, pa.int64())})
     report = None
     con = connect(warehouse)

@@ -22,6 +22,7 @@ opens its own connection.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -238,9 +239,9 @@ def run_restricted(
     query: exp.Query,
     as_of: date,
     *,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    threads: int = DEFAULT_THREADS,
+    timeout_s: float | None = None,
+    memory_limit: str | None = None,
+    threads: int | None = None,
     location: Location | None = None,
 ) -> SandboxResult:
     """Run a gated query read-only in a restricted subprocess; return its customer ids.
@@ -250,7 +251,13 @@ def run_restricted(
     interrupts the query after ``timeout_s`` and the process is killed if it is still
     alive shortly after. Nothing is written anywhere. Errors (including a non-integer
     or NULL-typed result, or the time limit) raise ExecutionError at ``location``.
+    Limits not given come from KEQUN_SANDBOX_TIMEOUT_S, KEQUN_SANDBOX_MEMORY_LIMIT and
+    KEQUN_SANDBOX_THREADS (defaults 60 s, 2GB, 2 threads).
     """
+    timeout_s = timeout_s or float(os.environ.get("KEQUN_SANDBOX_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+    memory_limit = memory_limit or os.environ.get("KEQUN_SANDBOX_MEMORY_LIMIT",
+                                                  DEFAULT_MEMORY_LIMIT)
+    threads = threads or int(os.environ.get("KEQUN_SANDBOX_THREADS", DEFAULT_THREADS))
     sql = query.sql(dialect="duckdb")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kequn-sandbox-") as tmp:
