@@ -269,9 +269,7 @@ Rule: `{RULE}` ({size:,} members).
 `write_members` replaces the day's rows, logs the materialisation, computes size,
 added/removed and a sample, on a connection that is already open (like the bare rows).
 `build_segment` also opens the warehouse, checks the wide table has the day, and closes
-it (closing checkpoints the write into the file). In full, it opens the warehouse, checks the wide table has the day, replaces the
-segment's rows for the day in `segments.members` in one transaction, logs the
-materialisation, and computes size, added/removed and a sample.
+it (closing checkpoints the write into the file).
 
 ## {args.file_rows:,}-row phone file import
 
