@@ -155,8 +155,6 @@ class ServingDB:
     def execute(self, sql: str, params: Params = None) -> Any:
         """Run one statement with ``?`` placeholders; returns the driver cursor."""
         text, bound = self._sql(sql, params)
-        if self.dialect == "postgresql":
-            return self.raw.execute(text, bound)
         return self.raw.execute(text, bound)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:

@@ -143,6 +143,9 @@ class SyncResult:
     recovered: bool = False
     sample_added: tuple[int, ...] = field(default_factory=tuple)
     sample_removed: tuple[int, ...] = field(default_factory=tuple)
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds spent planning (DuckDB diff), in the serving transaction, and updating
+    the warehouse tracking."""
 
     @property
     def ok(self) -> bool:
@@ -185,14 +188,13 @@ class _Temp:
 
     def __init__(self) -> None:
         tag = uuid.uuid4().hex[:12]
-        self.target = f"kq_sync_target_{tag}"
         self.base = f"kq_sync_base_{tag}"
         self.adds = f"kq_sync_adds_{tag}"
         self.removes = f"kq_sync_removes_{tag}"
         self.readback = f"kq_sync_readback_{tag}"
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
-        for name in (self.target, self.base, self.adds, self.removes):
+        for name in (self.base, self.adds, self.removes):
             con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
@@ -224,14 +226,21 @@ class _Diff:
     sample_removed: tuple[int, ...]
 
 
+_TARGET_SQL = (
+    "SELECT customer_id FROM segments.members "
+    "WHERE segment = ? AND as_of = ? AND customer_id IS NOT NULL"
+)
+
+
 def _compute_diff(
     con: duckdb.DuckDBPyConnection, segment: str, as_of: date, temp: _Temp, *, from_readback: bool
 ) -> _Diff:
-    con.execute(
-        f"CREATE TEMP TABLE {temp.target} AS SELECT DISTINCT customer_id "
-        "FROM segments.members WHERE segment = ? AND as_of = ? AND customer_id IS NOT NULL",
-        [segment, as_of],
-    )
+    """Added and removed ids into temp tables, plus counts.
+
+    The base (what serving holds) is unique by construction; the day's members are
+    deduplicated only where it matters (the added ids), so the snapshot's distinct size
+    is ``base - removed + added`` without a DISTINCT over all of it.
+    """
     if not from_readback:
         con.execute(
             f"CREATE TEMP TABLE {temp.base} AS SELECT customer_id FROM sync.applied "
@@ -239,16 +248,19 @@ def _compute_diff(
             [segment],
         )
     con.execute(
-        f"CREATE TEMP TABLE {temp.adds} AS SELECT t.customer_id FROM {temp.target} t "
-        f"ANTI JOIN {temp.base} b ON t.customer_id = b.customer_id ORDER BY 1"
+        f"CREATE TEMP TABLE {temp.adds} AS SELECT DISTINCT t.customer_id "
+        f"FROM ({_TARGET_SQL}) t ANTI JOIN {temp.base} b ON t.customer_id = b.customer_id "
+        "ORDER BY 1",
+        [segment, as_of],
     )
     con.execute(
         f"CREATE TEMP TABLE {temp.removes} AS SELECT b.customer_id FROM {temp.base} b "
-        f"ANTI JOIN {temp.target} t ON t.customer_id = b.customer_id ORDER BY 1"
+        f"ANTI JOIN ({_TARGET_SQL}) t ON t.customer_id = b.customer_id ORDER BY 1",
+        [segment, as_of],
     )
-    (counts,) = con.execute(
-        f"SELECT (SELECT count(*) FROM {temp.target}), (SELECT count(*) FROM {temp.base}), "
-        f"(SELECT count(*) FROM {temp.adds}), (SELECT count(*) FROM {temp.removes})"
+    ((base, added, removed),) = con.execute(
+        f"SELECT (SELECT count(*) FROM {temp.base}), (SELECT count(*) FROM {temp.adds}), "
+        f"(SELECT count(*) FROM {temp.removes})"
     ).fetchall()
     sample_added = tuple(
         r[0] for r in con.execute(f"SELECT customer_id FROM {temp.adds} LIMIT {SAMPLE}").fetchall()
@@ -257,7 +269,8 @@ def _compute_diff(
         r[0]
         for r in con.execute(f"SELECT customer_id FROM {temp.removes} LIMIT {SAMPLE}").fetchall()
     )
-    return _Diff(*(int(c) for c in counts), sample_added, sample_removed)
+    target = int(base) - int(removed) + int(added)
+    return _Diff(target, int(base), int(added), int(removed), sample_added, sample_removed)
 
 
 def _id_chunks(con: duckdb.DuckDBPyConnection, table: str) -> Iterator[list[int]]:
@@ -339,30 +352,38 @@ def _log_finish(
 
 
 def _update_tracking(
-    con: duckdb.DuckDBPyConnection, segment: str, temp: _Temp, *, source: str,
-    delta: bool, state: _State | None, definition_hash: str | None,
+    con: duckdb.DuckDBPyConnection, segment: str, temp: _Temp, diff: _Diff, *, rebuild: bool,
+    applied: bool, state: _State | None, definition_hash: str | None,
 ) -> None:
-    """Make the warehouse tracking say: serving holds ``source`` under ``state``.
+    """Make the warehouse tracking say what serving holds now, under ``state``.
 
-    ``source`` is the temp table whose ids the serving side now holds; with ``delta``
-    only the added/removed ids are written (the common case), else it is replaced.
+    With ``rebuild`` the tracked ids are first replaced by the base the plan used (what
+    serving held, read back from it); with ``applied`` the added/removed ids follow.
+
+    Inserts with nothing to insert are skipped on purpose: in DuckDB 2.0.0 an INSERT of
+    zero rows followed, in the same transaction, by an INSERT of 122,880+ rows leaves the
+    new rows invisible to this connection's scans after the commit.
     """
     with transaction(con):
-        if delta:
-            con.execute(
-                f"DELETE FROM sync.applied WHERE segment = ? AND customer_id IN "
-                f"(SELECT customer_id FROM {temp.removes})",
-                [segment],
-            )
-            con.execute(
-                f"INSERT INTO sync.applied SELECT ?, customer_id FROM {temp.adds}", [segment]
-            )
-        else:
+        if rebuild:
             con.execute("DELETE FROM sync.applied WHERE segment = ?", [segment])
-            con.execute(
-                f"INSERT INTO sync.applied SELECT ?, customer_id FROM {source} ORDER BY 2",
-                [segment],
-            )
+            if diff.base:
+                con.execute(
+                    f"INSERT INTO sync.applied SELECT ?, customer_id FROM {temp.base}",
+                    [segment],
+                )
+        if applied:
+            if diff.removed:
+                con.execute(
+                    f"DELETE FROM sync.applied WHERE segment = ? AND customer_id IN "
+                    f"(SELECT customer_id FROM {temp.removes})",
+                    [segment],
+                )
+            if diff.added:
+                con.execute(
+                    f"INSERT INTO sync.applied SELECT ?, customer_id FROM {temp.adds}",
+                    [segment],
+                )
         _write_marker(con, segment, state, definition_hash)
 
 
@@ -453,6 +474,8 @@ def _sync_locked(
     settings: SyncSettings, temp: _Temp, *, sync_id: str, started: datetime, clock: float,
     force: bool, dry_run: bool, definition_hash: str | None,
 ) -> SyncResult:
+    phases: dict[str, float] = {}
+    tick = time.perf_counter()
     state = _serving_state(db, segment)
     marker = _warehouse_marker(con, segment)
     # Trust the warehouse tracking only when it names the sync serving says it holds.
@@ -461,6 +484,7 @@ def _sync_locked(
     if from_serving:
         _read_back(db, con, segment, temp)
     diff = _compute_diff(con, segment, as_of, temp, from_readback=from_serving)
+    phases["plan_s"] = time.perf_counter() - tick
     unchanged = diff.target - diff.added
     verdict = check_guardrails(
         settings, current=diff.base, target=diff.target, added=diff.added, removed=diff.removed
@@ -496,6 +520,7 @@ def _sync_locked(
             duration_s=time.perf_counter() - clock, dry_run=dry_run, forced=force,
             skipped_older=older and not force, recovered=recovered,
             sample_added=diff.sample_added, sample_removed=diff.sample_removed,
+            phases={k: round(v, 4) for k, v in phases.items()},
         )
 
     if dry_run:
@@ -505,6 +530,7 @@ def _sync_locked(
     moves = status in ("applied", "noop") and not (older and not force)
     new_state = state
     finished = utcnow()
+    tick = time.perf_counter()
     with db.transaction():
         current = _serving_state(db, segment, for_update=True)
         if (current.sync_id if current else None) != (state.sync_id if state else None):
@@ -529,17 +555,17 @@ def _sync_locked(
                 )
         _log_finish(db, sync_id, status, reason, diff.added, diff.removed, unchanged, finished)
         _checkpoint("before_serving_commit")
+    phases["serving_s"] = time.perf_counter() - tick
     _checkpoint("after_serving_commit")
+    tick = time.perf_counter()
 
-    if from_serving:  # rebuild the tracking from what serving holds now
-        holds = temp.target if status == "applied" else temp.base
-        _update_tracking(con, segment, temp, source=holds, delta=False, state=new_state,
-                         definition_hash=definition_hash)
-    elif status == "applied":
-        _update_tracking(con, segment, temp, source=temp.target, delta=True, state=new_state,
-                         definition_hash=definition_hash)
+    if from_serving or status == "applied":
+        _update_tracking(con, segment, temp, diff, rebuild=from_serving,
+                         applied=status == "applied",
+                         state=new_state, definition_hash=definition_hash)
     elif new_state != state:  # a noop that moved the synced day: the marker only
         _update_marker(con, segment, new_state, definition_hash)
+    phases["warehouse_s"] = time.perf_counter() - tick
     _checkpoint("after_warehouse_update")
     return result(finished)
 

@@ -399,3 +399,18 @@ def test_any_sequence_of_snapshots_and_interruptions_converges(warehouse, db, st
     assert tracked(warehouse, segment) == set(last_members)
     again = sync_segment(warehouse, db, segment, day, OPEN)
     assert again.status == "noop" and not again.recovered
+
+
+@pytest.mark.parametrize("serving_url", ["sqlite"], indirect=True)
+def test_tracking_survives_a_large_first_sync(warehouse, db):
+    """Regression: DuckDB 2.0.0 hides a 122,880+ row INSERT that follows an empty INSERT in
+    the same transaction; the first sync (empty base) must still be tracked in full."""
+    set_members(warehouse, "big", D1, range(0, 260_000, 2))
+    sync_segment(warehouse, db, "big", D1, OPEN)
+    ((count, low),) = warehouse.execute(
+        "SELECT count(*), min(customer_id) FROM sync.applied WHERE segment = 'big'").fetchall()
+    assert (count, low) == (130_000, 0)
+    set_members(warehouse, "big", D2, range(1, 260_000, 2))
+    result = sync_segment(warehouse, db, "big", D2, OPEN)
+    assert (result.added, result.removed, result.recovered) == (130_000, 130_000, False)
+    assert len(eligible(db, "big")) == 130_000
