@@ -129,6 +129,7 @@ def build_sync_asset(target: SyncedSegment, kind: str) -> dg.AssetsDefinition:
             "sync_id": result.sync_id,
             "recovered": result.recovered,
             "dagster/row_count": result.target_size,
+            **{f"phase_{name}": value for name, value in result.phases.items()},
         }
         if result.status == "blocked":
             raise dg.Failure(
