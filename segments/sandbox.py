@@ -35,6 +35,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError as SqlglotParseError
 from sqlglot.errors import TokenError
+from sqlglot.tokens import Tokenizer, TokenType
 
 from kequn.errors import (
     CompileError,
@@ -113,14 +114,16 @@ def gate(sql: str, path: Path | None = None, source: str | None = None) -> exp.Q
     if not statements:
         raise ParseError("the SQL is empty; write one SELECT returning customer_id",
                          Location(path, 1, 1, source))
+    starts = _statement_starts(sql)
     if len(statements) > 1:
+        where = (location_at(path, source, starts[1]) if len(starts) > 1
+                 else _loc(path, source, statements[1]))
         raise CompileError(f"exactly one statement is allowed, found {len(statements)} "
-                           f"(a second one starts here: {_kind(statements[1])})",
-                           _loc(path, source, statements[1]))
+                           f"(a second one starts here: {_kind(statements[1])})", where)
     query = statements[0]
     if not isinstance(query, exp.Query) or isinstance(query, _WRITES):
-        raise CompileError(f"only a SELECT is allowed, not {_kind(query)}",
-                           _loc(path, source, query))
+        where = location_at(path, source, starts[0]) if starts else _loc(path, source, query)
+        raise CompileError(f"only a SELECT is allowed, not {_kind(query)}", where)
     errors: list[KequnError] = []
     cte_names = {cte.alias_or_name.lower() for cte in query.find_all(exp.CTE)}
     for node in _walk(query):
@@ -140,6 +143,23 @@ def gate(sql: str, path: Path | None = None, source: str | None = None) -> exp.Q
     raise_collected(errors)
     _check_output(query, path, source)
     return query
+
+
+def _statement_starts(sql: str) -> list[int]:
+    """Source offsets where each statement's first token stands (comments skipped)."""
+    try:
+        tokens = Tokenizer().tokenize(sql)
+    except TokenError:
+        return []
+    starts: list[int] = []
+    expect = True
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            expect = True
+        elif expect:
+            starts.append(token.start)
+            expect = False
+    return starts
 
 
 def _walk(node: exp.Expression):
