@@ -67,8 +67,16 @@ def validate(
     folder: Annotated[Path | None, typer.Argument(
         help="Campaigns folder or file (default: <project>/campaigns).")] = None,
 ) -> None:
-    """Load and check every campaign file; print every problem as file:line:col, exit 1."""
+    """Load and check every campaign file, and each target segment (exists, synced, shared
+    with the campaign's owner); print every problem as file:line:col and exit 1."""
+    from issuance.targets import check_targets
+    from kequn.errors import raise_collected
+    from kequn.settings import current_settings
+
     campaigns = _campaigns(folder)
+    segments_dir = current_settings().segments_dir
+    if segments_dir.is_dir():
+        raise_collected(check_targets(campaigns, segments_dir))
     typer.echo(f"{len(campaigns)} campaign(s) OK")
 
 

@@ -1,11 +1,11 @@
--- Drawdown campaign: interest at 80% for customers in the drawdown segment.
+-- Drawdown campaign: branch VIP customers pay 80% of the interest on their next loans.
 CAMPAIGN (
   name drawdown_rate_discount,
   title '用信利率八折',
-  rules 'Eligible customers pay 80% of the interest on one loan drawn before the end of 2027.',
-  owner 'team:credit_ops',
+  rules 'Branch VIP customers pay 80% of the interest on up to two loans drawn before the end of 2027.',
+  owner 'team:marketing',
   type drawdown,
-  target_segment drawdown,
+  target_segment vip_list,
   channels all,
   window_start 2024-01-01,
   window_end 2027-12-31,

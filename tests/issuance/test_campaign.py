@@ -203,3 +203,42 @@ def test_channels_all_and_fixed_validity_inside_window(tmp_path: Path) -> None:
     campaign = load_campaign(write(tmp_path, "d.yaml", text.replace("2026-01-30", "2026-01-31")))
     assert campaign.channels == frozenset({"APP", "MINI_PROGRAM", "H5"})
     assert campaign.validity.fixed_to == date(2026, 1, 31)
+
+
+def test_targets_must_exist_be_synced_and_shared(tmp_path: Path) -> None:
+    from issuance.targets import check_targets
+
+    segments = tmp_path / "segments"
+    segments.mkdir()
+    (segments / "granted.sql").write_text(
+        "SEGMENT (\n  name granted,\n  kind rule,\n  owner 'team:risk',\n"
+        "  shared_with (team:ops),\n  rule 'credit_granted',\n  sync on,\n);\n")
+    (segments / "quiet.sql").write_text(
+        "SEGMENT (\n  name quiet,\n  kind rule,\n  owner 'team:growth',\n"
+        "  rule 'credit_granted',\n);\n")
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    write(folder, "a.yaml", YAML.replace("target_segment: wake_up", "target_segment: grantd"))
+    write(folder, "b.yaml", YAML.replace("name: wake", "name: b").replace(
+        "target_segment: wake_up", "target_segment: quiet"))
+    write(folder, "c.yaml", YAML.replace("name: wake", "name: c").replace(
+        "target_segment: wake_up", "target_segment: granted"))
+    write(folder, "d.yaml", YAML.replace("name: wake", "name: d").replace(
+        "target_segment: wake_up", "target_segment: granted").replace("team:growth", "team:ops"))
+    errors = check_targets(load_campaigns(folder), segments)
+    assert [e.headline() for e in errors] == [
+        f"{folder / 'a.yaml'}:5:17: campaign 'wake' targets unknown segment 'grantd' "
+        "(did you mean 'granted'?)",
+        f"{folder / 'b.yaml'}:5:17: segment 'quiet' is not synced, so no customer is ever "
+        f"eligible for campaign 'b' (add 'sync on' to the SEGMENT header in "
+        f"{segments / 'quiet.sql'})",
+        f"{folder / 'c.yaml'}:3:8: segment 'granted' is not shared with team:growth "
+        "(owner team:risk; shared with team:ops) (kequn segments share granted team:growth)",
+    ]
+
+
+def test_repository_campaigns_target_synced_shared_segments() -> None:
+    from issuance.targets import check_targets
+
+    campaigns = load_campaigns(REPO_ROOT / "sql" / "campaigns")
+    assert check_targets(campaigns, REPO_ROOT / "sql" / "segments") == []
