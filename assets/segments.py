@@ -101,8 +101,12 @@ def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float) -> 
     }
 
 
-def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
-    """The ``segments/<name>`` asset with its two blocking checks."""
+def build_segment_asset(compiled: CompiledSegment, report_dir: Path | None = None
+                        ) -> dg.AssetsDefinition:
+    """The ``segments/<name>`` asset with its two blocking checks.
+
+    ``report_dir`` receives import reports of a file segment's own sample file.
+    """
     segment = compiled.segment
     key = segment_key(segment.name)
     check_specs = [
@@ -142,7 +146,8 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
 
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
-        result = build_segment(Path(warehouse.path), compiled, as_of, import_path=import_path)
+        result = build_segment(Path(warehouse.path), compiled, as_of, import_path=import_path,
+                               report_dir=report_dir)
         metadata = _metadata(compiled, result.stats, result.elapsed_s)
         if result.import_report is not None:
             report = result.import_report
@@ -161,6 +166,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Every segment asset under ``settings.segments_dir`` (resources bound by the caller)."""
     project = load_segments(settings.segments_dir)
     types = tag_types(settings.tags_dir)
-    assets = [build_segment_asset(compile_segment(segment, types))
+    reports = settings.imports_dir / "reports"
+    assets = [build_segment_asset(compile_segment(segment, types), reports)
               for _, segment in sorted(project.segments.items())]
     return dg.Definitions(assets=assets)

@@ -51,13 +51,15 @@ def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
 
 
 def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
-                  import_path: Path | None = None, sandbox_timeout_s: float | None = None
-                  ) -> BuildResult:
+                  import_path: Path | None = None, sandbox_timeout_s: float | None = None,
+                  report_dir: Path | None = None) -> BuildResult:
     """Materialise ``compiled`` for ``as_of`` into segments.members; return the stats.
 
     For a file segment, ``import_path`` (an inbox upload) is imported first; without
     it, the definition's own ``file`` is imported when that content was never imported
-    for the segment (so a later upload is not overwritten by the sample file).
+    for the segment (so a later upload is not overwritten by the sample file). The
+    rows-not-imported report goes beside an upload, but into ``report_dir`` for a
+    definition's own file (never into the definitions folder).
     """
     started = time.perf_counter()
     segment = compiled.segment
@@ -76,8 +78,11 @@ def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
                                                     segment.column)):
                 source = None
             if source is not None:
+                target_dir = None if import_path is not None else report_dir
+                if target_dir is not None:
+                    target_dir.mkdir(parents=True, exist_ok=True)
                 report = import_file(con, segment.name, source, segment.match,
-                                     column=segment.column)
+                                     column=segment.column, report_dir=target_dir)
             elif not table_exists(con, "segments", "imported"):
                 raise ValidationError(f"file segment '{segment.name}' has nothing imported yet: "
                                       f"run 'kequn segments import FILE --name {segment.name}'",
