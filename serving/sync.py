@@ -54,7 +54,7 @@ import pyarrow as pa
 
 from kequn.errors import ExecutionError, Location
 from kequn.warehouse import transaction
-from serving.db import ServingDB, utcnow
+from serving.db import INTEGRITY_ERRORS, ServingDB, utcnow
 from serving.guardrails import Verdict, check_guardrails
 from serving.lock import DEFAULT_TIMEOUT, segment_lock
 from serving.sync_settings import SyncSettings
@@ -478,9 +478,13 @@ def _sync_locked(
     tick = time.perf_counter()
     state = _serving_state(db, segment)
     marker = _warehouse_marker(con, segment)
-    # Trust the warehouse tracking only when it names the sync serving says it holds.
-    from_serving = state is None or marker is None or marker.sync_id != state.sync_id
-    recovered = from_serving and (state is not None or marker is not None)
+    # Trust the warehouse tracking only when it names the sync serving says it holds
+    # (and not when forced: a forced sync re-reads coupon_eligibility, which also repairs
+    # rows changed outside the sync).
+    from_serving = (force or state is None or marker is None
+                    or marker.sync_id != state.sync_id)
+    recovered = (state is None or marker is None or marker.sync_id != state.sync_id) and (
+        state is not None or marker is not None)
     if from_serving:
         _read_back(db, con, segment, temp)
     diff = _compute_diff(con, segment, as_of, temp, from_readback=from_serving)
@@ -542,7 +546,16 @@ def _sync_locked(
         if moves:
             if status == "applied" or state is None:
                 if status == "applied":
-                    _apply_serving(db, con, segment, as_of, temp, finished)
+                    try:
+                        _apply_serving(db, con, segment, as_of, temp, finished)
+                    except INTEGRITY_ERRORS as exc:
+                        raise ExecutionError(
+                            f"coupon_eligibility rows of segment '{segment}' were changed "
+                            f"outside the sync ({exc}); nothing was applied",
+                            Location(),
+                            hint=f"kequn sync {segment} --as-of {as_of} --force re-plans "
+                            "against the table as it is",
+                        ) from exc
                 new_state = _State(sync_id, as_of, diff.target)
                 _upsert_state(db, segment, sync_id, as_of, diff.target, definition_hash, finished)
             else:  # a noop: same rows; a newer day moves the synced day forward

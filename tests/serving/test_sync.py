@@ -414,3 +414,24 @@ def test_tracking_survives_a_large_first_sync(warehouse, db):
     result = sync_segment(warehouse, db, "big", D2, OPEN)
     assert (result.added, result.removed, result.recovered) == (130_000, 130_000, False)
     assert len(eligible(db, "big")) == 130_000
+
+
+def test_rows_changed_outside_the_sync_fail_clearly_and_force_repairs(warehouse, db):
+    set_members(warehouse, "vip", D1, [1, 2, 3])
+    sync_segment(warehouse, db, "vip", D1, OPEN)
+    with db.transaction():  # someone edits the table by hand
+        db.execute("INSERT INTO coupon_eligibility VALUES (?, ?, ?, ?)",
+                   ("vip", 4, D1, sync_module.utcnow()))
+        db.execute("DELETE FROM coupon_eligibility WHERE segment = ? AND customer_id = ?",
+                   ("vip", 2))
+    set_members(warehouse, "vip", D2, [1, 2, 3, 4])
+    with pytest.raises(ExecutionError, match="changed outside the sync") as exc:
+        sync_segment(warehouse, db, "vip", D2, OPEN)
+    assert "--force re-plans" in exc.value.hint
+    assert eligible(db, "vip") == {1, 3, 4}
+    assert sync_log(db, "vip")[0]["status"] == "failed"
+
+    repaired = sync_segment(warehouse, db, "vip", D2, OPEN, force=True)
+    assert (repaired.status, repaired.added, repaired.removed) == ("applied", 1, 0)
+    assert eligible(db, "vip") == {1, 2, 3, 4}
+    assert sync_segment(warehouse, db, "vip", D2, OPEN).status == "noop"
