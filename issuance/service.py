@@ -32,17 +32,21 @@ from issuance.limits import Snapshot, refusal
 from issuance.outcome import Outcome
 from issuance.states import EXPIRED, OCCUPIED, UNUSED, USED, VOIDED
 from issuance.store import (
+    REPLAY_FROM,
+    REPLAY_SELECT,
     Coupon,
     Request,
     close_try,
     closed_try,
     coupon_id_for,
     coupons_where,
+    interpret_replay,
     move,
     move_many,
     read_coupon,
     record,
     replay,
+    replay_params,
 )
 from kequn.errors import ExecutionError, Location
 from serving.db import INTEGRITY_ERRORS, ServingDB
@@ -55,8 +59,9 @@ SQLITE_WAL_AUTOCHECKPOINT = 10_000
 _CUSTOMER_LOCK = 0x6B71_0001
 _LOAN_LOCK = 0x6B71_0002
 
-_SNAPSHOT = """
-SELECT
+# One statement reads everything an issue decides on: the key's first result (columns
+# 0-7, see issuance.store.REPLAY_SELECT), then the counters and facts of the Snapshot.
+_SNAPSHOT = REPLAY_SELECT + """,
   (SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = 'total'),
   (SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = ?),
   (SELECT count(*) FROM coupons WHERE customer_id = ? AND campaign = ?),
@@ -67,8 +72,7 @@ SELECT
        AND ((status = 'occupied' AND (lease_until > ? OR valid_until > ?))
             OR (status = 'unused' AND valid_until > ?))
        AND (exclusive = 1 OR ? = 1)
-     LIMIT 1) AS live)
-"""
+     LIMIT 1) AS live)""" + REPLAY_FROM
 
 _INSERT_COUPON = """
 INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, template_value,
@@ -198,21 +202,22 @@ class Issuer:
         """The body of :meth:`issue`, for callers that already opened the transaction."""
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
         self._lock_campaign(campaign.name)
-        prior = replay(self.db, request)
-        if prior is not None:
-            return prior
         self._advisory(_CUSTOMER_LOCK, customer_id)
         day = business_day(now)
         stored_now = to_db(now)
         row = self.db.fetchone(_SNAPSHOT, (
             campaign.name, campaign.name, day.isoformat(), customer_id, campaign.name,
             campaign.target_segment, customer_id, customer_id, campaign.name, stored_now,
-            stored_now, stored_now, int(campaign.exclusive),
+            stored_now, stored_now, int(campaign.exclusive), *replay_params(request),
         ))
         assert row is not None
+        prior = interpret_replay(request, row)
+        if prior is not None:
+            return prior
+        stock, today, mine, eligible, conflict = row[8:]
         snapshot = Snapshot(
-            eligible=bool(row[3]), stock_issued=int(row[0] or 0), day_issued=int(row[1] or 0),
-            customer_issued=int(row[2] or 0), conflicting_coupon=bool(row[4]),
+            eligible=bool(eligible), stock_issued=int(stock or 0), day_issued=int(today or 0),
+            customer_issued=int(mine or 0), conflicting_coupon=bool(conflict),
         )
         reason = refusal(campaign, now, snapshot)
         if reason is not None:

@@ -224,22 +224,30 @@ def _conflict(request: Request, fingerprint: str) -> IdempotencyConflict:
     )
 
 
-def replay(db: ServingDB, request: Request) -> Outcome | None:
-    """The first result recorded under ``request.key``, or None for a new key.
+# The first result of a key: its request row, or the coupon its issue created. Callers may
+# append more columns (the issue path adds its counters) and pass the first 8 to interpret().
+REPLAY_SELECT = (
+    "SELECT r.operation, r.fingerprint, r.ok, r.reason, r.coupon_id, r.status, "
+    "c.campaign, c.customer_id"
+)
+REPLAY_FROM = (
+    " FROM (SELECT 1 AS one) AS probe "
+    "LEFT JOIN issuance_requests AS r ON r.idempotency_key = ? "
+    "LEFT JOIN coupons AS c ON c.coupon_id = ?"
+)
 
-    A successful issue is recorded by its coupon (id derived from the key); every other
-    result by a row in ``issuance_requests``. Raises :class:`IdempotencyConflict` if the
-    key was used for a different request.
+
+def replay_params(request: Request) -> tuple[str, str]:
+    """The parameters of :data:`REPLAY_FROM` for ``request``."""
+    return request.key, coupon_id_for(request.key)
+
+
+def interpret_replay(request: Request, row: Sequence[Any]) -> Outcome | None:
+    """The replayed outcome in a row of :data:`REPLAY_SELECT` (None for a new key).
+
+    Raises :class:`IdempotencyConflict` if the key was used for a different request.
     """
-    row = db.fetchone(
-        "SELECT r.operation, r.fingerprint, r.ok, r.reason, r.coupon_id, r.status, "
-        "c.campaign, c.customer_id FROM (SELECT 1 AS one) AS probe "
-        "LEFT JOIN issuance_requests AS r ON r.idempotency_key = ? "
-        "LEFT JOIN coupons AS c ON c.coupon_id = ?",
-        (request.key, coupon_id_for(request.key)),
-    )
-    assert row is not None
-    operation, fingerprint, ok, reason, coupon_id, status, campaign, customer = row
+    operation, fingerprint, ok, reason, coupon_id, status, campaign, customer = row[:8]
     if operation is not None:
         if fingerprint != request.fingerprint:
             raise _conflict(request, str(fingerprint))
@@ -250,6 +258,18 @@ def replay(db: ServingDB, request: Request) -> Outcome | None:
     if fingerprint != request.fingerprint:
         raise _conflict(request, fingerprint)
     return Outcome("issue", True, None, coupon_id_for(request.key), "unused", replayed=True)
+
+
+def replay(db: ServingDB, request: Request) -> Outcome | None:
+    """The first result recorded under ``request.key``, or None for a new key.
+
+    A successful issue is recorded by its coupon (id derived from the key); every other
+    result by a row in ``issuance_requests``. Raises :class:`IdempotencyConflict` if the
+    key was used for a different request.
+    """
+    row = db.fetchone(REPLAY_SELECT + REPLAY_FROM, replay_params(request))
+    assert row is not None
+    return interpret_replay(request, row)
 
 
 def record(db: ServingDB, request: Request, outcome: Outcome, now: datetime) -> Outcome:
