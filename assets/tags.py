@@ -142,7 +142,7 @@ def _group_asset(project: TagProject, group: TagGroup) -> dg.AssetsDefinition:
     return _build
 
 
-def _wide_asset(project: TagProject, groups: list[TagGroup]) -> dg.AssetsDefinition:
+def _wide_asset(project: TagProject) -> dg.AssetsDefinition:
     derived = project.derived()
     specs = [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
     all_keys = [tag_key(n) for n in project.tags]
@@ -205,7 +205,7 @@ def _combined_hash(project: TagProject) -> str:
 def tag_assets(project: TagProject) -> list[dg.AssetsDefinition]:
     """Every tag asset of ``project``: one multi-asset per source group, plus the wide step."""
     groups = plan_groups(project)
-    return [*(_group_asset(project, g) for g in groups), _wide_asset(project, groups)]
+    return [*(_group_asset(project, g) for g in groups), _wide_asset(project)]
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:

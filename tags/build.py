@@ -34,7 +34,6 @@ from tags.compile import (
     TagGroup,
     customer_tags_query,
     day_literal,
-    group_of,
     group_query,
     plan_groups,
     pretty,
@@ -152,9 +151,17 @@ def _registered(con: duckdb.DuckDBPyConnection, as_of: date) -> int:
 
 
 def _stats(con: duckdb.DuckDBPyConnection, project: TagProject, table: str, as_of: date,
-           names: list[str], customers: int, sql: Mapping[str, str]) -> dict[str, TagStats]:
+           names: list[str], customers: int | None,
+           sql: Mapping[str, str]) -> dict[str, TagStats]:
+    """Rows and coverage of ``names`` in ``table`` for the day, in one scan.
+
+    ``customers`` None means ``table`` holds exactly the registered customers (the wide
+    table), so its row count is the customer count.
+    """
     row = con.execute(pretty(stats_query(project, table, as_of, names))).fetchone()
     values = dict(zip([d[0] for d in con.description], row, strict=True)) if row else {}
+    if customers is None:
+        customers = int(values.get("_rows") or 0)
     out = {}
     for name in names:
         tag = project[name]
@@ -295,9 +302,8 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, project: TagProject,
             ensure_table(con, WIDE, [(t.name, t.sql_type) for t in project.tags.values()])
             con.execute(f"DELETE FROM {WIDE} WHERE as_of = {day}")
             con.execute(f"INSERT INTO {WIDE} (as_of, customer_id, {cols}) {sql}")
-            customers = _registered(con, as_of)
-            stats = _stats(con, project, WIDE, as_of, names, customers, dict.fromkeys(names, sql))
-            rows = con.execute(f"SELECT count(*) FROM {WIDE} WHERE as_of = {day}").fetchone()
+            stats = _stats(con, project, WIDE, as_of, names, None, dict.fromkeys(names, sql))
+            customers = next(iter(stats.values())).customers if stats else 0
             catalog_rows = write_catalog(
                 con, project, as_of,
                 {n: Coverage(s.coverage, customers) for n, s in stats.items()})
@@ -309,9 +315,4 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, project: TagProject,
     except duckdb.Error as error:
         raise ExecutionError(f"building {WIDE} failed: {str(error).splitlines()[0]}",
                              Location(project.root)) from error
-    return CustomerTagsResult(int(rows[0]) if rows else 0, sql, stats, catalog_rows)
-
-
-def group_for(project: TagProject, name: str) -> TagGroup:
-    """The storage group of atomic tag ``name`` (for callers that show or plan a build)."""
-    return group_of(plan_groups(project), name)
+    return CustomerTagsResult(customers, sql, stats, catalog_rows)

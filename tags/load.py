@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -103,33 +102,10 @@ def load_tags(tags_dir: Path) -> TagProject:
     return TagProject(tags_dir, tags)
 
 
-def load_tag_text(text: str, path: Path) -> TagProject:
-    """Load a single tag given as text (for tests and previews); same rules as files."""
-    errors: list[KequnError] = []
-    from kequn.header import parse_definition_text
-
-    try:
-        definition = parse_definition_text(text, path, {"TAG": SAMPLE_HEADER}, ALLOWED_KEYS)
-        tag = _build_tag(definition, None, errors)
-    except KequnError as err:
-        errors.append(err)
-        tag = None
-    tags = _check_project([tag] if tag else [], errors, path.parent, set())
-    raise_collected(errors)
-    return TagProject(path.parent, tags)
-
-
 def _load_file(path: Path, tags_dir: Path, errors: list[KequnError]) -> Tag | None:
     definition = read_definition_file(path, {"TAG": SAMPLE_HEADER}, ALLOWED_KEYS)
     folder = path.parent.relative_to(tags_dir).parts
     return _build_tag(definition, folder, errors)
-
-
-@dataclass
-class _Header:
-    """Header values read so far; missing/invalid ones stay empty (errors collected)."""
-
-    values: dict[str, str]
 
 
 def _build_tag(d: DefinitionFile, folder: tuple[str, ...] | None,
