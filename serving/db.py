@@ -17,7 +17,9 @@ returns a :class:`ServingDB`, whose methods behave the same on both:
 * **Types**: rows come back as tuples. ``DATE`` columns read back as :class:`datetime.date`
   and ``TIMESTAMP`` columns as naive :class:`datetime.datetime` holding UTC on both
   dialects (SQLite through registered converters, PostgreSQL with the session time zone
-  set to UTC; aware datetimes are converted to UTC on the way in). Booleans read back as
+  set to UTC; aware datetimes are converted to UTC on the way in). On SQLite the
+  conversion follows the declared column type, so an expression over a date (``min(as_of)``)
+  comes back as ISO text: cast in Python, or select the column itself. Booleans read back as
   ``0``/``1`` on SQLite and ``True``/``False`` on PostgreSQL, so compare them truthily.
 * **Errors**: :data:`INTEGRITY_ERRORS` is the tuple of both drivers' integrity errors
   (unique or foreign-key violations), for ``except INTEGRITY_ERRORS:``.
