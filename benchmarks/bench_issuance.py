@@ -1,8 +1,8 @@
 """Benchmark of coupon issuance on the serving database.
 
 1. Single-process issue throughput with every limit checked (idempotency key, window,
-   eligibility, stock, daily limit, per-customer limit, exclusive stacking; coupon row,
-   history row and counters written; one ``BEGIN IMMEDIATE`` transaction per request),
+   eligibility, stock, daily limit, per-customer limit, exclusive stacking; coupon row
+   and counters written; one ``BEGIN IMMEDIATE`` transaction per request),
    through :meth:`issuance.service.Issuer.issue`, alternating with the bare
    check-insert-decrement transaction in raw ``sqlite3`` (the reference figure of
    DESIGN §1) in the same process, so both see the same machine load.
@@ -286,7 +286,7 @@ def render(rows: list[tuple[str, str, Figure]], args: argparse.Namespace,
         "",
         "- *issue, all limits*: `Issuer.issue` per request, one transaction each: "
         "idempotency lookup, window, eligibility, stock, daily limit, per-customer limit, "
-        "exclusive-stacking check, coupon + history rows, counters.",
+        "exclusive-stacking check, coupon row, counters.",
         "- *bare*: raw `sqlite3`, BEGIN IMMEDIATE / SELECT stock / INSERT / UPDATE / COMMIT, "
         "run alternately with the full issue in the same process.",
         "- SQLite: WAL, synchronous=NORMAL (serving/db.py), file in the system temp folder.",

@@ -5,8 +5,10 @@ Tables (timestamps are naive UTC, days are Asia/Shanghai business days):
 * ``coupons``: one row per issued coupon, its current ``status`` and the campaign
   terms it was issued under (template, validity, stacking, failed-drawdown policy,
   channels, lease length), so a coupon keeps working if its campaign file changes.
-* ``coupon_history``: append-only, one row per transition (``seq`` 1 is the issue);
-  triggers refuse UPDATE and DELETE.
+* ``coupon_history``: append-only, one row per transition, ``seq`` = the coupon's version
+  after it (the issue itself is the coupon row's creation, version 1, with its
+  ``issued_at``: not a transition, and one page less per issue); triggers refuse UPDATE
+  and DELETE.
 * ``issuance_counters(campaign, bucket, issued)``: per campaign, the lifetime count
   (``bucket = 'total'``, also the campaign's lock row: every issue locks it first, which
   serialises a campaign's issues on PostgreSQL; on SQLite ``BEGIN IMMEDIATE`` already

@@ -230,11 +230,6 @@ class Issuer:
             ",".join(sorted(campaign.channels)), campaign.lease_seconds, stored_now, day,
             to_db(valid_from), to_db(valid_until), stored_now,
         ))
-        self.db.execute(
-            "INSERT INTO coupon_history (coupon_id, seq, from_status, to_status, at, loan_id, "
-            "reason, request_key) VALUES (?, 1, NULL, 'unused', ?, NULL, 'issued', ?)",
-            (coupon_id, stored_now, key),
-        )
         self.db.execute(_COUNT_UP, (campaign.name, campaign.name, day.isoformat()))
         # The coupon row (its id derived from the key) records this result; see replay().
         return Outcome("issue", True, None, coupon_id, UNUSED)
@@ -413,11 +408,20 @@ class Issuer:
 
     def history(self, coupon_id: str) -> list[tuple[int, str | None, str, datetime, str | None,
                                                    str]]:
-        """Every transition of a coupon: (seq, from, to, at, loan_id, reason)."""
+        """Every state of a coupon: (seq, from, to, at, loan_id, reason), oldest first.
+
+        Entry 1 is the issue (the coupon row's creation: ``None → unused``); the rest are
+        the transitions recorded in ``coupon_history`` (``seq`` = the row's version).
+        Empty for an unknown coupon.
+        """
+        coupon = read_coupon(self.db, coupon_id)
+        if coupon is None:
+            return []
         rows = self.db.fetchall(
             "SELECT seq, from_status, to_status, at, loan_id, reason FROM coupon_history "
             "WHERE coupon_id = ? ORDER BY seq", (coupon_id,))
-        return [(int(s), f, t, from_db(a), loan, r) for s, f, t, a, loan, r in rows]
+        issued = (1, None, UNUSED, coupon.issued_at, None, "issued")
+        return [issued, *((int(s), f, t, from_db(a), loan, r) for s, f, t, a, loan, r in rows)]
 
     def counters(self, campaign: str) -> Counters:
         """The campaign's issued count, today's count and coupons by effective state."""

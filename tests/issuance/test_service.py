@@ -125,7 +125,11 @@ def test_occupy_confirm_and_history(db: ServingDB, clock: ManualClock) -> None:
 
 def test_history_is_append_only(db: ServingDB, clock: ManualClock) -> None:
     make_eligible(db, "wake_up", [1])
-    coupon = make_issuer(db, clock).issue("wake", 1, "i").coupon_id
+    issuer = make_issuer(db, clock)
+    coupon = issuer.issue("wake", 1, "i").coupon_id
+    assert coupon is not None
+    issuer.occupy(coupon, "L1", "o")
+    assert db.scalar("SELECT count(*) FROM coupon_history WHERE coupon_id = ?", (coupon,)) == 1
     with pytest.raises(Exception, match="append-only"), db.transaction():
         db.execute("UPDATE coupon_history SET reason = 'x' WHERE coupon_id = ?", (coupon,))
     with pytest.raises(Exception, match="append-only"), db.transaction():

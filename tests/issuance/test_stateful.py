@@ -329,13 +329,16 @@ class IssuanceMachine(RuleBasedStateMachine):
         for cid, seq, src, dst, version, status in rows:
             chains.setdefault(cid, []).append((seq, src, dst))
             final[cid] = (version, status)
-        for cid, chain in chains.items():
+        for cid, recorded in chains.items():
+            chain = [(1, None, "unused"), *recorded]  # version 1: the issue itself
             assert [seq for seq, _, _ in chain] == list(range(1, len(chain) + 1))
-            assert chain[0][1] is None and chain[0][2] == "unused"
             for (_, _, prev), (_, src, dst) in itertools.pairwise(chain):
                 assert src == prev
                 check_move(src, dst)
             assert final[cid] == (len(chain), chain[-1][2])
+        for cid in self.model.coupons:
+            if cid not in chains:  # never moved: still version 1, unused in storage
+                assert self.issuer.coupon(cid).version == 1  # type: ignore[union-attr]
 
 
 def test_state_machine_sqlite(tmp_path: Path) -> None:
