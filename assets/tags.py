@@ -174,6 +174,10 @@ def _wide_asset(project: TagProject) -> dg.AssetsDefinition:
         day = as_of_day(context)
         with warehouse.connect() as con:
             result = build_customer_tags(con, project, day)
+            if result.missing:
+                context.log.warning(
+                    f"no stored rows for {day} behind tags {', '.join(result.missing)}: "
+                    "materialise their source assets for this day first")
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
                 con, WIDE, day, every_customer=True))]
             for tag in derived:
@@ -187,6 +191,7 @@ def _wide_asset(project: TagProject) -> dg.AssetsDefinition:
                                        metadata=_metadata(result.tags[tag.name]))
         yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
             "dagster/row_count": result.rows, "columns": len(project.tags),
+            "tags_without_rows_for_day": ", ".join(result.missing) or "none",
             "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
         yield dg.MaterializeResult(asset_key=CATALOG_KEY, metadata={
             "dagster/row_count": result.catalog_rows})

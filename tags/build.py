@@ -74,6 +74,8 @@ class CustomerTagsResult:
     sql: str
     tags: dict[str, TagStats]
     catalog_rows: int
+    missing: tuple[str, ...] = ()
+    """Atomic tags whose source had no stored rows for the day (never built for it?)."""
 
 
 def _normal_type(text: str) -> str:
@@ -307,6 +309,8 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, project: TagProject,
             catalog_rows = write_catalog(
                 con, project, as_of,
                 {n: Coverage(s.coverage, customers) for n, s in stats.items()})
+            missing = tuple(n for g in groups if not g.inline and not _has_day(con, g.table, day)
+                            for n in g.tags)
             in_wide = [t.name for t in project.derived()] + [
                 n for g in groups if g.inline for n in g.tags]
             for name in in_wide:  # tags whose values live only in the wide table
@@ -315,4 +319,9 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, project: TagProject,
     except duckdb.Error as error:
         raise ExecutionError(f"building {WIDE} failed: {str(error).splitlines()[0]}",
                              Location(project.root)) from error
-    return CustomerTagsResult(customers, sql, stats, catalog_rows)
+    return CustomerTagsResult(customers, sql, stats, catalog_rows, missing)
+
+
+def _has_day(con: duckdb.DuckDBPyConnection, table: str, day: str) -> bool:
+    return con.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE as_of = {day})"
+                       ).fetchone()[0]

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kequn.errors import ExecutionError
 from kequn.warehouse import connect
 from tags.build import build_customer_tags, build_tags
+from tags.compile import plan_groups
 from tags.load import load_tags
 from tags.model import TagProject
 
@@ -135,6 +138,9 @@ def test_one_tag_alone_on_an_empty_day(tiny, project: TagProject) -> None:
                         "ORDER BY customer_id").fetchall()
     assert rows == [(1, True, None), (2, True, None), (3, True, None)]
     assert tiny.execute("SELECT count(*) FROM tags.tag_drawn").fetchone()[0] == 3
+    result = build_customer_tags(tiny, project, day)
+    assert "credit_granted" in result.missing and "overdue" in result.missing
+    assert "drawn" not in result.missing and "channel" not in result.missing
 
 
 def test_stats_report_coverage(tiny, project: TagProject) -> None:
@@ -214,3 +220,28 @@ def test_agrees_with_independent_computation_on_generated_data(generated_copy,
         assert any(v[0] for v in expected.values()) and any(v[2] for v in expected.values())
     assert late_after_day > 0  # payments that arrive after the day exist in the data
     con.close()
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_building_a_source_in_any_subsets_equals_one_full_build(tmp_path_factory,
+                                                                project: TagProject,
+                                                                data) -> None:
+    from tests.tags.conftest import make_tiny_warehouse
+
+    day = date(2025, 3, 11)
+    names = list(next(g for g in plan_groups(project) if g.key == "loans").tags)
+    order = data.draw(st.permutations(names))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(names) - 1), max_size=3)))
+    chunks = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
+    folder = tmp_path_factory.mktemp("subsets")
+    full = connect(make_tiny_warehouse(folder / "full.duckdb"))
+    build_tags(full, project, day, names)
+    parts = connect(make_tiny_warehouse(folder / "parts.duckdb"))
+    for chunk in chunks:
+        build_tags(parts, project, day, chunk)
+    query = f"SELECT customer_id, {', '.join(names)} FROM tags._src_loans ORDER BY customer_id"
+    assert parts.execute(query).fetchall() == full.execute(query).fetchall()
+    full.close()
+    parts.close()
