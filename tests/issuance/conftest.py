@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -102,5 +101,3 @@ def make_issuer(db: ServingDB, clock: ManualClock, *campaigns: Campaign) -> Issu
     chosen = campaigns or (make_campaign(),)
     return Issuer(db, {c.name: c for c in chosen}, clock)
 
-
-__all__ = ["Decimal", "make_campaign", "make_eligible", "make_issuer"]
