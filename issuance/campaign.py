@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -380,8 +380,14 @@ def load_campaigns(paths: Path | Iterable[Path]) -> dict[str, Campaign]:
     return campaigns
 
 
-def get_campaign(campaigns: dict[str, Campaign], name: str) -> Campaign:
-    """The campaign called ``name``, or a ValidationError with a "did you mean"."""
+def get_campaign(campaigns: Mapping[str, Campaign], name: str) -> Campaign:
+    """The campaign called ``name``, or a ValidationError with a "did you mean".
+
+    The error names the campaigns' folder when the campaigns came from files.
+    """
     if name not in campaigns:
-        raise ValidationError(f"unknown campaign '{name}'", hint=did_you_mean(name, campaigns))
+        folders = {c.path.parent for c in campaigns.values() if c.path is not None}
+        where = Location(folders.pop()) if len(folders) == 1 else Location()
+        raise ValidationError(f"unknown campaign '{name}'", where,
+                              hint=did_you_mean(name, campaigns))
     return campaigns[name]

@@ -51,7 +51,8 @@ def test_campaign_commands(project: Path) -> None:
     code, out, _ = kequn("campaigns", "show", "spring")
     assert code == 0 and "target_segment       granted" in out
     code, _, err = kequn("campaigns", "show", "sprng")
-    assert code == 1 and "unknown campaign 'sprng' (did you mean 'spring'?)" in err
+    assert code == 1
+    assert f"{project / 'campaigns'}: unknown campaign 'sprng' (did you mean 'spring'?)" in err
 
 
 def test_validate_reports_file_line_col(project: Path) -> None:
