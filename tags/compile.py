@@ -377,13 +377,13 @@ def customer_tags_query(project: TagProject, groups: Sequence[TagGroup],
         if group.inline:
             continue
         alias = f"g{i}"
-        condition = exp.and_(
-            exp.EQ(this=exp.column("as_of", alias), expression=day.copy()),
-            exp.EQ(this=exp.column("customer_id", alias),
-                   expression=exp.column("customer_id", "c")),
-        )
-        select = select.join(exp.to_table(group.table).as_(alias), on=condition,
-                             join_type="left")
+        # The day is filtered inside a subquery so that it reaches the table scan (a
+        # condition in a LEFT JOIN's ON clause is not pushed down).
+        day_rows = exp.select("*").from_(exp.to_table(group.table)).where(
+            exp.EQ(this=exp.column("as_of"), expression=day.copy()))
+        condition = exp.EQ(this=exp.column("customer_id", alias),
+                           expression=exp.column("customer_id", "c"))
+        select = select.join(day_rows.subquery(alias), on=condition, join_type="left")
     return select.where(_base_condition(as_of, "c"))
 
 

@@ -245,3 +245,27 @@ def test_building_a_source_in_any_subsets_equals_one_full_build(tmp_path_factory
     assert parts.execute(query).fetchall() == full.execute(query).fetchall()
     full.close()
     parts.close()
+
+
+def test_the_wide_table_reads_only_the_days_stored_rows(tiny, project: TagProject) -> None:
+    import json
+
+    from tags.compile import customer_tags_query, pretty
+
+    for day in (date(2025, 3, 10), date(2025, 3, 11)):
+        build_tags(tiny, project, day)
+    sql = pretty(customer_tags_query(project, plan_groups(project), date(2025, 3, 11)))
+    plan = json.loads(tiny.execute(f"EXPLAIN (FORMAT json) {sql}").fetchall()[0][1])
+    scans: dict[str, str] = {}
+
+    def walk(node: dict) -> None:
+        extra = node.get("extra_info", {})
+        if "Table" in extra:
+            scans[extra["Table"].split(".")[-1]] = str(extra.get("Filters"))
+        for child in node.get("children", []):
+            walk(child)
+
+    for node in plan:
+        walk(node)
+    stored = [g.table.split(".")[-1] for g in plan_groups(project) if not g.inline]
+    assert stored and all("as_of = '2025-03-11'" in scans[t] for t in stored), scans
