@@ -44,6 +44,7 @@ class Run:
     seconds: float
     added: int
     removed: int
+    phases: dict[str, float]
 
     @property
     def rows_per_s(self) -> float:
@@ -91,7 +92,8 @@ def one_run(dialect: str, url: str, warehouse: Path) -> list[Run]:
                 result = sync_segment(con, db, SEGMENT, day, settings)
                 seconds = time.perf_counter() - started
                 assert result.status == "applied", result
-                runs.append(Run(dialect, phase, seconds, result.added, result.removed))
+                runs.append(Run(dialect, phase, seconds, result.added, result.removed,
+                                result.phases))
         finally:
             db.close()
     finally:
@@ -119,12 +121,16 @@ def _machine() -> str:
             f"Python {platform.python_version()}, load average before the runs {load}")
 
 
+def _phase(runs: list[Run], key: str) -> str:
+    return f"{statistics.median(r.phases.get(key, 0.0) for r in runs):.2f}"
+
+
 def report(runs: list[Run], members: int, churn: float, notes: list[str]) -> str:
     """A Markdown table: median (min..max) seconds and rows/s per database and phase."""
     lines = [
         "| serving DB | sync | runs | added | removed | end-to-end s, median (min..max) "
-        "| rows written/s, median |",
-        "|---|---|---:|---:|---:|---|---:|",
+        "| rows written/s, median | plan / serving txn / warehouse s, median |",
+        "|---|---|---:|---:|---:|---|---:|---|",
     ]
     for dialect in dict.fromkeys(r.dialect for r in runs):
         for phase in ("initial", "daily"):
@@ -135,7 +141,8 @@ def report(runs: list[Run], members: int, churn: float, notes: list[str]) -> str
             lines.append(
                 f"| {dialect} | {phase} | {len(mine)} | {mine[0].added:,} | {mine[0].removed:,} "
                 f"| {statistics.median(secs):.2f} ({min(secs):.2f}..{max(secs):.2f}) "
-                f"| {statistics.median(r.rows_per_s for r in mine):,.0f} |"
+                f"| {statistics.median(r.rows_per_s for r in mine):,.0f} "
+                f"| {' / '.join(_phase(mine, k) for k in ('plan_s', 'serving_s', 'warehouse_s'))} |"
             )
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (f"Measured {stamp} on {_machine()}.\n\n{members:,} members on day 1; "
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                     measured = one_run(dialect, make_url(index), warehouse)  # type: ignore[operator]
                     runs.extend(measured)
                     print(f"{dialect:>10} run {index + 1}/{args.runs}: " + ", ".join(
-                        f"{r.phase} {r.seconds:.2f} s ({r.rows_per_s:,.0f} rows/s)"
+                        f"{r.phase} {r.seconds:.2f} s ({r.rows_per_s:,.0f} rows/s) {r.phases}"
                         for r in measured), flush=True)
         finally:
             if cluster is not None:
