@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from kequn.errors import ImportFileError, Location
@@ -268,7 +269,7 @@ _NORMALISE_SQL = {
                       THEN 'a mobile number has 11 digits, found ' || length(n)
                     ELSE 'not a mainland mobile number (13x-19x)'
                END AS reason,
-               CASE WHEN ok THEN sha256(n) END AS key
+               CASE WHEN ok THEN CAST(n AS BIGINT) END AS key
         FROM v""",
     "id": r"""
         WITH p AS (SELECT row_no, value, regexp_replace(value, '\s', '', 'g') AS n FROM input)
@@ -282,7 +283,7 @@ _NORMALISE_SQL = {
                END AS reason,
                CASE WHEN regexp_full_match(n, '[0-9]{1,18}')
                       OR regexp_full_match(n, '0+[0-9]{1,18}')
-                    THEN CAST(n AS BIGINT)::VARCHAR END AS key
+                    THEN CAST(n AS BIGINT) END AS key
         FROM p""",
     "phone_hash": r"""
         WITH p AS (SELECT row_no, value, lower(value) AS n FROM input)
@@ -293,6 +294,14 @@ _NORMALISE_SQL = {
                END AS reason,
                CASE WHEN regexp_full_match(n, '[0-9a-f]{64}') THEN n END AS key
         FROM p""",
+}
+
+
+_KEY_OUT = {
+    # phones are deduplicated as numbers, then hashed once each (as stored in raw.customers)
+    "phone": "sha256(CAST(key AS VARCHAR))",
+    "id": "CAST(key AS VARCHAR)",
+    "phone_hash": "key",
 }
 
 
@@ -350,7 +359,7 @@ def parse_upload(path: Path, match: str, *, column: str = "",
         blank = [not any(c.strip() for c in row) for row in body]
     first_row = start + 1
     table = pa.table({
-        "row_no": pa.array(range(first_row, first_row + len(values)), pa.int64()),
+        "row_no": pa.array(np.arange(first_row, first_row + len(values), dtype=np.int64)),
         "raw": pa.array(values, pa.string()),
         "blank": pa.array(blank, pa.bool_()) if blank is not None
         else pa.nulls(len(values), pa.bool_()),
@@ -359,22 +368,26 @@ def parse_upload(path: Path, match: str, *, column: str = "",
     try:
         con.execute("SET enable_progress_bar = false")
         con.register("upload", table)
-        con.execute("""CREATE TEMP TABLE input AS
+        con.execute("""CREATE TEMP VIEW input AS
             SELECT row_no, trim(raw) AS value FROM upload
             WHERE NOT coalesce(blank, trim(raw) = '')""")
-        total = con.execute("SELECT count(*) FROM input").fetchone()[0]
+        con.execute(f"CREATE TEMP TABLE norm AS {_NORMALISE_SQL[match]}")
+        total, valid = con.execute("SELECT count(*), count(key) FROM norm").fetchone()
         if not total:
             raise ImportFileError("the file has no data rows", Location(path))
-        con.execute(f"CREATE TEMP TABLE norm AS {_NORMALISE_SQL[match]}")
         con.execute("""CREATE TEMP TABLE keys AS
             SELECT min(row_no) AS row_no, key FROM norm WHERE key IS NOT NULL GROUP BY key""")
-        keys = con.sql("SELECT row_no, key FROM keys").to_arrow_table()
-        rejected = con.execute("SELECT n.row_no, i.value, n.reason FROM norm n JOIN input i "
-                               "USING (row_no) WHERE n.key IS NULL ORDER BY 1").fetchall()
-        duplicates = con.execute("""
-            SELECT n.row_no, i.value, k.row_no FROM norm n JOIN keys k USING (key)
-            JOIN input i ON i.row_no = n.row_no WHERE n.row_no <> k.row_no ORDER BY 1
-        """).fetchall()
+        keys = con.sql(f"SELECT row_no, {_KEY_OUT[match]} AS key FROM keys").to_arrow_table()
+        rejected = []
+        if valid < total:
+            rejected = con.execute("SELECT n.row_no, i.value, n.reason FROM norm n JOIN input i "
+                                   "USING (row_no) WHERE n.key IS NULL ORDER BY 1").fetchall()
+        duplicates = []
+        if keys.num_rows < valid:
+            duplicates = con.execute("""
+                SELECT n.row_no, i.value, k.row_no FROM norm n JOIN keys k USING (key)
+                JOIN input i ON i.row_no = n.row_no WHERE n.row_no <> k.row_no ORDER BY 1
+            """).fetchall()
     finally:
         con.close()
     issues = [RowIssue(r, "rejected", mask(v, match), reason or "invalid value")
@@ -449,9 +462,11 @@ def store_import(con: duckdb.DuckDBPyConnection, segment: str,
                 SELECT k.row_no, c.customer_id FROM upload_keys k
                 LEFT JOIN raw.customers c ON {key_expr}""")
             con.execute("DELETE FROM segments.imported WHERE segment = ?", [segment])
+            # keys are distinct and a customer has one id and one phone hash, so each
+            # customer appears at most once: no regrouping needed
             con.execute("""INSERT INTO segments.imported
-                SELECT ?, customer_id, ?, min(row_no) FROM upload_matches
-                WHERE customer_id IS NOT NULL GROUP BY customer_id""", [segment, import_id])
+                SELECT ?, customer_id, ?, row_no FROM upload_matches
+                WHERE customer_id IS NOT NULL""", [segment, import_id])
             unmatched_rows = [r for (r,) in con.execute(
                 "SELECT row_no FROM upload_matches WHERE customer_id IS NULL ORDER BY row_no"
             ).fetchall()]
