@@ -20,7 +20,7 @@ import dagster as dg
 from assets.common import DAILY, DUCKDB_POOL, WarehouseResource, as_of_day
 from kequn.settings import Settings
 from tags import checks
-from tags.build import WIDE, TagStats, build_customer_tags, build_tags
+from tags.build import WIDE, TagStats, build_customer_tags, build_tags, measure_tags
 from tags.compile import CUSTOMERS_TABLE, TagGroup, plan_groups
 from tags.load import load_tags
 from tags.model import Tag, TagProject
@@ -120,11 +120,17 @@ def _group_asset(project: TagProject, group: TagGroup) -> dg.AssetsDefinition:
                                                          dg.AssetCheckResult]:
         day = as_of_day(context)
         names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
+        checked = [t.name for t in members
+                   if any(_selected(context, tag_key(t.name), c)
+                          for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
         with warehouse.connect() as con:
-            stats = build_tags(con, project, day, names)
+            stats = build_tags(con, project, day, names) if names else {}
+            unbuilt = [n for n in checked if n not in stats]
+            if unbuilt:  # checks selected without their asset: check what is stored
+                stats.update(measure_tags(con, project, day, unbuilt))
             results = []
             rows_outcome = checks.one_row_per_customer(con, group.table, day)
-            for name in names:
+            for name in checked:
                 key, tag = tag_key(name), project[name]
                 if _selected(context, key, CHECK_ROWS):
                     results.append(_check_result(key, CHECK_ROWS, rows_outcome))

@@ -197,6 +197,28 @@ def build_tags(con: duckdb.DuckDBPyConnection, project: TagProject, as_of: date,
     return stats
 
 
+def measure_tags(con: duckdb.DuckDBPyConnection, project: TagProject, as_of: date,
+                 names: Iterable[str]) -> dict[str, TagStats]:
+    """Rows and coverage of already stored atomic tags for ``as_of``, computing nothing new
+    (row tags over raw.customers, never stored, are measured from their view)."""
+    wanted = list(names)
+    customers = _registered(con, as_of)
+    stats: dict[str, TagStats] = {}
+    for group in plan_groups(project):
+        chosen = [n for n in group.tags if n in wanted]
+        if not chosen:
+            continue
+        if group.inline:
+            stats.update(_build_inline_group(con, project, group, as_of, chosen, customers))
+        elif _relation_kind(con, group.table) == "BASE TABLE":
+            sql = pretty(group_query(project, group, as_of, chosen))
+            stats.update(_stats(con, project, group.table, as_of, chosen, customers,
+                                dict.fromkeys(chosen, sql)))
+        else:
+            stats.update({n: TagStats(n, 0, 0, customers, "") for n in chosen})
+    return stats
+
+
 def _relation_kind(con: duckdb.DuckDBPyConnection, relation: str) -> str | None:
     schema, name = relation.split(".")
     row = con.execute("SELECT table_type FROM information_schema.tables "

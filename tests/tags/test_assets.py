@@ -121,3 +121,4 @@ def test_a_failing_blocking_check_stops_the_wide_table(project: TagProject,
     assert "FAX" in (failed[0].description or "")
     done = materialized(result)
     assert "tags/channel" in done and "tags/customer_tags" not in done
+

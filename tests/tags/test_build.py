@@ -269,3 +269,17 @@ def test_the_wide_table_reads_only_the_days_stored_rows(tiny, project: TagProjec
         walk(node)
     stored = [g.table.split(".")[-1] for g in plan_groups(project) if not g.inline]
     assert stored and all("as_of = '2025-03-11'" in scans[t] for t in stored), scans
+
+
+def test_measure_reads_stored_values_without_building(tiny, project: TagProject) -> None:
+    from tags.build import measure_tags
+
+    day = date(2025, 3, 11)
+    names = ["drawn", "loan_count", "channel", "credit_granted"]
+    assert {n: s.coverage for n, s in measure_tags(tiny, project, day, names).items()} == {
+        "drawn": 0, "loan_count": 0, "channel": 4, "credit_granted": 0}  # nothing stored yet
+    built = build_tags(tiny, project, day, ["drawn", "loan_count"])
+    tiny.execute("DELETE FROM raw.loans")  # measuring must not recompute
+    measured = measure_tags(tiny, project, day, ["drawn", "loan_count"])
+    assert {n: (s.rows, s.coverage) for n, s in measured.items()} == {
+        n: (s.rows, s.coverage) for n, s in built.items()}
