@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import duckdb
 import typer
@@ -20,10 +20,16 @@ from kequn.cli._common import parse_day
 from kequn.errors import ExecutionError, Location
 from kequn.settings import Settings, current_settings
 
+if TYPE_CHECKING:
+    from serving.sync import SyncResult
+    from serving.targets import SyncedSegment
+
 WAREHOUSE_WAIT_S = 600.0
 
 
-def open_warehouse(path: Path, *, read_only: bool, wait_s: float = WAREHOUSE_WAIT_S):
+def open_warehouse(
+    path: Path, *, read_only: bool, wait_s: float = WAREHOUSE_WAIT_S
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse, waiting while another process holds its lock (DuckDB allows one
     writer process), so two concurrent syncs queue instead of failing."""
     from kequn import warehouse
@@ -40,7 +46,9 @@ def open_warehouse(path: Path, *, read_only: bool, wait_s: float = WAREHOUSE_WAI
             delay = min(delay * 2, 1.0)
 
 
-def run_sync(settings: Settings, segment: str, as_of: date, *, force: bool, dry_run: bool):
+def run_sync(
+    settings: Settings, segment: str, as_of: date, *, force: bool, dry_run: bool
+) -> tuple[SyncedSegment, SyncResult]:
     """Sync ``segment`` for ``as_of`` with the settings of its definition file."""
     from serving.db import connect
     from serving.sync import sync_segment
@@ -67,7 +75,7 @@ def _sample(ids: tuple[int, ...], total: int) -> str:
     return "  e.g. " + ", ".join(str(i) for i in ids) + more
 
 
-def describe(result) -> str:  # type: ignore[no-untyped-def]
+def describe(result: SyncResult) -> str:
     """The plan/result as a few aligned lines."""
     previous = (f"synced snapshot {result.previous_as_of}, {result.previous_size} members"
                 if result.previous_as_of else "nothing synced yet")
