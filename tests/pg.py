@@ -4,7 +4,8 @@
 it, when the PostgreSQL server binaries (``initdb``, ``pg_ctl``) are installed, tests
 start their own cluster in a temporary folder on 127.0.0.1 (as the ``postgres`` user
 when running as root, since PostgreSQL refuses to run as root). Otherwise PostgreSQL
-tests are skipped with the reason from :func:`find_server_binaries`.
+tests are skipped with the reason from :func:`find_server_binaries` (or when
+``KEQUN_TEST_NO_POSTGRES`` is set).
 
 Each test gets its own schema (``search_path`` set through the URL), so tests never see
 each other's tables and nothing has to be dropped.
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 ENV_URL = "KEQUN_TEST_POSTGRES_URL"
+ENV_OFF = "KEQUN_TEST_NO_POSTGRES"
 
 
 def find_server_binaries() -> tuple[Path | None, str]:
@@ -130,6 +132,8 @@ def _base_url() -> tuple[str | None, str]:
     url = os.environ.get(ENV_URL)
     if url:
         return url, ""
+    if os.environ.get(ENV_OFF):
+        return None, f"PostgreSQL tests turned off ({ENV_OFF} is set)"
     if _CLUSTERS:
         return _CLUSTERS[0].url, ""
     bindir, why = find_server_binaries()
