@@ -246,16 +246,18 @@ def collect_segments(root: Path, extra: Iterable[Path] = (),
                      draft: Path | None = None) -> tuple[SegmentProject, list[KequnError]]:
     """Load what loads and return it with every problem found (nothing raised).
 
-    A ``draft`` file replaces the project's segment of the same name (preview of an
-    edited copy).
+    A ``draft`` file, and any ``extra`` file outside ``root``, replaces the project's
+    segment of the same name (checking or previewing an edited copy).
     """
     project = SegmentProject(root=root)
     errors: list[KequnError] = []
     files = segment_files([root]) if root.exists() else []
     known = {f.resolve() for f in files}
+    outside: set[Path] = set()
     for path in segment_files(extra):
         if path.resolve() not in known:
             files.append(path)
+            outside.add(path.resolve())
     draft_segment = None
     if draft is not None:
         draft_segment = read_segment(draft)
@@ -267,6 +269,10 @@ def collect_segments(root: Path, extra: Iterable[Path] = (),
             errors.append(exc)
             continue
         if draft_segment is not None and segment.name == draft_segment.name:
+            continue
+        if segment.name in project.segments and path.resolve() in outside and (
+                project.segments[segment.name].path.resolve() not in outside):
+            project.segments[segment.name] = segment  # an edited copy checked in place
             continue
         if segment.name in project.segments:
             other = project.segments[segment.name].path

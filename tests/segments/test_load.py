@@ -148,3 +148,13 @@ def test_compile_modules_import_neither_duckdb_nor_dagster() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_edited_copy_outside_the_project_replaces_its_segment(tmp_path: Path) -> None:
+    root = tmp_path / "segments"
+    write(root / "a.sql", RULE.format(name="a", rule="drawn"))
+    copy = write(tmp_path / "drafts" / "a.sql", RULE.format(name="a", rule="overdue"))
+    project, errors = collect_segments(root, [copy])
+    assert errors == [] and project.segments["a"].rule == "overdue"
+    project, _ = collect_segments(root, draft=copy)
+    assert project.segments["a"].path == copy
