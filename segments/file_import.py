@@ -162,26 +162,23 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
-class _Lines(list):
+class _Lines:
     """A one-column file kept as its lines (no per-row lists); ``rows[i]`` is ``[line]``."""
 
     def __init__(self, lines: list[str]):
-        super().__init__()
         self.lines = lines
 
     def __len__(self) -> int:
         return len(self.lines)
 
-    def __bool__(self) -> bool:
-        return bool(self.lines)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [[line] for line in self.lines[index]]
+    def __getitem__(self, index: int) -> list[str]:
         return [self.lines[index]]
 
 
-def read_rows(path: Path, data: bytes) -> tuple[list[list[str]], str, str]:
+Rows = list[list[str]] | _Lines
+
+
+def read_rows(path: Path, data: bytes) -> tuple[Rows, str, str]:
     """Every row of a CSV or XLSX as text cells, with the encoding and delimiter used."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         import openpyxl
@@ -214,10 +211,10 @@ def read_rows(path: Path, data: bytes) -> tuple[list[list[str]], str, str]:
     return rows, encoding, delimiter
 
 
-def _choose_column(rows: list[list[str]], match: str, column: str,
+def _choose_column(rows: Rows, match: str, column: str,
                    path: Path) -> tuple[int, bool]:
     """(column index, whether row 1 is a header)."""
-    first = [c.strip().lower() for c in rows[0]] if rows else []
+    first = [c.strip().lower() for c in rows[0]] if len(rows) else []
     if column:
         if column.lower() in first:
             return first.index(column.lower()), True
