@@ -98,6 +98,18 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(rows[0][0])
 
 
+def _built(con: duckdb.DuckDBPyConnection, segment: str, as_of: date) -> bool | None:
+    """Whether the segments build recorded (segment, as_of) in ``segments.materializations``
+    (an empty segment counts as built); None when that table does not exist."""
+    if not table_exists(con, "segments", "materializations"):
+        return None
+    rows = con.execute(
+        "SELECT count(*) FROM segments.materializations WHERE segment = ? AND as_of = ?",
+        [segment, as_of],
+    ).fetchall()
+    return bool(rows[0][0])
+
+
 def _checkpoint(name: str) -> None:
     hook = CHECKPOINT_HOOKS.get(name)
     if hook is not None:
@@ -432,6 +444,13 @@ def sync_segment(
             "the warehouse has no segments.members table yet; build the segments first "
             "(kequn materialize)",
             Location(),
+        )
+    if _built(con, segment, as_of) is False:
+        raise ExecutionError(
+            f"segment '{segment}' has not been built for {as_of} (no row in "
+            "segments.materializations); nothing to sync",
+            Location(),
+            hint=f"kequn materialize --as-of {as_of} --select 'key:segments/{segment}'",
         )
     started = utcnow()
     clock = time.perf_counter()

@@ -435,3 +435,16 @@ def test_rows_changed_outside_the_sync_fail_clearly_and_force_repairs(warehouse,
     assert (repaired.status, repaired.added, repaired.removed) == ("applied", 1, 0)
     assert eligible(db, "vip") == {1, 2, 3, 4}
     assert sync_segment(warehouse, db, "vip", D2, OPEN).status == "noop"
+
+
+def test_a_day_the_segments_build_has_not_produced_is_refused(warehouse, db):
+    warehouse.execute(
+        "CREATE TABLE segments.materializations (segment VARCHAR, as_of DATE, size BIGINT, "
+        "definition_hash VARCHAR, materialized_at TIMESTAMP)")
+    warehouse.execute("INSERT INTO segments.materializations VALUES "
+                      "('vip', ?, 0, 'h', current_timestamp)", [D1])
+    assert sync_segment(warehouse, db, "vip", D1, OPEN).status == "noop"  # built, empty
+    with pytest.raises(ExecutionError, match="has not been built for 2024-03-02") as exc:
+        sync_segment(warehouse, db, "vip", D2, OPEN)
+    assert "key:segments/vip" in exc.value.hint
+    assert [r["as_of"] for r in sync_log(db, "vip")] == [D1]
