@@ -43,19 +43,28 @@ def parse_expression(text: str, path: Path, source: str | None = None) -> exp.Ex
         node = sqlglot.parse_one(text, read="duckdb", into=exp.Condition)
     except SqlglotParseError as err:
         first = err.errors[0] if err.errors else {}
-        line, col = first.get("line") or 1, first.get("col") or 1
-        highlight = first.get("highlight") or ""
-        if highlight and "\n" not in highlight and col >= len(highlight):
-            col = col - len(highlight) + 1
         desc = clean_description(first.get("description") or str(err))
         raise ParseError(f"expression does not parse: {desc}",
-                         Location(path, line, col, source)) from err
+                         parse_error_location(first, path, source)) from err
     except TokenError as err:
         raise ParseError(f"expression does not parse: {err}",
                          location_at(path, source, len(text) - len(text.lstrip()))) from err
     if node is None:
         raise ParseError("the expression is empty", location_at(path, source, 0))
     return node
+
+
+def parse_error_location(error: dict, path: Path, source: str) -> Location:
+    """Where a sqlglot parse error starts (sqlglot reports the end of the bad token).
+
+    >>> parse_error_location({"line": 1, "col": 9, "highlight": "FROM"}, Path("t"), "").col
+    6
+    """
+    line, col = error.get("line") or 1, error.get("col") or 1
+    highlight = error.get("highlight") or ""
+    if highlight and "\n" not in highlight and col >= len(highlight):
+        col = col - len(highlight) + 1
+    return Location(path, max(line, 1), max(col, 1), source)
 
 
 def clean_description(text: str) -> str:

@@ -39,6 +39,7 @@ from tags.derived import (
     fits,
     infer_type,
     node_location,
+    parse_error_location,
     parse_expression,
     references,
 )
@@ -338,15 +339,6 @@ def _parse_query(d: DefinitionFile, name: str) -> exp.Query:
     return query
 
 
-def parse_error_location(error: dict, path: Path, source: str) -> Location:
-    """Where a sqlglot parse error starts (sqlglot reports the end of the bad token)."""
-    line, col = error.get("line") or 1, error.get("col") or 1
-    highlight = error.get("highlight") or ""
-    if highlight and "\n" not in highlight and col >= len(highlight):
-        col = col - len(highlight) + 1
-    return Location(path, line, col, source)
-
-
 def _check_placeholders(query: exp.Query, d: DefinitionFile) -> None:
     for node in query.find_all(exp.Placeholder):
         key = node.name
@@ -381,6 +373,9 @@ def _check_outputs(query: exp.Query, d: DefinitionFile, name: str) -> None:
     if not isinstance(select, exp.Select):
         return
     projections = select.expressions
+    if not projections:
+        raise ValidationError(f"the query must return customer_id and {name}",
+                              node_location(select, d.path, d.text))
     outputs = [p.alias_or_name.lower() for p in projections]
     if any(isinstance(p, exp.Star) or (p.find(exp.Star) and not p.find(exp.Count))
            for p in projections):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kequn.errors import KequnErrors
 from tags.load import load_tags
@@ -212,3 +214,27 @@ def test_all_problems_are_collected(tmp_path: Path) -> None:
         "loans/x.sql:11:13: SQL does not parse: Expected table name but got 'WHERE'",
         "mkt/y.sql:11:11: unknown tag 'nope' in the expression of 'y'",
     ]
+
+
+SQL_BITS = st.sampled_from([
+    "SELECT", "customer_id", ",", "count(*)", "AS", "drawn", "FROM", "raw.loans", "WHERE",
+    "$as_of", "$as_of_end", "<", "GROUP BY", "(", ")", "'x'", "1", "AND", "NOT", "*", "JOIN",
+    "ON", "UNION", "WITH", "t", "l.customer_id", "CASE", "WHEN", "THEN", "END", ";", "--",
+    "tags.customer_tags", "IN", "OVER", "||", "\n", "BETWEEN", "IS NULL", "+", "/", "-",
+    "coalesce(", "x.y", "TRUE", "DATE '2024-01-01'", "drawn", "upper(", "$asof", "1.5"])
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(SQL_BITS, max_size=25), st.sampled_from(["boolean", "integer", "bool"]))
+def test_any_body_loads_or_fails_with_located_errors(tmp_path: Path, bits: list[str],
+                                                     vtype: str) -> None:
+    root = tmp_path / "fuzz"
+    (root / "loans").mkdir(parents=True, exist_ok=True)
+    (root / "loans" / "drawn.sql").write_text(tag_file("drawn", " ".join(bits), vtype=vtype))
+    try:
+        load_tags(root)
+    except KequnErrors as err:
+        for error in err.errors:
+            assert error.path == root / "loans" / "drawn.sql"
+            assert error.line >= 1 and error.col >= 1
