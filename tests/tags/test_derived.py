@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kequn.errors import ParseError, ValidationError
@@ -104,3 +104,22 @@ def test_a_non_boolean_operand_is_always_rejected_at_its_position(text: str, bad
         typeof(expression)
     assert err.value.col == len(expression) - len(bad) + 1
     assert f"'{bad}' is {TYPES[bad]}" in err.value.message
+
+
+TOKENS = st.sampled_from(["b1", "b2", "n", "d", "s", "day", "AND", "OR", "NOT", "+", "-", "*",
+                          "/", "%", "=", "<>", "<", ">=", "(", ")", "1", "2.5", "'A'", "NULL",
+                          "TRUE", "IN", "BETWEEN", "IS", "CASE", "WHEN", "THEN", "ELSE", "END",
+                          ",", "coalesce(", "greatest(", "abs(", "upper(", "x.n", "'2025-01-01'",
+                          "DATE", "SELECT", "*"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TOKENS, min_size=1, max_size=15))
+def test_any_expression_types_or_fails_with_a_located_error(tokens: list[str]) -> None:
+    text = " ".join(tokens)
+    try:
+        kind = typeof(text)
+    except (ValidationError, ParseError) as err:
+        assert err.line >= 1 and err.col >= 1
+    else:
+        assert kind in ("boolean", "integer", "decimal", "string", "date", "null")
