@@ -156,6 +156,13 @@ class Issuer:
             self.db.execute("SELECT pg_advisory_xact_lock(?, ?)",
                             (namespace, _lock_key(value)))
 
+    def lock_customers(self, customers: list[int]) -> None:
+        """PostgreSQL: take the customer locks of a batch chunk up front, in ascending
+        order, so that concurrent batches cannot deadlock (no-op on SQLite)."""
+        if self.db.dialect == "postgresql":
+            for customer in customers:
+                self._advisory(_CUSTOMER_LOCK, customer)
+
     def _lock_campaign(self, name: str) -> None:
         """PostgreSQL: lock the campaign's stock row (creating it at 0 if needed)."""
         if self.db.dialect != "postgresql":

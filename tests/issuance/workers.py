@@ -31,3 +31,19 @@ def issue_worker(url: str, campaigns: list[Campaign], now: datetime, barrier: An
     finally:
         db.close()
     results.put((proc, dict(seen)))
+
+
+def batch_worker(url: str, campaign: Campaign, now: datetime, barrier: Any, results: Any,
+                 chunk_size: int) -> None:
+    """Wait for every worker, then run one campaign's batch; put ``(name, report counts)``."""
+    from issuance.batch import issue_batch
+
+    db = connect(url)
+    migrate(db)
+    issuer = Issuer(db, {campaign.name: campaign}, ManualClock(now))
+    try:
+        barrier.wait(timeout=60)
+        report = issue_batch(issuer, campaign, now.date(), chunk_size=chunk_size)
+    finally:
+        db.close()
+    results.put((campaign.name, report.issued, dict(report.refused)))
