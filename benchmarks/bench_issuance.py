@@ -25,6 +25,7 @@ import argparse
 import multiprocessing
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                            "synchronous_commit=off), same machine."))
         finally:
             stop()
+    shutil.rmtree(folder, ignore_errors=True)
     report = render(rows, args, load_before, pg_note)
     print(report)
     if not args.no_record:
