@@ -38,10 +38,8 @@ def print_summary(settings: Settings, as_of: date, console: Console) -> None:
 
 
 def _print_serving(settings: Settings, as_of: date, console: Console) -> None:
-    try:
-        from serving.db import connect as connect_serving
-    except ModuleNotFoundError:
-        return
+    from serving.db import connect as connect_serving
+
     db = connect_serving(settings.serving_url)
     try:
         rows = db.fetchall(
@@ -54,19 +52,27 @@ def _print_serving(settings: Settings, as_of: date, console: Console) -> None:
             for row in rows:
                 table.add_row(*[str(v) if v is not None else "" for v in row])
             console.print(table)
-        _print_coupons(db, console)
+        _print_coupons(settings, db, console)
     finally:
         db.close()
 
 
-def _print_coupons(db, console: Console) -> None:
-    try:
-        from issuance.summary import coupon_summary_rows
-    except ModuleNotFoundError:
+def _print_coupons(settings: Settings, db, console: Console) -> None:
+    from issuance.campaign import load_campaigns
+    from issuance.schema import migrate
+    from issuance.service import Issuer
+
+    migrate(db)
+    campaigns = load_campaigns(settings.campaigns_dir)
+    if not campaigns:
         return
-    rows = coupon_summary_rows(db)
-    if rows:
-        table = Table(*rows[0].keys(), title="Coupons")
-        for row in rows:
-            table.add_row(*map(str, row.values()))
-        console.print(table)
+    issuer = Issuer(db, campaigns)
+    table = Table("campaign", "target segment", "stock", "issued", "remaining",
+                  "issued today", "by state", title="Coupons")
+    for name in sorted(campaigns):
+        counters = issuer.counters(name)
+        states = ", ".join(f"{s} {n:,}" for s, n in sorted(counters.by_status.items()))
+        table.add_row(name, campaigns[name].target_segment, f"{counters.total_stock:,}",
+                      f"{counters.issued:,}", f"{counters.remaining:,}",
+                      f"{counters.day_issued:,}", states or "-")
+    console.print(table)
