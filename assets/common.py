@@ -28,6 +28,11 @@ def as_of_day(
     return date.fromisoformat(context.partition_key)
 
 
+def serving_kind(url: str) -> str:
+    """The Dagster kind of the serving database at ``url``: ``postgres`` or ``sqlite``."""
+    return "postgres" if url.startswith("postgres") else "sqlite"
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file (DESIGN §1)."""
 

@@ -15,7 +15,7 @@ Definition loading reads the campaign files only; no database is opened.
 
 import dagster as dg
 
-from assets.common import DAILY, ServingResource, as_of_day
+from assets.common import DAILY, ServingResource, as_of_day, serving_kind
 from issuance.campaign import Campaign, load_campaigns
 from kequn.settings import BUSINESS_TIMEZONE, Settings
 
@@ -27,10 +27,6 @@ EXPIRY_CRON = "*/10 * * * *"
 def issuance_key(name: str) -> dg.AssetKey:
     """``issuance/<campaign>``."""
     return dg.AssetKey(["issuance", name])
-
-
-def _kind(url: str) -> str:
-    return "postgres" if url.startswith("postgres") else "sqlite"
 
 
 def _description(c: Campaign) -> str:
@@ -129,7 +125,7 @@ expiry_schedule = dg.ScheduleDefinition(
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Campaign batch assets, the expiry job and its schedule (resources not bound)."""
-    kind = _kind(settings.serving_url)
+    kind = serving_kind(settings.serving_url)
     campaigns = load_campaigns(settings.campaigns_dir)
     return dg.Definitions(
         assets=[build_campaign_asset(c, kind) for c in campaigns.values()],

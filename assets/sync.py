@@ -22,7 +22,14 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
-from assets.common import DAILY, DUCKDB_POOL, ServingResource, WarehouseResource, as_of_day
+from assets.common import (
+    DAILY,
+    DUCKDB_POOL,
+    ServingResource,
+    WarehouseResource,
+    as_of_day,
+    serving_kind,
+)
 from kequn.settings import BUSINESS_TIMEZONE, Settings
 from serving.targets import SyncedSegment, synced_segments
 
@@ -32,11 +39,6 @@ GROUP = "sync"
 def sync_key(name: str) -> dg.AssetKey:
     """``sync/<name>``."""
     return dg.AssetKey(["sync", name])
-
-
-def serving_kind(url: str) -> str:
-    """The asset kind of the serving database: ``postgres`` or ``sqlite``."""
-    return "postgres" if url.startswith("postgres") else "sqlite"
 
 
 def business_day_for_tick(tick: datetime) -> date:

@@ -7,38 +7,18 @@ tests and the command line call it instead of restating it.
 
 from __future__ import annotations
 
-import importlib
-
 import dagster as dg
 
+from assets import imports_sensor, issuance, raw, segments, sync, tags
 from assets.common import ServingResource, WarehouseResource
 from kequn.settings import Settings, current_settings
 
-AREA_MODULES = (
-    "assets.raw",
-    "assets.tags",
-    "assets.segments",
-    "assets.imports_sensor",
-    "assets.sync",
-    "assets.issuance",
-)
+AREAS = (raw, tags, segments, imports_sensor, sync, issuance)
+"""Each area module exposes ``build_definitions(settings) -> dg.Definitions``."""
 DEFAULT_OWNER = "team:data_platform"
 DAILY_BUILD_JOB = "daily_build"
 DAILY_BUILD_HOUR = 2
 """The tag and segment build runs at 02:00 Asia/Shanghai for the day that just ended."""
-
-
-def _area_definitions(settings: Settings) -> list[dg.Definitions]:
-    found = []
-    for module_name in AREA_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that area is not built yet
-            raise
-        found.append(module.build_definitions(settings))
-    return found
 
 
 def _with_default_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
@@ -76,7 +56,7 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
             "serving": ServingResource(url=settings.serving_url),
         },
     )
-    merged = dg.Definitions.merge(*_area_definitions(settings), core)
+    merged = dg.Definitions.merge(*(area.build_definitions(settings) for area in AREAS), core)
     return merged.permissive_map_resolved_asset_specs(func=_with_default_owner, selection=None)
 
 

@@ -9,7 +9,6 @@ errors exit 2.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -23,15 +22,6 @@ from kequn.errors import KequnError
 
 _state = {"debug": False}
 
-AREA_MODULES = (
-    "kequn.cli.generate",
-    "kequn.cli.tags",
-    "kequn.cli.materialize",
-    "kequn.cli.segments",
-    "kequn.cli.sync",
-    "kequn.cli.issuance",
-    "kequn.cli.demo",
-)
 
 
 
@@ -85,14 +75,10 @@ def _global_options(
 
 
 def _register_areas() -> None:
-    for module_name in AREA_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that area has no commands yet
-            raise
-        module.register(app)
+    from kequn.cli import demo, generate, issuance, materialize, segments, sync, tags
+
+    for area in (generate, tags, materialize, segments, sync, issuance, demo):
+        area.register(app)
 
 
 _register_areas()
