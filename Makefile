@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 CUSTOMERS ?= 100000
+UI_PORT ?= 3000
 
 .PHONY: demo test lint ui install clean bench
 
@@ -28,7 +29,7 @@ test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -q -n 2
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -m dagster_project.definitions
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
