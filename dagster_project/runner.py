@@ -22,8 +22,9 @@ from kequn.errors import ExecutionError, ValidationError
 from kequn.settings import Settings
 
 CLI_JOB = "kequn_cli_materialize"
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-"""Run config that keeps Dagster's console log to warnings; the UI still has every event."""
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+"""Run config that keeps Dagster's console log quiet: the command reports failures itself
+(ExecutionError, one line per failed step) and the UI still has every event."""
 _DAGSTER_YAML = Path(__file__).with_name("dagster.yaml")
 
 

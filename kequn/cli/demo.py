@@ -22,8 +22,13 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=31, help="Days to build, ending at the "
                                       "last one (2+ shows day-over-day changes).")] = 2,
 ) -> None:
-    """Generate demo data, materialise every asset for the latest days and print a summary."""
+    """Generate demo data, materialise every asset for the latest days and print a summary.
+
+    The demo starts from nothing: it replaces the warehouse file and a local SQLite
+    serving database (a PostgreSQL one is left alone).
+    """
     from dagster_project.runner import dagster_instance, generate_demo_warehouse, materialize_days
+    from kequn.demo_state import clear_demo_state
     from kequn.summary import print_summary
 
     settings = current_settings()
@@ -32,6 +37,8 @@ def demo(
         console = Console(width=160)  # piped or captured: keep tag names whole
     instance = dagster_instance(settings)
     started = time.perf_counter()
+    for path in clear_demo_state(settings):
+        console.print(f"    fresh start: removed {path}")
     console.print(f"[bold]1/3[/] generating {customers:,} customers into {settings.warehouse}")
     rows, last = generate_demo_warehouse(
         customers=customers, seed=seed,

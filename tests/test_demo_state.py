@@ -1,0 +1,29 @@
+"""A fresh demo removes only the local demo files, never a PostgreSQL database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kequn.demo_state import clear_demo_state, demo_files
+from kequn.settings import Settings
+
+
+def test_clears_the_warehouse_and_a_sqlite_serving_database(tmp_path: Path) -> None:
+    tmp_path = tmp_path / "demo"
+    tmp_path.mkdir()
+    settings = Settings(warehouse=tmp_path / "w.duckdb",
+                        serving_url=f"sqlite:///{tmp_path / 's.sqlite'}")
+    for name in ("w.duckdb", "w.duckdb.wal", "s.sqlite", "s.sqlite-wal", "keep.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "s.sqlite.locks").mkdir()
+    removed = clear_demo_state(settings)
+    assert sorted(p.name for p in removed) == [
+        "s.sqlite", "s.sqlite-wal", "s.sqlite.locks", "w.duckdb", "w.duckdb.wal"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    assert clear_demo_state(settings) == []
+
+
+def test_leaves_a_postgresql_serving_database_alone(tmp_path: Path) -> None:
+    settings = Settings(warehouse=tmp_path / "w.duckdb",
+                        serving_url="postgresql://kequn@127.0.0.1/serving")
+    assert demo_files(settings) == [tmp_path / "w.duckdb", tmp_path / "w.duckdb.wal"]
