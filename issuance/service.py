@@ -242,6 +242,25 @@ class Issuer:
         return Outcome("issue", True, None, coupon_id, UNUSED)
 
     # -- occupy / confirm / reverse ----------------------------------------------------
+    def _on_coupon(self, request: Request, coupon_id: str,
+                   step: Callable[[datetime, Coupon], Outcome]) -> Outcome:
+        """Run ``step`` on the locked coupon in one transaction.
+
+        A replayed key returns its first result and an unknown coupon is refused
+        (not_found) before ``step`` sees anything.
+        """
+
+        def body(now: datetime) -> Outcome:
+            coupon = read_coupon(self.db, coupon_id, lock=True)
+            prior = replay(self.db, request)
+            if prior is not None:
+                return prior
+            if coupon is None:
+                return self._done(request, now, False, why.NOT_FOUND, None)
+            return step(now, coupon)
+
+        return self._run(body)
+
     def occupy(self, coupon_id: str, loan_id: str, key: str, *,
                lease_seconds: int | None = None, channel: str | None = None) -> Outcome:
         """Hold an unused coupon for ``loan_id`` under a lease (default: the campaign's).
@@ -256,13 +275,7 @@ class Issuer:
         request = Request("occupy", key, (coupon_id, loan_id, str(lease_seconds or ""),
                                           channel or ""))
 
-        def body(now: datetime) -> Outcome:
-            coupon = read_coupon(self.db, coupon_id, lock=True)
-            prior = replay(self.db, request)
-            if prior is not None:
-                return prior
-            if coupon is None:
-                return self._done(request, now, False, why.NOT_FOUND, None)
+        def step(now: datetime, coupon: Coupon) -> Outcome:
             coupon = self._settle(coupon, now, key)
             closed = closed_try(self.db, coupon_id, loan_id)
             if closed is not None:
@@ -292,7 +305,7 @@ class Issuer:
                           loan_id=loan_id, lease_until=now + lease)
             return self._done(request, now, True, None, coupon)
 
-        return self._run(body)
+        return self._on_coupon(request, coupon_id, step)
 
     def confirm(self, coupon_id: str, loan_id: str, key: str) -> Outcome:
         """Mark the coupon ``used`` by ``loan_id`` (disbursed), within its lease.
@@ -302,13 +315,7 @@ class Issuer:
         """
         request = Request("confirm", key, (coupon_id, loan_id))
 
-        def body(now: datetime) -> Outcome:
-            coupon = read_coupon(self.db, coupon_id, lock=True)
-            prior = replay(self.db, request)
-            if prior is not None:
-                return prior
-            if coupon is None:
-                return self._done(request, now, False, why.NOT_FOUND, None)
+        def step(now: datetime, coupon: Coupon) -> Outcome:
             if coupon.status == OCCUPIED and coupon.loan_id == loan_id:
                 if coupon.lease_over(now):
                     coupon = self._settle(coupon, now, key)
@@ -326,7 +333,7 @@ class Issuer:
                 return self._done(request, now, False, why.WRONG_LOAN, coupon)
             return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
 
-        return self._run(body)
+        return self._on_coupon(request, coupon_id, step)
 
     def reverse(self, coupon_id: str, loan_id: str, key: str) -> Outcome:
         """Undo ``loan_id``'s occupation after a failed drawdown.
@@ -338,13 +345,7 @@ class Issuer:
         """
         request = Request("reverse", key, (coupon_id, loan_id))
 
-        def body(now: datetime) -> Outcome:
-            coupon = read_coupon(self.db, coupon_id, lock=True)
-            prior = replay(self.db, request)
-            if prior is not None:
-                return prior
-            if coupon is None:
-                return self._done(request, now, False, why.NOT_FOUND, None)
+        def step(now: datetime, coupon: Coupon) -> Outcome:
             if coupon.status == OCCUPIED and coupon.loan_id == loan_id:
                 if coupon.lease_over(now):
                     coupon = self._settle(coupon, now, key)
@@ -365,7 +366,7 @@ class Issuer:
             close_try(self.db, coupon_id, loan_id, why.EMPTY_ROLLBACK, now)
             return self._done(request, now, True, why.EMPTY_ROLLBACK, coupon)
 
-        return self._run(body)
+        return self._on_coupon(request, coupon_id, step)
 
     # -- expiry and reads ----------------------------------------------------------------
     def expire(self, *, chunk_size: int = 1000) -> ExpiryReport:
