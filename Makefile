@@ -24,8 +24,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/kequn demo --customers $(CUSTOMERS)
 
-test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -q -n 2
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from app.context import KequnContext
 from assets.common import DAILY
 from kequn.errors import KequnError
 from kequn.settings import Settings
-from segments.definitions import ensure_file_segment
-from segments.file_import import parse_upload
-from segments.load import collect_segments
-from segments.model import MATCH_MODES
+from project.edit import ensure_file_segment
+from project.segment import MATCH_MODES
+from segments.imports import parse_upload
 
 SENSOR_NAME = "imports_inbox_sensor"
 SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
@@ -125,7 +125,7 @@ def build_imports_sensor(settings: Settings, file_segments: dict[str, str]) -> d
                         f"{match}, not {found['match']}")
                 continue
             try:
-                parsed = parse_upload(path, match)
+                parsed = parse_upload(path, match, max_bytes=settings.import_max_bytes)
                 if parsed.keys.num_rows == 0:
                     raise KequnError(f"no valid {match} values in {parsed.rows} rows "
                                      f"(first problem: row {parsed.issues[0].row}: "
@@ -158,8 +158,8 @@ def build_imports_sensor(settings: Settings, file_segments: dict[str, str]) -> d
     return imports_inbox_sensor
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """The imports inbox sensor, knowing the file segments defined now (no resources)."""
-    project, _ = collect_segments(settings.segments_dir)
-    file_segments = {name: s.match for name, s in project.segments.items() if s.kind == "file"}
-    return dg.Definitions(sensors=[build_imports_sensor(settings, file_segments)])
+def build_definitions(kequn: KequnContext) -> dg.Definitions:
+    """The imports inbox sensor, knowing the file segments defined now."""
+    segments = {**kequn.project.segments, **kequn.project.waiting("segment")}
+    file_segments = {name: s.match for name, s in segments.items() if s.kind == "file"}
+    return dg.Definitions(sensors=[build_imports_sensor(kequn.settings, file_segments)])

@@ -10,14 +10,19 @@
   default): releases ended leases and expires coupons past validity. Reads enforce the
   same rules in between, so a late tick never lets an expired coupon be used.
 
-Definition loading reads the campaign files only; no database is opened.
+A broken campaign file is its own failing asset (:mod:`assets.broken`). Made from the
+loaded project; no database is opened at load time.
 """
 
 import dagster as dg
 
-from assets.common import DAILY, ServingResource, as_of_day, serving_kind
-from issuance.campaign import Campaign, load_campaigns
-from kequn.settings import BUSINESS_TIMEZONE, Settings
+from app.context import KequnContext
+from assets.broken import broken_assets
+from assets.common import DAILY, Kequn, as_of_day, serving_kind
+from issuance.batch import issue_batch
+from issuance.service import Issuer
+from kequn.days import BUSINESS_TIMEZONE
+from project.campaign import Campaign
 
 GROUP = "issuance"
 EXPIRY_JOB = "issuance_expiry"
@@ -62,16 +67,10 @@ def build_campaign_asset(campaign: Campaign, kind: str) -> dg.AssetsDefinition:
             "definition": str(campaign.path),
         },
     )
-    def _issue(context: dg.AssetExecutionContext,
-               serving: ServingResource) -> dg.MaterializeResult:
-        from issuance.batch import issue_batch
-        from issuance.schema import migrate
-        from issuance.service import Issuer
-
+    def _issue(context: dg.AssetExecutionContext, kequn: Kequn) -> dg.MaterializeResult:
         day = as_of_day(context)
-        db = serving.connect()
+        db = kequn.connect_serving()
         try:
-            migrate(db)
             report = issue_batch(Issuer(db, {campaign.name: campaign}), campaign, day)
         finally:
             db.close()
@@ -93,17 +92,10 @@ def build_campaign_asset(campaign: Campaign, kind: str) -> dg.AssetsDefinition:
 
 
 @dg.op(description="Release ended coupon leases and expire coupons past validity.")
-def expire_coupons(context: dg.OpExecutionContext, serving: ServingResource) -> dg.Output:
+def expire_coupons(context: dg.OpExecutionContext, kequn: Kequn) -> dg.Output:
     """Run one expiry pass and log what it changed."""
-    from issuance.schema import migrate
-    from issuance.service import Issuer
-
-    db = serving.connect()
-    try:
-        migrate(db)
-        report = Issuer(db, {}).expire()
-    finally:
-        db.close()
+    with kequn.issuer(with_campaigns=False) as issuer:
+        report = issuer.expire()
     context.log.info(f"released {report.released} lease(s), expired {report.expired} coupon(s)")
     return dg.Output(None, metadata={"released": report.released, "expired": report.expired})
 
@@ -123,12 +115,14 @@ expiry_schedule = dg.ScheduleDefinition(
 )
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """Campaign batch assets, the expiry job and its schedule (resources not bound)."""
-    kind = serving_kind(settings.serving_url)
-    campaigns = load_campaigns(settings.campaigns_dir)
+def build_definitions(kequn: KequnContext) -> dg.Definitions:
+    """Campaign batch assets (broken ones failing), the expiry job and its schedule."""
+    kind = serving_kind(kequn.settings.serving_url)
+    campaigns = kequn.project.campaigns
+    broken = list(kequn.project.broken_of("campaign").values())
     return dg.Definitions(
-        assets=[build_campaign_asset(c, kind) for c in campaigns.values()],
+        assets=[*(build_campaign_asset(c, kind) for c in campaigns.values()),
+                *broken_assets(broken)],
         jobs=[expiry_job],
         schedules=[expiry_schedule],
     )

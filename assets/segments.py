@@ -8,8 +8,9 @@ most 50%), so an empty or collapsed segment never flows on to its sync.
 
 Lineage: a rule depends on exactly the ``tags/<tag>`` assets it references and on
 ``tags/customer_tags`` (it reads the wide table); a combine on its segments; a SQL
-segment on the raw/tag tables it reads; a file segment on ``raw/customers``.
-Definition loading reads files only; no database is opened.
+segment on the raw/tag tables it reads; a file segment on ``raw/customers``. A broken
+segment file is its own failing asset (:mod:`assets.broken`). Assets are made from the
+compiled plan; no database is opened at load time.
 """
 
 
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.common import DAILY, DUCKDB_POOL, WarehouseResource, as_of_day
-from kequn.settings import Settings
-from segments.compile import CompiledSegment, compile_segment
-from segments.load import load_segments, tag_types
+from app.context import KequnContext
+from assets.broken import broken_assets
+from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
+from plan.segments import CompiledSegment
+from segments.build import build_segment
 from segments.materialize import MemberStats
 
 GROUP = "segments"
@@ -101,12 +103,8 @@ def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float) -> 
     }
 
 
-def build_segment_asset(compiled: CompiledSegment, report_dir: Path | None = None
-                        ) -> dg.AssetsDefinition:
-    """The ``segments/<name>`` asset with its two blocking checks.
-
-    ``report_dir`` receives import reports of a file segment's own sample file.
-    """
+def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
+    """The ``segments/<name>`` asset with its two blocking checks."""
     segment = compiled.segment
     key = segment_key(segment.name)
     check_specs = [
@@ -140,14 +138,14 @@ def build_segment_asset(compiled: CompiledSegment, report_dir: Path | None = Non
             "compiled_sql": dg.MetadataValue.md(f"```sql\n{compiled.sql('duckdb')}\n```"),
         },
     )
-    def _segment(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                 config: SegmentBuildConfig):
-        from segments.build import build_segment
-
+    def _segment(context: dg.AssetExecutionContext, kequn: Kequn,
+                 config: SegmentBuildConfig) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
-        result = build_segment(Path(warehouse.path), compiled, as_of, import_path=import_path,
-                               report_dir=report_dir)
+        result = build_segment(kequn.warehouse, compiled, as_of, import_path=import_path,
+                               sandbox=kequn.sandbox_limits,
+                               max_bytes=kequn.settings.import_max_bytes,
+                               report_dir=kequn.reports_dir)
         metadata = _metadata(compiled, result.stats, result.elapsed_s)
         if result.import_report is not None:
             report = result.import_report
@@ -162,11 +160,9 @@ def build_segment_asset(compiled: CompiledSegment, report_dir: Path | None = Non
     return _segment
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """Every segment asset under ``settings.segments_dir`` (resources bound by the caller)."""
-    project = load_segments(settings.segments_dir)
-    types = tag_types(settings.tags_dir)
-    reports = settings.imports_dir / "reports"
-    assets = [build_segment_asset(compile_segment(segment, types), reports)
-              for _, segment in sorted(project.segments.items())]
-    return dg.Definitions(assets=assets)
+def build_definitions(kequn: KequnContext) -> dg.Definitions:
+    """Every segment asset of the compiled plan, and the broken segments' assets."""
+    assets = [build_segment_asset(compiled)
+              for _, compiled in sorted(kequn.plan.segments.items())]
+    broken = list(kequn.project.broken_of("segment").values())
+    return dg.Definitions(assets=[*assets, *broken_assets(broken)])

@@ -14,24 +14,20 @@ i.e. the last complete day, whose segments the 02:00 daily build has produced (a
 06:00 tick on 2 March syncs the 1 March partition). A tick whose segment partition has
 not been materialised yet is skipped with the reason instead of syncing nothing.
 
-Definition loading reads the segment files only; no database is opened.
+Made from the loaded project (segments with sync settings); no database is opened at
+load time.
 """
 
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import dagster as dg
 
-from assets.common import (
-    DAILY,
-    DUCKDB_POOL,
-    ServingResource,
-    WarehouseResource,
-    as_of_day,
-    serving_kind,
-)
-from kequn.settings import BUSINESS_TIMEZONE, Settings
-from serving.targets import SyncedSegment, synced_segments
+from app.context import KequnContext
+from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day, serving_kind
+from kequn.days import BUSINESS_TIMEZONE, business_day
+from project.segment import Segment
+from sync.run import sync_segment
 
 GROUP = "sync"
 
@@ -48,10 +44,7 @@ def business_day_for_tick(tick: datetime) -> date:
     >>> business_day_for_tick(datetime(2024, 3, 1, 16, 0, tzinfo=ZoneInfo("UTC")))
     datetime.date(2024, 3, 1)
     """
-    from zoneinfo import ZoneInfo
-
-    local = tick.astimezone(ZoneInfo(BUSINESS_TIMEZONE)) if tick.tzinfo else tick
-    return local.date() - timedelta(days=1)
+    return date.fromordinal(business_day(tick).toordinal() - 1)
 
 
 class SyncConfig(dg.Config):
@@ -61,8 +54,9 @@ class SyncConfig(dg.Config):
     """Apply even when guardrails block it or the day is older than the synced one."""
 
 
-def _guardrail_text(target: SyncedSegment) -> str:
-    s = target.settings
+def _guardrail_text(target: Segment) -> str:
+    s = target.sync
+    assert s is not None
     parts = [
         f"max_removed_ratio {s.max_removed_ratio if s.max_removed_ratio is not None else 'none'}",
         f"max_added_ratio {s.max_added_ratio if s.max_added_ratio is not None else 'none'}",
@@ -72,9 +66,11 @@ def _guardrail_text(target: SyncedSegment) -> str:
     return ", ".join(parts)
 
 
-def build_sync_asset(target: SyncedSegment, kind: str) -> dg.AssetsDefinition:
+def build_sync_asset(target: Segment, kind: str) -> dg.AssetsDefinition:
     """The ``sync/<segment>`` asset of one synced segment."""
     name = target.name
+    settings = target.sync
+    assert settings is not None
 
     @dg.asset(
         key=sync_key(name),
@@ -88,12 +84,12 @@ def build_sync_asset(target: SyncedSegment, kind: str) -> dg.AssetsDefinition:
         description=(
             f"Sync segment '{name}' into coupon_eligibility (diff only, one transaction, "
             f"guarded: {_guardrail_text(target)}). "
-            f"Schedule: {target.settings.schedule} ({target.settings.cron}, Asia/Shanghai)."
+            f"Schedule: {settings.schedule} ({settings.cron}, Asia/Shanghai)."
         ),
         metadata={
             "segment": name,
-            "schedule": target.settings.schedule,
-            "cron": target.settings.cron,
+            "schedule": settings.schedule,
+            "cron": settings.cron,
             "guardrails": _guardrail_text(target),
             "definition": str(target.path),
         },
@@ -101,18 +97,16 @@ def build_sync_asset(target: SyncedSegment, kind: str) -> dg.AssetsDefinition:
     def _sync(
         context: dg.AssetExecutionContext,
         config: SyncConfig,
-        warehouse: WarehouseResource,
-        serving: ServingResource,
+        kequn: Kequn,
     ) -> dg.MaterializeResult:
-        from serving.sync import sync_segment
-
         day = as_of_day(context)
-        con = warehouse.connect()
+        con = kequn.connect_warehouse()
         try:
-            db = serving.connect()
+            db = kequn.connect_serving()
             try:
-                result = sync_segment(con, db, name, day, target.settings, force=config.force,
-                                      definition_hash=target.definition_hash)
+                result = sync_segment(con, db, name, day, settings, force=config.force,
+                                      definition_hash=target.definition_hash,
+                                      lock_timeout=kequn.settings.sync_lock_wait_s)
             finally:
                 db.close()
         finally:
@@ -151,10 +145,12 @@ def build_sync_asset(target: SyncedSegment, kind: str) -> dg.AssetsDefinition:
     return _sync
 
 
-def build_sync_schedule(target: SyncedSegment, job: "dg.UnresolvedAssetJobDefinition"
+def build_sync_schedule(target: Segment, job: "dg.UnresolvedAssetJobDefinition"
                         ) -> dg.ScheduleDefinition:
     """The schedule of one synced segment: its cron in Asia/Shanghai, yesterday's partition."""
     name = target.name
+    settings = target.sync
+    assert settings is not None
 
     def evaluate(context: dg.ScheduleEvaluationContext):  # type: ignore[no-untyped-def]
         tick = context.scheduled_execution_time
@@ -174,23 +170,24 @@ def build_sync_schedule(target: SyncedSegment, job: "dg.UnresolvedAssetJobDefini
 
     return dg.ScheduleDefinition(
         name=f"sync_{name}_schedule",
-        cron_schedule=target.settings.cron,
+        cron_schedule=settings.cron,
         execution_timezone=BUSINESS_TIMEZONE,
         job=job,
         execution_fn=evaluate,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=(
-            f"Sync '{name}' at {target.settings.schedule} ({target.settings.cron}) "
+            f"Sync '{name}' at {settings.schedule} ({settings.cron}) "
             "Asia/Shanghai: the previous business day's snapshot."
         ),
     )
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """Assets, jobs and schedules for every synced segment (resources not bound)."""
-    kind = serving_kind(settings.serving_url)
+def build_definitions(kequn: KequnContext) -> dg.Definitions:
+    """Assets, jobs and schedules for every synced segment of the project."""
+    kind = serving_kind(kequn.settings.serving_url)
     assets, jobs, schedules = [], [], []
-    for target in synced_segments(settings.segments_dir):
+    segments = {**kequn.project.segments, **kequn.project.waiting("segment")}
+    for target in (s for _, s in sorted(segments.items()) if s.sync is not None):
         assets.append(build_sync_asset(target, kind))
         job = dg.define_asset_job(
             f"sync_{target.name}",

@@ -8,22 +8,27 @@
 - Checks (blocking): one row per customer; values within the declared type/domain;
   coverage neither zero nor moving more than ``max_coverage_change`` (header key,
   default 0.5) from the previous day.
+- A broken tag file is its own failing asset (:mod:`assets.broken`); the wide table is
+  built without it.
 
-Definitions load from the tag files only; no database is opened at load time.
+Assets are made from the compiled :class:`~plan.tags.TagPlan` (compiled once per
+process); no database is opened at load time.
 """
 
 
+import hashlib
 from collections.abc import Iterator
 
 import dagster as dg
+from sqlglot import exp
 
-from assets.common import DAILY, DUCKDB_POOL, WarehouseResource, as_of_day
-from kequn.settings import Settings
+from app.context import KequnContext
+from assets.broken import broken_assets
+from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
+from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
+from project.tag import Tag
 from tags import checks
-from tags.build import WIDE, TagStats, build_customer_tags, build_tags, measure_tags
-from tags.compile import CUSTOMERS_TABLE, TagGroup, plan_groups
-from tags.load import load_tags
-from tags.model import Tag, TagProject
+from tags.build import TagStats, build_customer_tags, build_tags, measure_tags
 
 KINDS = {"duckdb", "sql"}
 WIDE_KEY = dg.AssetKey(["tags", "customer_tags"])
@@ -100,8 +105,8 @@ def _selected(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) ->
     return dg.AssetCheckKey(key, name) in context.selected_asset_check_keys
 
 
-def _group_asset(project: TagProject, group: TagGroup) -> dg.AssetsDefinition:
-    members = [project[n] for n in group.tags]
+def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
+    members = [plan.tags[n] for n in group.tags]
     specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in members]
     check_specs = [c for t in members for c in _tag_checks(t, rows=True)]
     source = ", ".join(group.tables)
@@ -116,27 +121,27 @@ def _group_asset(project: TagProject, group: TagGroup) -> dg.AssetsDefinition:
         description=f"Atomic tags over {source}: one fused query, one scan.",
     )
     def _build(context: dg.AssetExecutionContext,
-               warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult |
-                                                         dg.AssetCheckResult]:
+               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
         checked = [t.name for t in members
                    if any(_selected(context, tag_key(t.name), c)
                           for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
-        with warehouse.connect() as con:
-            stats = build_tags(con, project, day, names) if names else {}
+        relation = plan.relation(group)
+        with kequn.connect_warehouse() as con:
+            stats = build_tags(con, plan, day, names) if names else {}
             unbuilt = [n for n in checked if n not in stats]
             if unbuilt:  # checks selected without their asset: check what is stored
-                stats.update(measure_tags(con, project, day, unbuilt))
+                stats.update(measure_tags(con, plan, day, unbuilt))
             results = []
-            rows_outcome = checks.one_row_per_customer(con, group.table, day)
+            rows_outcome = checks.one_row_per_customer(con, relation, day)
             for name in checked:
-                key, tag = tag_key(name), project[name]
+                key, tag = tag_key(name), plan.tags[name]
                 if _selected(context, key, CHECK_ROWS):
                     results.append(_check_result(key, CHECK_ROWS, rows_outcome))
                 if _selected(context, key, CHECK_DOMAIN):
                     results.append(_check_result(
-                        key, CHECK_DOMAIN, checks.values_in_domain(con, group.table, tag, day)))
+                        key, CHECK_DOMAIN, checks.values_in_domain(con, relation, tag, day)))
                 if _selected(context, key, CHECK_COVERAGE):
                     s = stats[name]
                     results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
@@ -148,16 +153,16 @@ def _group_asset(project: TagProject, group: TagGroup) -> dg.AssetsDefinition:
     return _build
 
 
-def _wide_asset(project: TagProject) -> dg.AssetsDefinition:
-    derived = project.derived()
+def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
+    derived = [t for t in plan.tags.values() if t.kind == "derived"]
     specs = [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
-    all_keys = [tag_key(n) for n in project.tags]
+    all_keys = [tag_key(n) for n in plan.tags]
     specs.append(dg.AssetSpec(
         key=WIDE_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS, deps=[
             *all_keys, _raw_key(CUSTOMERS_TABLE)],
         description="tags.customer_tags: one row per (as_of, customer_id) for every customer "
         "registered by the end of the day, one column per tag.",
-        code_version=_combined_hash(project), metadata={"table": WIDE}))
+        code_version=_combined_hash(plan), metadata={"table": WIDE}))
     specs.append(dg.AssetSpec(
         key=CATALOG_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS,
         deps=[WIDE_KEY], description="tags.catalog: one row per (as_of, tag) with its "
@@ -175,29 +180,33 @@ def _wide_asset(project: TagProject) -> dg.AssetsDefinition:
         description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
     )
     def _build(context: dg.AssetExecutionContext,
-               warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult |
-                                                         dg.AssetCheckResult]:
+               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
-        with warehouse.connect() as con:
-            result = build_customer_tags(con, project, day)
+        wide = exp.to_table(WIDE)
+        with kequn.connect_warehouse() as con:
+            result = build_customer_tags(con, plan, day)
             if result.missing:
                 context.log.warning(
                     f"no stored rows for {day} behind tags {', '.join(result.missing)}: "
                     "materialise their source assets for this day first")
+            if plan.broken:
+                context.log.warning(f"tags with a broken definition, not built for {day}: "
+                                    f"{', '.join(plan.broken)}")
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
-                con, WIDE, day, every_customer=True))]
+                con, wide, day, every_customer=True))]
             for tag in derived:
                 key, s = tag_key(tag.name), result.tags[tag.name]
                 results.append(_check_result(key, CHECK_DOMAIN,
-                                             checks.values_in_domain(con, WIDE, tag, day)))
+                                             checks.values_in_domain(con, wide, tag, day)))
                 results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
                     con, tag, day, s.coverage, s.coverage_ratio)))
         for tag in derived:
             yield dg.MaterializeResult(asset_key=tag_key(tag.name),
                                        metadata=_metadata(result.tags[tag.name]))
         yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
-            "dagster/row_count": result.rows, "columns": len(project.tags),
+            "dagster/row_count": result.rows, "columns": len(plan.tags),
             "tags_without_rows_for_day": ", ".join(result.missing) or "none",
+            "broken_tags_not_built": ", ".join(plan.broken) or "none",
             "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
         yield dg.MaterializeResult(asset_key=CATALOG_KEY, metadata={
             "dagster/row_count": result.catalog_rows})
@@ -206,21 +215,20 @@ def _wide_asset(project: TagProject) -> dg.AssetsDefinition:
     return _build
 
 
-def _combined_hash(project: TagProject) -> str:
-    import hashlib
-
-    joined = ",".join(f"{t.name}={t.definition_hash}" for t in project.tags.values())
+def _combined_hash(plan: TagPlan) -> str:
+    joined = ",".join(f"{t.name}={t.definition_hash}" for t in plan.tags.values())
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def tag_assets(project: TagProject) -> list[dg.AssetsDefinition]:
-    """Every tag asset of ``project``: one multi-asset per source group, plus the wide step."""
-    groups = plan_groups(project)
-    return [*(_group_asset(project, g) for g in groups), _wide_asset(project)]
+def tag_assets(plan: TagPlan) -> list[dg.AssetsDefinition]:
+    """Every tag asset of ``plan``: one multi-asset per source group, plus the wide step."""
+    return [*(_group_asset(plan, g) for g in plan.groups), _wide_asset(plan)]
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """The tag assets and checks for the project's tag files (no resources bound)."""
-    if not settings.tags_dir.is_dir():
+def build_definitions(kequn: KequnContext) -> dg.Definitions:
+    """The tag assets and checks of the project's compiled plan, and its broken tags."""
+    plan = kequn.plan.tags
+    broken = list(kequn.project.broken_of("tag").values())
+    if not plan.tags and not broken:
         return dg.Definitions()
-    return dg.Definitions(assets=tag_assets(load_tags(settings.tags_dir)))
+    return dg.Definitions(assets=[*tag_assets(plan), *broken_assets(broken)])

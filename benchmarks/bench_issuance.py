@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from issuance.batch import issue_batch
-from issuance.campaign import Campaign, CouponTemplate, Validity
 from issuance.clock import SHANGHAI, SystemClock
 from issuance.schema import migrate
 from issuance.service import Issuer
+from project.campaign import Campaign, CouponTemplate, Validity
 from serving.db import ServingDB, connect
 
 HERE = Path(__file__).resolve().parent

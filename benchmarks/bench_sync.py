@@ -7,7 +7,7 @@ serving database (or schema) and fresh warehouse tracking, then
 * **initial**: sync day 1 (``members`` ids) into an empty ``coupon_eligibility``;
 * **daily**: sync day 2, where ``churn`` of day 1's members left and as many joined.
 
-Times are end to end of :func:`serving.sync.sync_segment` (lock, log row, DuckDB diff,
+Times are end to end of :func:`sync.run.sync_segment` (lock, log row, DuckDB diff,
 serving transaction, warehouse tracking update); rows/s counts rows written
 (added + removed). Prints a Markdown table and records it in
 ``benchmarks/results/sync.md``.
@@ -53,12 +53,11 @@ class Run:
 
 def build_warehouse(path: Path, members: int, churn: float) -> None:
     """Day 1: ``members`` even ids; day 2: every ``1/churn``-th left, as many odd ids joined."""
-    from kequn import warehouse as wh
+    from warehouse import db as wh
 
     step = max(1, round(1 / churn)) if churn else 0
     con = wh.connect(path)
-    con.execute("CREATE OR REPLACE TABLE segments.members "
-                "(segment VARCHAR, as_of DATE, customer_id BIGINT)")
+    con.execute("DELETE FROM segments.members WHERE segment = ?", [SEGMENT])
     con.execute("INSERT INTO segments.members SELECT ?, ?, i * 2 FROM range(?) t(i)",
                 [SEGMENT, D1, members])
     if step:
@@ -69,20 +68,26 @@ def build_warehouse(path: Path, members: int, churn: float) -> None:
     else:
         con.execute("INSERT INTO segments.members SELECT ?, ?, i * 2 FROM range(?) t(i)",
                     [SEGMENT, D2, members])
+    # the sync refuses a day the segments build has not recorded
+    con.execute("DELETE FROM segments.materializations WHERE segment = ?", [SEGMENT])
+    con.execute("INSERT INTO segments.materializations SELECT segment, as_of, count(*), NULL, "
+                "current_timestamp FROM segments.members WHERE segment = ? GROUP BY ALL",
+                [SEGMENT])
     con.execute("CHECKPOINT")
     con.close()
 
 
 def one_run(dialect: str, url: str, warehouse: Path) -> list[Run]:
     """A fresh serving side, then the initial and the daily sync, each timed."""
-    from kequn import warehouse as wh
+    from project.sync import SyncSettings
     from serving.db import connect
-    from serving.sync import sync_segment
-    from serving.sync_settings import SyncSettings
+    from sync.run import sync_segment
+    from warehouse import db as wh
 
     settings = SyncSettings(max_removed_ratio=None)
     con = wh.connect(warehouse)
-    con.execute("DROP SCHEMA IF EXISTS sync CASCADE")
+    con.execute("DELETE FROM sync.applied")  # fresh tracking (the migration made the tables)
+    con.execute("DELETE FROM sync.marker")
     runs = []
     try:
         db = connect(url)

@@ -1,20 +1,21 @@
 """The kequn code location: every area's assets, one policy, one daily build.
 
-``build_defs(settings)`` is the single place where resources are bound, the executor
-is chosen, and cross-cutting policy (owners, the daily build schedule) is applied;
-tests and the command line call it instead of restating it.
+``build_defs(kequn)`` is the single place where the ``kequn`` resource is bound, the
+executor is chosen, and cross-cutting policy (owners, the daily build schedule) is
+applied; tests and the command line call it instead of restating it. It never fails
+because a definition file is wrong: broken definitions are failing assets.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from app.context import KequnContext
 from assets import imports_sensor, issuance, raw, segments, sync, tags
-from assets.common import ServingResource, WarehouseResource
-from kequn.settings import Settings, current_settings
+from assets.common import RESOURCE
 
 AREAS = (raw, tags, segments, imports_sensor, sync, issuance)
-"""Each area module exposes ``build_definitions(settings) -> dg.Definitions``."""
+"""Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
 DEFAULT_OWNER = "team:data_platform"
 DAILY_BUILD_JOB = "daily_build"
 DAILY_BUILD_HOUR = 2
@@ -30,9 +31,9 @@ def daily_build_selection() -> dg.AssetSelection:
     return dg.AssetSelection.key_prefixes(["tags"], ["segments"])
 
 
-def build_defs(settings: Settings | None = None) -> dg.Definitions:
-    """All kequn definitions for ``settings`` (the environment's when None)."""
-    settings = settings or current_settings()
+def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
+    """All kequn definitions for the context ``kequn`` (the environment's when None)."""
+    kequn = kequn or KequnContext()
     daily_build = dg.define_asset_job(
         DAILY_BUILD_JOB,
         selection=daily_build_selection(),
@@ -51,12 +52,9 @@ def build_defs(settings: Settings | None = None) -> dg.Definitions:
             )
         ],
         executor=dg.in_process_executor,
-        resources={
-            "warehouse": WarehouseResource(path=str(settings.warehouse)),
-            "serving": ServingResource(url=settings.serving_url),
-        },
+        resources={RESOURCE: kequn},
     )
-    merged = dg.Definitions.merge(*(area.build_definitions(settings) for area in AREAS), core)
+    merged = dg.Definitions.merge(*(area.build_definitions(kequn) for area in AREAS), core)
     return merged.permissive_map_resolved_asset_specs(func=_with_default_owner, selection=None)
 
 

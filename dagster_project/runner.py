@@ -7,7 +7,6 @@ started from the command line shows in the UI's run history.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from app.context import KequnContext
 from assets.common import DAILY
 from dagster_project.definitions import build_defs
 from kequn.errors import ExecutionError, ValidationError
@@ -45,7 +45,6 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     config = home / "dagster.yaml"
     if not config.exists():
         shutil.copyfile(_DAGSTER_YAML, config)
-    os.environ.setdefault("DAGSTER_HOME", str(home))
     return dg.DagsterInstance.from_config(str(home))
 
 
@@ -90,15 +89,16 @@ def materialize_days(
     days: Sequence[date],
     *,
     select: str | None = None,
-    settings: Settings,
+    kequn: KequnContext,
     instance: dg.DagsterInstance | None = None,
 ) -> list[DayRun]:
     """Materialise the selected daily assets for each day in order; stop at the first failure.
 
-    Raises ExecutionError naming the day and every failed step (a failed blocking check
-    included) when a run fails; runs already finished stay materialised.
+    Raises ExecutionError naming the day and every failed step (a failed blocking check or
+    a broken definition included) when a run fails; runs already finished stay
+    materialised, and the steps of a failed run that did not need the failure completed.
     """
-    defs = build_defs(settings)
+    defs = build_defs(kequn)
     job_defs = dg.Definitions.merge(
         defs,
         dg.Definitions(
@@ -106,7 +106,7 @@ def materialize_days(
         ),
     )
     job = job_defs.resolve_job_def(CLI_JOB)
-    instance = instance or dagster_instance(settings)
+    instance = instance or dagster_instance(kequn.settings)
     runs = []
     for day in days:
         _check_partition(day)
@@ -139,11 +139,11 @@ def generate_demo_warehouse(
     customers: int,
     seed: int,
     end_date: date | None,
-    settings: Settings,
+    kequn: KequnContext,
     instance: dg.DagsterInstance | None = None,
 ) -> tuple[dict[str, int], date]:
     """Materialise raw/* with the demo generator; returns rows per table and the last day."""
-    defs = build_defs(settings)
+    defs = build_defs(kequn)
     job = defs.resolve_implicit_job_def_def_for_assets(
         [dg.AssetKey(["raw", "customers"])]
     )
@@ -155,7 +155,7 @@ def generate_demo_warehouse(
               "end_date": end_date.isoformat() if end_date else ""}
     result = job.execute_in_process(
         run_config={"ops": {"demo_warehouse": {"config": config}}, **QUIET_LOGS},
-        instance=instance or dagster_instance(settings),
+        instance=instance or dagster_instance(kequn.settings),
         asset_selection=raw_keys,
         raise_on_error=False,
     )

@@ -18,9 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-from issuance.campaign import Campaign
 from issuance.service import Issuer
 from issuance.store import coupon_id_for
+from project.campaign import Campaign
 
 DEFAULT_CHUNK = 1000
 

@@ -1,11 +1,12 @@
 """Time for issuance: an injectable clock and Asia/Shanghai business days.
 
 Every operation takes its ``now`` from a :class:`Clock`, so tests can stand at
-23:59:59 and step to 00:00 of the next business day, or cross a month end.
+23:59:59 and step to 00:00 of the next business day, or cross a month end. Business days
+themselves are :mod:`kequn.days`.
 The serving database holds ``TIMESTAMP`` columns as naive UTC (the convention of
 :mod:`serving.db`); :func:`to_db` and :func:`from_db` convert at the boundary.
 
->>> from datetime import datetime
+>>> from datetime import date, datetime
 >>> business_day(datetime(2026, 1, 31, 16, 30, tzinfo=UTC)).isoformat()
 '2026-02-01'
 >>> to_db(day_start(date(2026, 2, 1)))
@@ -15,13 +16,10 @@ datetime.datetime(2026, 1, 31, 16, 0)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-from kequn.settings import BUSINESS_TIMEZONE
-
-SHANGHAI = ZoneInfo(BUSINESS_TIMEZONE)
+from kequn.days import SHANGHAI, business_day, day_start, local
 
 __all__ = [
     "SHANGHAI",
@@ -72,23 +70,6 @@ class ManualClock:
         """Move forward by ``timedelta(**delta)`` and return the new time."""
         self.current = self.current + timedelta(**delta)
         return self.current
-
-
-def local(when: datetime) -> datetime:
-    """``when`` as an aware Asia/Shanghai datetime (naive input is taken as local)."""
-    if when.tzinfo is None:
-        return when.replace(tzinfo=SHANGHAI)
-    return when.astimezone(SHANGHAI)
-
-
-def business_day(when: datetime) -> date:
-    """The Asia/Shanghai calendar day that ``when`` falls on."""
-    return local(when).date()
-
-
-def day_start(day: date) -> datetime:
-    """00:00 of ``day`` in Asia/Shanghai (aware)."""
-    return datetime(day.year, day.month, day.day, tzinfo=SHANGHAI)
 
 
 def to_db(when: datetime) -> datetime:

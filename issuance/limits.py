@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from issuance.campaign import Campaign
+from project.campaign import Campaign
 
 OUTSIDE_WINDOW: Final = "outside_window"
 NOT_ELIGIBLE: Final = "not_eligible"

@@ -25,8 +25,8 @@ Tables (timestamps are naive UTC, days are Asia/Shanghai business days):
 from __future__ import annotations
 
 from issuance.states import STATES
+from kequn.migrations import Migration, apply_migrations
 from serving.db import ServingDB
-from serving.migrations import Migration, apply_migrations
 
 STREAM = "issuance"
 

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from issuance import outcome as why
-from issuance.campaign import Campaign, get_campaign
 from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
 from issuance.limits import Snapshot, refusal
 from issuance.outcome import Outcome
@@ -49,6 +48,7 @@ from issuance.store import (
     replay_params,
 )
 from kequn.errors import ExecutionError, Location
+from project.campaign import Campaign, get_campaign
 from serving.db import INTEGRITY_ERRORS, ServingDB
 
 T = TypeVar("T")

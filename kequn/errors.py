@@ -109,8 +109,15 @@ class ImportFileError(KequnError):
     stage = "import"
 
 
+MAX_SHOWN = 50
+"""How many collected errors a report prints before summarising the rest."""
+
+
 class KequnErrors(KequnError):
-    """Several errors reported together; ``errors`` keeps each one."""
+    """Several errors reported together; ``errors`` keeps each one.
+
+    The rendered report shows the first :data:`MAX_SHOWN` and counts the rest.
+    """
 
     def __init__(self, errors: Sequence[KequnError]):
         if not errors:
@@ -121,16 +128,25 @@ class KequnErrors(KequnError):
 
     def render(self) -> str:
         count = len(self.errors)
-        body = "\n".join(e.render() for e in self.errors)
+        shown = self.errors[:MAX_SHOWN]
+        body = "\n".join(e.render() for e in shown)
+        if count > len(shown):
+            body += f"\n... and {count - len(shown)} more"
         noun = "problem" if count == 1 else "problems"
         return f"{body}\n{count} {noun} found."
 
 
-def raise_collected(errors: Iterable[KequnError]) -> None:
-    """Raise every collected error at once (flattening nested groups); do nothing if none."""
+def flatten(errors: Iterable[KequnError]) -> list[KequnError]:
+    """Every single error in ``errors``, groups (:class:`KequnErrors`) opened up."""
     flat: list[KequnError] = []
     for error in errors:
         flat.extend(error.errors if isinstance(error, KequnErrors) else [error])
+    return flat
+
+
+def raise_collected(errors: Iterable[KequnError]) -> None:
+    """Raise every collected error at once (flattening nested groups); do nothing if none."""
+    flat = flatten(errors)
     if flat:
         raise KequnErrors(flat)
 

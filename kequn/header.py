@@ -10,34 +10,53 @@ A tag or segment file opens with a header such as::
     );
     SELECT ...
 
-The header is read with sqlglot's tokenizer, so every field keeps its line and column.
-Values are strings (quoted or bare, including dotted and ``team:x`` forms), numbers
-(kept as text; the caller converts), or parenthesised lists of those. The body keeps
-its original position in the file: parse errors in it point at the right line.
+The header is read with sqlglot's tokenizer, so every field keeps its line, column and
+character span. Values are strings (quoted or bare, including dotted and ``team:x``
+forms), numbers (kept as text; the field readers convert), or parenthesised lists of
+those. The body keeps its original position in the file (the header is blanked), so parse
+errors in it point at the right line. YAML files yield the same :class:`DefinitionFile`
+(:mod:`kequn.yaml_header`). Which keys a kind accepts is the project model's business.
+
+>>> from pathlib import Path
+>>> d = parse_header("SEGMENT (name a, rule 'x > 1');\\n", Path("a.sql"), {"SEGMENT": "..."})
+>>> d.kind, d.fields["rule"].value, d.location("rule").prefix()
+('SEGMENT', 'x > 1', 'a.sql:1:23')
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, Tokenizer, TokenType
 
-from kequn.errors import Location, ParseError, ValidationError, did_you_mean, location_at
+from kequn.errors import Location, ParseError, ValidationError, location_at
 
 HeaderValue = str | list[str]
 
 
 @dataclass(frozen=True)
 class HeaderField:
-    """One ``key value`` pair of a header, with where each part stands."""
+    """One ``key value`` pair of a header, with where each part stands.
+
+    ``start``/``end`` are the character span of the value as written (quotes and list
+    parentheses included); ``text_offset`` is where the value's own text begins.
+    """
 
     key: str
     value: HeaderValue
     key_location: Location
     value_location: Location
     quoted: bool = False
+    start: int = 0
+    end: int = 0
+
+    @property
+    def text_offset(self) -> int:
+        """File offset of the first character of the value's text (inside its quotes)."""
+        return self.start + (1 if self.quoted else 0)
 
 
 @dataclass(frozen=True)
@@ -49,15 +68,15 @@ class DefinitionFile:
     kind: str
     fields: dict[str, HeaderField]
     body: str
+    """The text after the header, with the header blanked (file positions kept)."""
     kind_location: Location
     body_location: Location = field(default_factory=Location)
+    form: str = "header"
+    """``header`` (a ``KIND (...)`` header) or ``yaml`` (a YAML mapping)."""
 
     def has(self, key: str) -> bool:
+        """Whether the header gives ``key``."""
         return key in self.fields
-
-    def get(self, key: str, default: HeaderValue | None = None) -> HeaderValue | None:
-        item = self.fields.get(key)
-        return item.value if item else default
 
     def location(self, key: str | None = None) -> Location:
         """Where ``key``'s value stands, or the header keyword if absent/None."""
@@ -65,26 +84,20 @@ class DefinitionFile:
             return self.fields[key].value_location
         return self.kind_location
 
-    def string(self, key: str, *, required: bool = True, default: str = "") -> str:
-        """The field as one string; a missing required field or a list is an error."""
-        item = self.fields.get(key)
-        if item is None:
-            if required:
-                raise ValidationError(f"{self.kind} header has no '{key}'", self.kind_location)
-            return default
-        if isinstance(item.value, list):
-            raise ValidationError(f"'{key}' takes one value, not a list", item.value_location)
-        return item.value
-
-    def strings(self, key: str) -> list[str]:
-        """The field as a list of strings (a single value becomes a one-item list)."""
-        item = self.fields.get(key)
-        if item is None:
-            return []
-        return list(item.value) if isinstance(item.value, list) else [item.value]
-
     def body_is_empty(self) -> bool:
+        """Whether nothing but blanks, comments' leftovers and ';' follow the header."""
         return not self.body.strip().strip(";").strip()
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a definition file, or a located ParseError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         Location(path)) from exc
+    except OSError as exc:
+        raise ParseError(f"cannot read the file: {exc.strerror}", Location(path)) from exc
 
 
 def _blank(text: str, end: int) -> str:
@@ -93,22 +106,17 @@ def _blank(text: str, end: int) -> str:
     return head + text[end:]
 
 
-def _sample(kind: str, sample: str) -> str:
+def sample_hint(kind: str, sample: str) -> str:
+    """The hint shown with a missing or broken header: an example of one."""
     return f"a {kind} file starts with a header, for example:\n{sample}"
 
 
-def parse_definition_text(
-    text: str,
-    path: Path,
-    samples: dict[str, str],
-    allowed_keys: dict[str, set[str]] | None = None,
-) -> DefinitionFile:
+def parse_header(text: str, path: Path, samples: Mapping[str, str]) -> DefinitionFile:
     """Parse ``text`` (the content of ``path``) into a :class:`DefinitionFile`.
 
-    ``samples`` maps each accepted header keyword (``TAG``, ``SEGMENT``...) to an
-    example header shown when the file has none. ``allowed_keys`` (per kind) turns
-    unknown keys into errors with a "did you mean" hint. Raises :class:`ParseError`
-    or :class:`ValidationError` located at the offending token.
+    ``samples`` maps each accepted header keyword (``TAG``, ``SEGMENT``...) to an example
+    header shown when the file has none. Raises :class:`ParseError` (or
+    :class:`ValidationError` for a key given twice) located at the offending token.
     """
     try:
         tokens = Tokenizer().tokenize(text)
@@ -119,19 +127,16 @@ def parse_definition_text(
         return location_at(path, text, token.start)
 
     kinds = ", ".join(sorted(samples))
-    first_sample = next(iter(samples.values()))
+    first_kind = next(iter(samples))
     if not tokens or tokens[0].text.upper() not in samples:
         where = loc(tokens[0]) if tokens else Location(path, 1, 1, text)
         found = f"'{tokens[0].text}'" if tokens else "an empty file"
-        raise ParseError(
-            f"expected a {kinds} header, found {found}; "
-            + _sample(next(iter(samples)), first_sample),
-            where,
-        )
+        raise ParseError(f"expected a {kinds} header, found {found}; "
+                         + sample_hint(first_kind, samples[first_kind]), where)
     kind_token = tokens[0]
     kind = kind_token.text.upper()
     if len(tokens) < 2 or tokens[1].token_type != TokenType.L_PAREN:
-        raise ParseError(f"expected '(' after {kind}; " + _sample(kind, samples[kind]),
+        raise ParseError(f"expected '(' after {kind}; " + sample_hint(kind, samples[kind]),
                          loc(tokens[1] if len(tokens) > 1 else kind_token))
 
     fields: dict[str, HeaderField] = {}
@@ -150,19 +155,11 @@ def parse_definition_text(
             raise ParseError(f"expected a key name, found '{token.text}'", loc(token))
         key_token = token
         key = key_token.text.lower()
-        i += 1
-        value, quoted, value_start, i = _read_value(tokens, i, text, path, key)
+        value, quoted, start, end, i = _read_value(tokens, i + 1, text, path, key)
         if key in fields:
             raise ValidationError(f"'{key}' is given twice in the {kind} header", loc(key_token))
-        if allowed_keys is not None and key not in allowed_keys.get(kind, set()):
-            raise ValidationError(
-                f"unknown key '{key}' in the {kind} header",
-                loc(key_token),
-                hint=did_you_mean(key, allowed_keys.get(kind, set())),
-            )
-        fields[key] = HeaderField(
-            key, value, loc(key_token), location_at(path, text, value_start), quoted
-        )
+        fields[key] = HeaderField(key, value, loc(key_token), location_at(path, text, start),
+                                  quoted, start, end)
 
     end = tokens[i - 1].end + 1
     if i < len(tokens) and tokens[i].token_type == TokenType.SEMICOLON:
@@ -173,10 +170,9 @@ def parse_definition_text(
     return DefinitionFile(path, text, kind, fields, body, loc(kind_token), body_location)
 
 
-def _read_value(
-    tokens: list[Token], i: int, text: str, path: Path, key: str
-) -> tuple[HeaderValue, bool, int, int]:
-    """Read one value starting at token ``i``; return (value, quoted, start offset, next i)."""
+def _read_value(tokens: list[Token], i: int, text: str, path: Path,
+                key: str) -> tuple[HeaderValue, bool, int, int, int]:
+    """Read one value at token ``i``: (value, quoted, start, end offsets, next i)."""
     if i >= len(tokens) or tokens[i].token_type in (TokenType.COMMA, TokenType.R_PAREN):
         where = tokens[min(i, len(tokens) - 1)]
         raise ParseError(f"'{key}' has no value", location_at(path, text, where.start))
@@ -188,39 +184,43 @@ def _read_value(
             if tokens[i].token_type == TokenType.COMMA:
                 i += 1
                 continue
-            item, _, _, i = _read_scalar(tokens, i, text, stop={TokenType.COMMA, TokenType.R_PAREN})
+            item, _, _, i = _read_scalar(tokens, i, text)
             items.append(item)
         if i >= len(tokens):
             raise ParseError(f"the list for '{key}' is not closed with ')'",
                              location_at(path, text, start))
-        return items, False, start, i + 1
-    value, quoted, _, i = _read_scalar(tokens, i, text, stop={TokenType.COMMA, TokenType.R_PAREN})
-    return value, quoted, start, i
+        return items, False, start, tokens[i].end + 1, i + 1
+    value, quoted, end, i = _read_scalar(tokens, i, text)
+    return value, quoted, start, end, i
 
 
-def _read_scalar(
-    tokens: list[Token], i: int, text: str, stop: set[TokenType]
-) -> tuple[str, bool, int, int]:
-    """Read tokens up to a top-level stop token; a lone string is unquoted."""
+def _read_scalar(tokens: list[Token], i: int, text: str) -> tuple[str, bool, int, int]:
+    """Read tokens up to a top-level ',' or ')': (value, quoted, end offset, next i).
+
+    A lone string token is the unquoted string; anything else is the source text as written.
+    """
+    stop = (TokenType.COMMA, TokenType.R_PAREN)
     start = tokens[i].start
     if tokens[i].token_type == TokenType.STRING and (
         i + 1 >= len(tokens) or tokens[i + 1].token_type in stop
     ):
-        return tokens[i].text, True, start, i + 1
+        return tokens[i].text, True, _string_end(text, start), i + 1
     end = tokens[i].end
     while i < len(tokens) and tokens[i].token_type not in stop:
         end = tokens[i].end
         i += 1
-    return text[start : end + 1].strip(), False, start, i
+    return text[start : end + 1].strip(), False, end + 1, i
 
 
-def read_definition_file(
-    path: Path, samples: dict[str, str], allowed_keys: dict[str, set[str]] | None = None
-) -> DefinitionFile:
-    """Read and parse a definition file from disk (UTF-8); see parse_definition_text."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ParseError(f"file is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                         Location(path)) from exc
-    return parse_definition_text(text, path, samples, allowed_keys)
+def _string_end(text: str, start: int) -> int:
+    """The offset just after the quoted string that opens at ``start`` ('' escapes a quote)."""
+    quote = text[start]
+    i = start + 1
+    while i < len(text):
+        if text[i] == quote:
+            if i + 1 < len(text) and text[i + 1] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(text)

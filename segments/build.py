@@ -16,11 +16,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from kequn.errors import ExecutionError, ValidationError
-from kequn.warehouse import connect, table_exists
-from segments.compile import CompiledSegment
-from segments.file_import import ImportReport, content_hash, import_file, was_imported
+from plan.segments import CompiledSegment
+from segments.imports import ImportReport, content_hash, import_file, was_imported
+from segments.imports.normalise import DEFAULT_MAX_BYTES
 from segments.materialize import MemberStats, is_materialized, write_members
-from segments.sandbox import run_restricted
+from segments.sandbox import SandboxLimits, run_restricted
+from warehouse.db import Warehouse, table_exists
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
                                  "first", segment.definition.location())
 
 
-def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
-                  import_path: Path | None = None, sandbox_timeout_s: float | None = None,
+def build_segment(warehouse: Warehouse, compiled: CompiledSegment, as_of: date, *,
+                  import_path: Path | None = None, sandbox: SandboxLimits | None = None,
+                  max_bytes: int = DEFAULT_MAX_BYTES,
                   report_dir: Path | None = None) -> BuildResult:
     """Materialise ``compiled`` for ``as_of`` into segments.members; return the stats.
 
@@ -65,11 +67,11 @@ def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
     segment = compiled.segment
     ids: pa.Table | None = None
     if segment.kind == "sql":
-        result = run_restricted(warehouse, compiled.query, as_of, timeout_s=sandbox_timeout_s,
+        result = run_restricted(warehouse.path, compiled.query, as_of, limits=sandbox,
                                 location=segment.definition.body_location)
         ids = pa.table({"customer_id": pa.array(result.customer_ids, pa.int64())})
     report = None
-    con = connect(warehouse)
+    con = warehouse.connect()
     try:
         if segment.kind == "file":
             source = import_path or segment.file
@@ -82,7 +84,8 @@ def build_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
                 if target_dir is not None:
                     target_dir.mkdir(parents=True, exist_ok=True)
                 report = import_file(con, segment.name, source, segment.match,
-                                     column=segment.column, report_dir=target_dir)
+                                     column=segment.column, max_bytes=max_bytes,
+                                     report_dir=target_dir)
             elif not table_exists(con, "segments", "imported"):
                 raise ValidationError(f"file segment '{segment.name}' has nothing imported yet: "
                                       f"run 'kequn segments import FILE --name {segment.name}'",

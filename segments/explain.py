@@ -16,9 +16,10 @@ import duckdb
 from sqlglot import exp
 
 from kequn.errors import ExecutionError
-from kequn.warehouse import table_exists
-from segments.compile import CompiledSegment
-from segments.rule import leaf_conditions
+from plan.segments import CompiledSegment
+from project.combine import render
+from project.expressions import leaf_conditions
+from warehouse.db import table_exists
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,6 @@ def explain(con: duckdb.DuckDBPyConnection, compiled: CompiledSegment, customer_
         for child in compiled.segments:
             flag = _in_members(con, child, customer_id, as_of)
             out.notes.append(f"{child}: {'member' if flag else 'not a member'}")
-        from segments.combine import render
-
         assert segment.combine is not None
         out.notes.append(f"expression: {render(segment.combine)}")
     elif segment.kind == "file" and table_exists(con, "segments", "imported"):

@@ -8,21 +8,11 @@ from __future__ import annotations
 
 import duckdb
 
-from kequn.warehouse import table_exists, transaction
-
-
-def ensure_favorites(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``segments.favorites`` if missing."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS segments")
-    con.execute("""CREATE TABLE IF NOT EXISTS segments.favorites (
-        user_name VARCHAR NOT NULL, segment VARCHAR NOT NULL,
-        created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-        PRIMARY KEY (user_name, segment))""")
+from warehouse.db import table_exists, transaction
 
 
 def add_favorite(con: duckdb.DuckDBPyConnection, user: str, segment: str) -> bool:
     """Mark ``segment`` as a favourite of ``user``; True if it was not one already."""
-    ensure_favorites(con)
     with transaction(con):
         exists = con.execute("SELECT count(*) FROM segments.favorites WHERE user_name = ? "
                              "AND segment = ?", [user, segment]).fetchone()[0]

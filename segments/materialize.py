@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from kequn.warehouse import table_exists, transaction
+from warehouse.db import run, table_exists, transaction
 
 SAMPLE_SIZE = 10
 
@@ -38,16 +38,6 @@ class MemberStats:
         return abs(self.size - self.previous_size) / self.previous_size
 
 
-def ensure_members(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``segments.members`` and ``segments.materializations`` if missing."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS segments")
-    con.execute("""CREATE TABLE IF NOT EXISTS segments.members (
-        segment VARCHAR NOT NULL, as_of DATE NOT NULL, customer_id BIGINT NOT NULL)""")
-    con.execute("""CREATE TABLE IF NOT EXISTS segments.materializations (
-        segment VARCHAR NOT NULL, as_of DATE NOT NULL, size BIGINT NOT NULL,
-        definition_hash VARCHAR, materialized_at TIMESTAMP NOT NULL)""")
-
-
 def is_materialized(con: duckdb.DuckDBPyConnection, segment: str, as_of: date) -> bool:
     """Whether (segment, as_of) was ever materialised (an empty result counts)."""
     if not table_exists(con, "segments", "materializations"):
@@ -57,7 +47,7 @@ def is_materialized(con: duckdb.DuckDBPyConnection, segment: str, as_of: date) -
     return bool(row and row[0])
 
 
-def insert_statement(query: exp.Query, *, unique: bool = False) -> str:
+def insert_statement(query: exp.Query, *, unique: bool = False) -> exp.Insert:
     """``INSERT INTO segments.members SELECT $segment, $as_of, customer_id FROM (query)``.
 
     Non-NULL ids, made distinct unless ``unique`` says the query already returns each
@@ -72,7 +62,7 @@ def insert_statement(query: exp.Query, *, unique: bool = False) -> str:
     )
     if not unique:
         select = select.group_by(exp.column("customer_id"))
-    return exp.insert(select, exp.table_("members", db="segments")).sql(dialect="duckdb")
+    return exp.insert(select, exp.table_("members", db="segments"))
 
 
 def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
@@ -85,19 +75,17 @@ def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
     """
     if (query is None) == (ids is None):
         raise ValueError("give exactly one of query or ids")
-    ensure_members(con)
     if ids is not None:
         con.execute("SELECT 1").fetchall()  # settle any half-read result before register()
         con.register("segment_ids", ids)
         query = exp.select("customer_id").from_("segment_ids")
     assert query is not None
-    params: dict[str, object] = {"segment": segment, "as_of": as_of}
     try:
         with transaction(con):
             con.execute("DELETE FROM segments.members WHERE segment = ? AND as_of = ?",
                         [segment, as_of])
-            size = con.execute(insert_statement(query, unique=unique and ids is None),
-                               params).fetchall()[0][0]
+            size = run(con, insert_statement(query, unique=unique and ids is None), as_of,
+                       segment=segment).fetchall()[0][0]
             con.execute("DELETE FROM segments.materializations WHERE segment = ? AND as_of = ?",
                         [segment, as_of])
             con.execute("INSERT INTO segments.materializations VALUES "
@@ -112,7 +100,6 @@ def write_members(con: duckdb.DuckDBPyConnection, segment: str, as_of: date,
 def member_stats(con: duckdb.DuckDBPyConnection, segment: str, as_of: date, *,
                  size: int | None = None) -> MemberStats:
     """Size, change versus the latest earlier materialised day, and a small sample."""
-    ensure_members(con)
     if size is None:
         size = con.execute("SELECT count(*) FROM segments.members WHERE segment = ? AND "
                            "as_of = ?", [segment, as_of]).fetchone()[0]

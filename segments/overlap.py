@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 
 from kequn.errors import ExecutionError
-from kequn.warehouse import table_exists
+from warehouse.db import table_exists
 
 
 @dataclass(frozen=True)

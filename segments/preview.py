@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 from sqlglot import exp
 
-from kequn.warehouse import connect
+from kequn.errors import ExecutionError
+from plan.segments import CompiledSegment
 from segments.build import check_inputs
-from segments.compile import CompiledSegment
-from segments.sandbox import run_restricted
+from segments.sandbox import SandboxLimits, run_restricted
+from warehouse.db import Warehouse, run, table_exists
 
 SAMPLE_SIZE = 10
 
@@ -35,25 +35,27 @@ class Preview:
     elapsed_s: float = 0.0
 
 
-def preview_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
-                    sample_size: int = SAMPLE_SIZE) -> Preview:
+def preview_segment(warehouse: Warehouse, compiled: CompiledSegment, as_of: date, *,
+                    sample_size: int = SAMPLE_SIZE,
+                    sandbox: SandboxLimits | None = None) -> Preview:
     """Evaluate ``compiled`` for ``as_of`` without writing anything."""
     started = time.perf_counter()
     segment = compiled.segment
     if segment.kind == "sql":
-        result = run_restricted(warehouse, compiled.query, as_of,
+        result = run_restricted(warehouse.path, compiled.query, as_of, limits=sandbox,
                                 location=segment.definition.body_location)
         ids = sorted(result.customer_ids, key=hash)
         size, sample = len(ids), ids[:sample_size]
     else:
-        con = connect(warehouse, read_only=True)
+        con = warehouse.connect(read_only=True)
         try:
             check_inputs_read_only(con, compiled, as_of)
             distinct = (exp.select("customer_id").from_(compiled.query.subquery("q"))
                         .where(exp.column("customer_id").is_(exp.null()).not_())
                         .group_by("customer_id"))
-            con.execute(f"CREATE TEMP TABLE preview_ids AS {distinct.sql(dialect='duckdb')}",
-                        {"as_of": as_of} if _uses_as_of(compiled.query) else None)
+            run(con, exp.Create(this=exp.to_table("preview_ids"), kind="TABLE",
+                                properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+                                expression=distinct), as_of)
             size = con.execute("SELECT count(*) FROM preview_ids").fetchone()[0]
             sample = [r[0] for r in con.execute(
                 "SELECT customer_id FROM preview_ids ORDER BY hash(customer_id) LIMIT ?",
@@ -66,14 +68,7 @@ def preview_segment(warehouse: Path, compiled: CompiledSegment, as_of: date, *,
 
 def check_inputs_read_only(con, compiled: CompiledSegment, as_of: date) -> None:
     """Like build.check_inputs; also fails clearly when nothing was imported yet."""
-    from kequn.errors import ExecutionError
-    from kequn.warehouse import table_exists
-
     if compiled.segment.kind == "file" and not table_exists(con, "segments", "imported"):
         raise ExecutionError("nothing has been imported yet",
                              compiled.segment.definition.location())
     check_inputs(con, compiled, as_of)
-
-
-def _uses_as_of(query: exp.Expression) -> bool:
-    return any(p.name == "as_of" for p in query.find_all(exp.Placeholder))

@@ -30,12 +30,13 @@ commits but never leaves a half-written one). The parent folder is created.
 
 ``connect(url)`` applies the ``serving`` migration stream (``serving/schema.py``) unless
 ``migrate=False``; other areas apply their own streams with
-:func:`serving.migrations.apply_migrations`.
+:func:`kequn.migrations.apply_migrations`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
@@ -46,6 +47,8 @@ from typing import Any, Literal
 import psycopg
 
 from kequn.errors import ExecutionError, Location
+from kequn.migrations import apply_migrations
+from serving.schema import SERVING_MIGRATIONS, STREAM
 
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | None
@@ -56,6 +59,9 @@ INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# One number for all kequn migration runs: pg_advisory_xact_lock(MIGRATION_LOCK_KEY).
+MIGRATION_LOCK_KEY = 0x6B65_7175_6E00  # "kequn\0"
 
 
 def utcnow() -> datetime:
@@ -181,6 +187,19 @@ class ServingDB:
         row = self.fetchone(sql, params)
         return row[0] if row else None
 
+    def has_table(self, name: str) -> bool:
+        """Whether table ``name`` exists (in the default schema)."""
+        if self.dialect == "sqlite":
+            return bool(self.scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+        return bool(self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,)))
+
+    def serialise_migrations(self) -> None:
+        """Wait for any other migration run (SQLite's BEGIN IMMEDIATE already holds the
+        write lock; PostgreSQL takes a transaction-scoped advisory lock)."""
+        if self.dialect == "postgresql":
+            self.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK_KEY,))
+
     # -- transactions -------------------------------------------------------------------
     @property
     def in_transaction(self) -> bool:
@@ -247,6 +266,22 @@ def redact(url: str) -> str:
     return url
 
 
+def _journal_wal(raw: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting (up to the busy timeout) while another process opening the
+    same new file holds it: SQLite does not apply its busy handler to this switch."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.01
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def _connect_sqlite(url: str) -> ServingDB:
     path = sqlite_path(url)
     if path != ":memory:":
@@ -260,7 +295,7 @@ def _connect_sqlite(url: str) -> ServingDB:
     )
     raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     if path != ":memory:":
-        raw.execute("PRAGMA journal_mode = WAL")
+        _journal_wal(raw)
     raw.execute("PRAGMA synchronous = NORMAL")
     raw.execute("PRAGMA foreign_keys = ON")
     return ServingDB(url, raw, "sqlite")
@@ -287,9 +322,6 @@ def connect(url: str, *, migrate: bool = True) -> ServingDB:
     """
     db = _connect_postgresql(url) if dialect_of(url) == "postgresql" else _connect_sqlite(url)
     if migrate:
-        from serving.migrations import apply_migrations
-        from serving.schema import SERVING_MIGRATIONS, STREAM
-
         try:
             apply_migrations(db, STREAM, SERVING_MIGRATIONS)
         except BaseException:

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from serving.migrations import Migration
+from kequn.migrations import Migration
 
 STREAM = "serving"
 

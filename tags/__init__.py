@@ -1,6 +1,8 @@
-"""Tags: customer attributes defined as files, compiled to fused DuckDB SQL (DESIGN §4).
+"""The tag engine: run the compiled tag plan in the warehouse for a day (DESIGN §4).
 
-Pure modules (no DuckDB, no Dagster): :mod:`tags.model`, :mod:`tags.load`,
-:mod:`tags.derived`, :mod:`tags.compile`. Execution sits on top in :mod:`tags.build`
-and :mod:`tags.catalog`.
+:mod:`tags.build` stores atomic tags (one fused query per source) and builds the wide
+table ``tags.customer_tags``; :mod:`tags.catalog` records coverage per tag and day;
+:mod:`tags.checks` are the data checks the Dagster assets run; :mod:`tags.storage` shapes
+the tables whose columns follow the definitions. Definitions are loaded by
+:mod:`project` and compiled by :mod:`plan.tags`.
 """

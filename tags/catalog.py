@@ -1,7 +1,8 @@
 """``tags.catalog``: one row per (as_of, tag) describing the tag and its coverage (DESIGN §4).
 
 Written by :func:`tags.build.build_customer_tags` in the same transaction as the wide
-table; read by ``kequn tags list`` and by the coverage checks (previous day).
+table; read by ``kequn tags list`` and by the coverage checks (previous day). The table
+itself is part of the warehouse schema (:mod:`warehouse.schema`).
 """
 
 from __future__ import annotations
@@ -12,24 +13,13 @@ from datetime import date
 
 import duckdb
 
-from kequn.warehouse import table_exists
-from tags.model import TagProject
+from kequn.tables import CATALOG as CATALOG_TABLE
+from kequn.tables import qualified
+from project.tag import Tag
+from warehouse.db import table_exists
+from warehouse.schema import CATALOG_COLUMNS
 
-CATALOG = "tags.catalog"
-CATALOG_COLUMNS = (
-    ("as_of", "DATE"),
-    ("name", "VARCHAR"),
-    ("title", "VARCHAR"),
-    ("description", "VARCHAR"),
-    ("owner", "VARCHAR"),
-    ("category_l1", "VARCHAR"),
-    ("category_l2", "VARCHAR"),
-    ("value_type", "VARCHAR"),
-    ("kind", "VARCHAR"),
-    ("coverage", "BIGINT"),
-    ("coverage_ratio", "DOUBLE"),
-    ("definition_hash", "VARCHAR"),
-)
+CATALOG = qualified(CATALOG_TABLE)
 
 
 @dataclass(frozen=True)
@@ -45,23 +35,16 @@ class Coverage:
         return self.coverage / self.customers if self.customers else 0.0
 
 
-def ensure_catalog(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``tags.catalog`` when missing."""
-    columns = ", ".join(f"{name} {kind}" for name, kind in CATALOG_COLUMNS)
-    con.execute(f"CREATE TABLE IF NOT EXISTS {CATALOG} ({columns}, PRIMARY KEY (as_of, name))")
-
-
-def write_catalog(con: duckdb.DuckDBPyConnection, project: TagProject, as_of: date,
+def write_catalog(con: duckdb.DuckDBPyConnection, tags: Mapping[str, Tag], as_of: date,
                   coverage: Mapping[str, Coverage]) -> int:
-    """Replace day ``as_of``'s catalog rows by one row per tag of ``project``.
+    """Replace day ``as_of``'s catalog rows by one row per tag of ``tags``.
 
     Runs inside the caller's transaction; values are bound as parameters.
     Returns the number of rows written.
     """
-    ensure_catalog(con)
     con.execute(f"DELETE FROM {CATALOG} WHERE as_of = ?", [as_of])
     rows = []
-    for tag in project.tags.values():
+    for tag in tags.values():
         cov = coverage[tag.name]
         rows.append([as_of, tag.name, tag.title, tag.description, tag.owner, tag.category_l1,
                      tag.category_l2, tag.value_type, tag.kind, cov.coverage, cov.ratio,

@@ -13,9 +13,10 @@ from datetime import date, timedelta
 import duckdb
 from sqlglot import exp
 
+from plan.tags import day_rows, registered_customers_query
+from project.tag import Tag
 from tags.catalog import read_coverage
-from tags.compile import day_literal, pretty, registered_customers_query
-from tags.model import Tag
+from warehouse.db import run
 
 DEFAULT_MAX_COVERAGE_CHANGE = 0.5
 
@@ -29,25 +30,32 @@ class CheckOutcome:
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+def _scalar(con: duckdb.DuckDBPyConnection, node: exp.Expression, day: date) -> int:
+    row = run(con, node, day).fetchone()
     return int(row[0] or 0) if row else 0
 
 
-def one_row_per_customer(con: duckdb.DuckDBPyConnection, table: str, as_of: date,
-                         *, every_customer: bool = False) -> CheckOutcome:
+def relation_name(relation: exp.Expression) -> str:
+    """How a relation is called in messages: its table name, or a computed one's alias."""
+    if isinstance(relation, exp.Table):
+        return relation.sql(dialect="duckdb")
+    return f"tags.{relation.alias_or_name} (computed)"
+
+
+def one_row_per_customer(con: duckdb.DuckDBPyConnection, relation: exp.Expression,
+                         as_of: date, *, every_customer: bool = False) -> CheckOutcome:
     """No customer has two rows for the day (and, with ``every_customer``, none is missing)."""
-    where = exp.EQ(this=exp.column("as_of"), expression=day_literal(as_of))
+    table = relation_name(relation)
     query = exp.select(
         exp.Count(this=exp.Star()).as_("n"),
         exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])).as_("d"),
-    ).from_(exp.to_table(table)).where(where)
-    row = con.execute(pretty(query)).fetchone()
+    ).from_(day_rows(relation.copy()).subquery("d"))
+    row = run(con, query, as_of).fetchone()
     rows, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
     duplicates = rows - distinct
     meta: dict[str, object] = {"rows": rows, "duplicate_rows": duplicates}
     if every_customer:
-        customers = _scalar(con, pretty(registered_customers_query(as_of)))
+        customers = _scalar(con, registered_customers_query(), as_of)
         meta["customers"] = customers
         if distinct != customers:
             return CheckOutcome(False, f"{table} has {distinct} customers for {as_of}, "
@@ -73,29 +81,33 @@ def domain_condition(tag: Tag) -> exp.Expression | None:
     return exp.or_(*parts) if parts else None
 
 
-def values_in_domain(con: duckdb.DuckDBPyConnection, table: str, tag: Tag,
+def values_in_domain(con: duckdb.DuckDBPyConnection, relation: exp.Expression, tag: Tag,
                      as_of: date) -> CheckOutcome:
-    """The stored column has the declared type, and no value of the day is out of domain."""
-    schema, name = table.split(".")
-    row = con.execute(
-        "SELECT data_type FROM information_schema.columns WHERE table_schema = ? "
-        "AND table_name = ? AND column_name = ?", [schema, name, tag.name]).fetchone()
-    stored = row[0].replace(" ", "").upper() if row else None
+    """The stored column has the declared type, and no value of the day is out of domain.
+
+    A computed relation (an inline group's query) casts to the declared type itself, so
+    only a stored table's column type is read back.
+    """
+    table = relation_name(relation)
     declared = tag.sql_type.replace(" ", "").upper()
-    if stored != declared:
-        return CheckOutcome(False, f"column {tag.name} of {table} is {stored}, "
-                                   f"declared {tag.value_type} ({declared})",
-                            {"stored_type": str(stored), "declared_type": declared})
+    if isinstance(relation, exp.Table):
+        row = con.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? AND column_name = ?",
+            [relation.db, relation.name, tag.name]).fetchone()
+        stored = row[0].replace(" ", "").upper() if row else None
+        if stored != declared:
+            return CheckOutcome(False, f"column {tag.name} of {table} is {stored}, "
+                                       f"declared {tag.value_type} ({declared})",
+                                {"stored_type": str(stored), "declared_type": declared})
     condition = domain_condition(tag)
     if condition is None:
         return CheckOutcome(True, f"{tag.name} is {tag.value_type}; no domain declared",
                             {"declared_type": declared})
-    where = exp.and_(exp.EQ(this=exp.column("as_of"), expression=day_literal(as_of)), condition)
-    bad = _scalar(con, pretty(exp.select(exp.Count(this=exp.Star())).from_(
-        exp.to_table(table)).where(where)))
-    sample_query = exp.select(exp.column(tag.name)).distinct().from_(
-        exp.to_table(table)).where(where.copy()).limit(5)
-    sample = [str(r[0]) for r in con.execute(pretty(sample_query)).fetchall()] if bad else []
+    outside = day_rows(relation.copy()).where(condition, copy=False).subquery("d")
+    bad = _scalar(con, exp.select(exp.Count(this=exp.Star())).from_(outside), as_of)
+    sample_query = exp.select(exp.column(tag.name)).distinct().from_(outside.copy()).limit(5)
+    sample = [str(r[0]) for r in run(con, sample_query, as_of).fetchall()] if bad else []
     meta: dict[str, object] = {"out_of_domain": bad, "sample": ", ".join(sample)}
     if bad:
         return CheckOutcome(False, f"{bad} values of {tag.name} are outside its domain "

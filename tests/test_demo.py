@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from kequn.cli import app
+from cli.main import app
 
 
 @pytest.mark.slow

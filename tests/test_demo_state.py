@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kequn.demo_state import clear_demo_state, demo_files
+from app.demo_state import clear_demo_state, demo_files
 from kequn.settings import Settings
 
 

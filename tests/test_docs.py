@@ -8,7 +8,8 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("kequn", "tags", "segments", "serving", "issuance", "assets", "dagster_project")
+PACKAGES = ("kequn", "project", "plan", "warehouse", "serving", "generate", "tags", "segments",
+            "sync", "issuance", "app", "assets", "dagster_project", "cli")
 
 
 def _modules() -> list[str]:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from app.context import KequnContext
 from assets.common import DAILY
 from dagster_project.definitions import DAILY_BUILD_JOB, build_defs
 from kequn.settings import Settings
@@ -15,7 +16,7 @@ from kequn.settings import Settings
 
 @pytest.fixture(scope="module")
 def defs() -> dg.Definitions:
-    built = build_defs(Settings())
+    built = build_defs(KequnContext(Settings()))
     dg.Definitions.validate_loadable(built)
     return built
 
@@ -49,7 +50,7 @@ def test_daily_build_runs_at_two_in_shanghai_for_yesterday(defs: dg.Definitions)
 
 
 def test_external_raw_mode_declares_raw_tables_without_a_generator() -> None:
-    built = build_defs(Settings(raw_mode="external"))
+    built = build_defs(KequnContext(Settings(raw_mode="external")))
     raw = [s for s in built.resolve_all_asset_specs() if s.key.path[0] == "raw"]
     assert sorted(s.key.path[1] for s in raw) == [
         "credit_applications", "customers", "installments", "loans"]

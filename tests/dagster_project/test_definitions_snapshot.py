@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from app.context import KequnContext
 from dagster_project.definitions import build_defs
 from kequn.settings import Settings
 
@@ -41,4 +42,4 @@ def _describe(defs: dg.Definitions) -> dict:
 
 
 def test_code_location_snapshot(snapshot) -> None:
-    assert _describe(build_defs(Settings())) == snapshot
+    assert _describe(build_defs(KequnContext(Settings()))) == snapshot

@@ -7,9 +7,9 @@ from datetime import date
 import dagster as dg
 import pytest
 
+from app.context import KequnContext
 from dagster_project.runner import days_between, generate_demo_warehouse, materialize_days
 from kequn.errors import ExecutionError, ValidationError
-from kequn.settings import Settings
 
 DAY = date(2026, 3, 31)
 
@@ -29,18 +29,18 @@ def test_days_between_is_inclusive_and_refuses_a_reversed_range() -> None:
 
 @pytest.mark.slow
 def test_materialize_a_selection_then_report_a_failing_step(instance) -> None:
-    settings = Settings()
+    kequn = KequnContext()
     rows, last = generate_demo_warehouse(customers=2000, seed=5, end_date=DAY,
-                                         settings=settings, instance=instance)
+                                         kequn=kequn, instance=instance)
     assert rows["customers"] == 2000 and last == DAY
 
-    runs = materialize_days([DAY], select="key:tags/drawn", settings=settings,
+    runs = materialize_days([DAY], select="key:tags/drawn", kequn=kequn,
                             instance=instance)
     assert runs[0].materialized == ["tags/drawn"]
 
     # The wide table was never built for the day, so the rule segment cannot run.
     with pytest.raises(ExecutionError) as failure:
-        materialize_days([DAY], select="key:segments/wake_up", settings=settings,
+        materialize_days([DAY], select="key:segments/wake_up", kequn=kequn,
                          instance=instance)
     message = failure.value.message
     assert message.startswith(f"the run for {DAY} failed")
@@ -49,5 +49,5 @@ def test_materialize_a_selection_then_report_a_failing_step(instance) -> None:
 
 def test_a_selection_that_matches_nothing_is_a_user_error(instance) -> None:
     with pytest.raises(ValidationError, match="matches no asset"):
-        materialize_days([DAY], select="key:tags/no_such_tag", settings=Settings(),
+        materialize_days([DAY], select="key:tags/no_such_tag", kequn=KequnContext(),
                          instance=instance)

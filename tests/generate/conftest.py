@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kequn.generate import GenerateStats, generate_warehouse
+from generate import GenerateStats, generate_warehouse
 
 END = date(2025, 6, 30)
 CUSTOMERS = 20_000

@@ -10,15 +10,15 @@ import duckdb
 import numpy as np
 import pytest
 
-import kequn.generate.build as build
-from kequn.generate import default_end_date, generate_warehouse, phone_hash_for
+import generate.build as build
+from generate import default_end_date, generate_warehouse, phone_hash_for
 
 from .conftest import CUSTOMERS, END, SEED
 
 D = END
 NEXT = END + timedelta(days=1)
 
-# DESIGN §3, restated independently of kequn.generate.schema: (name, type, nullable).
+# DESIGN §3, restated independently of generate.schema: (name, type, nullable).
 EXPECTED_COLUMNS = {
     "customers": [
         ("customer_id", "BIGINT", False),
@@ -394,7 +394,7 @@ def test_a_warehouse_locked_by_another_process_is_a_clear_error(tmp_path: Path) 
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(ExecutionError) as caught:
-            generate_warehouse(path, customers=10, seed=1, end_date=END)
+            generate_warehouse(path, customers=10, seed=1, end_date=END, wait_s=0.5)
     finally:
         holder.kill()
         holder.wait()

@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 from typer.testing import CliRunner
 
-from kequn.cli import app
-from kequn.generate import phone_hash_for
+from cli.main import app
+from generate import phone_hash_for
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kequn.generate.phones import (
+from generate.phones import (
     PHONE_SPACE,
     phone_for,
     phone_hash,

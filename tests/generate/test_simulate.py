@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kequn.generate.simulate import DAY, _add_months, simulate_block
+from generate.simulate import DAY, _add_months, simulate_block
 
 START = np.datetime64("2024-01-01", "D")
 DAYS = 731

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from issuance.campaign import CHANNELS, Campaign, CouponTemplate, Validity
 from issuance.clock import ManualClock, day_start
 from issuance.schema import migrate
 from issuance.service import Issuer
+from project.campaign import CHANNELS, Campaign, CouponTemplate, Validity
 from serving.db import ServingDB, connect
 from tests import pg
 

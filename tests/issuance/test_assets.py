@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.common import ServingResource
+from app.context import KequnContext
 from assets.issuance import EXPIRY_JOB, build_definitions, expiry_job, issuance_key
 from kequn.settings import Settings
 from serving.db import ServingDB
@@ -26,20 +26,26 @@ validity_days: 1
 total_stock: 4
 daily_limit: 3
 """
+SEGMENT = """\
+SEGMENT (name granted, kind sql, owner 'team:growth', sync on);
+SELECT customer_id FROM raw.customers
+"""
 
 
 @pytest.fixture
-def settings(tmp_path: Path, serving_url: str) -> Settings:
+def kequn(tmp_path: Path, serving_url: str) -> KequnContext:
     project = tmp_path / "project"
     (project / "campaigns").mkdir(parents=True)
     (project / "campaigns" / "spring.yaml").write_text(CAMPAIGN)
-    return Settings(warehouse=tmp_path / "w.duckdb", serving_url=serving_url,
-                    project_dir=project, data_dir=tmp_path / "data")
+    (project / "segments").mkdir()
+    (project / "segments" / "granted.sql").write_text(SEGMENT)
+    return KequnContext(Settings(warehouse=tmp_path / "w.duckdb", serving_url=serving_url,
+                                 project_dir=project, data_dir=tmp_path / "data"))
 
 
-def test_definitions_shape(settings: Settings) -> None:
-    defs = dg.Definitions.merge(build_definitions(settings), dg.Definitions(
-        resources={"serving": ServingResource(url=settings.serving_url)}))
+def test_definitions_shape(kequn: KequnContext) -> None:
+    defs = dg.Definitions.merge(build_definitions(kequn), dg.Definitions(
+        resources={"kequn": kequn}))
     spec = next(s for s in defs.resolve_all_asset_specs() if s.key == issuance_key("spring"))
     assert spec.key == issuance_key("spring")
     assert [d.asset_key for d in spec.deps] == [dg.AssetKey(["sync", "granted"])]
@@ -51,12 +57,11 @@ def test_definitions_shape(settings: Settings) -> None:
     assert schedule.execution_timezone == "Asia/Shanghai"
 
 
-def test_batch_asset_issues_once_per_day(settings: Settings, db: ServingDB,
-                                         serving_url: str) -> None:
+def test_batch_asset_issues_once_per_day(kequn: KequnContext, db: ServingDB) -> None:
     make_eligible(db, "granted", range(1, 6))
     make_eligible(db, "other", [99])
-    asset = build_definitions(settings).assets[0]  # type: ignore[index]
-    resources = {"serving": ServingResource(url=serving_url)}
+    asset = build_definitions(kequn).assets[0]  # type: ignore[index]
+    resources = {"kequn": kequn}
     instance = dg.DagsterInstance.ephemeral()
 
     def run(day: str) -> dict[str, object]:
@@ -78,8 +83,8 @@ def test_batch_asset_issues_once_per_day(settings: Settings, db: ServingDB,
     assert db.scalar("SELECT count(*) FROM coupons") == 3
 
 
-def test_expiry_job_runs(settings: Settings, db: ServingDB, serving_url: str) -> None:
+def test_expiry_job_runs(kequn: KequnContext, db: ServingDB) -> None:
     result = expiry_job.execute_in_process(
-        resources={"serving": ServingResource(url=serving_url)},
+        resources={"kequn": kequn},
         instance=dg.DagsterInstance.ephemeral())
     assert result.success

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kequn.cli import app
+from cli.main import app
 from serving.db import connect
 from tests.issuance.conftest import make_eligible
 
@@ -24,6 +24,10 @@ total_stock: 2
 stacking: stackable
 on_failed_drawdown: restore
 """
+SEGMENT = """\
+SEGMENT (name granted, kind sql, owner 'team:growth', sync on);
+SELECT customer_id FROM raw.customers
+"""
 
 
 @pytest.fixture
@@ -31,6 +35,8 @@ def project(tmp_path: Path, isolated_data: Path, monkeypatch: pytest.MonkeyPatch
     root = tmp_path / "project"
     (root / "campaigns").mkdir(parents=True)
     (root / "campaigns" / "spring.yaml").write_text(CAMPAIGN)
+    (root / "segments").mkdir()
+    (root / "segments" / "granted.sql").write_text(SEGMENT)
     monkeypatch.setenv("KEQUN_PROJECT_DIR", str(root))
     url = f"sqlite:///{isolated_data / 'serving.sqlite'}"
     with connect(url) as db:

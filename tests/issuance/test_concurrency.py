@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from issuance.campaign import Campaign
 from issuance.clock import SHANGHAI
+from project.campaign import Campaign
 from serving.db import ServingDB
 from tests.issuance.conftest import make_campaign, make_eligible
 from tests.issuance.workers import batch_worker, issue_worker

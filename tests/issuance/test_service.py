@@ -6,10 +6,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from issuance.campaign import Validity
 from issuance.clock import SHANGHAI, ManualClock, day_start
 from issuance.outcome import IdempotencyConflict
 from issuance.service import Issuer
+from project.campaign import Validity
 from serving.db import ServingDB
 from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
 

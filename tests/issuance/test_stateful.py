@@ -27,12 +27,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from issuance.campaign import Validity
 from issuance.clock import SHANGHAI, ManualClock, business_day
 from issuance.outcome import IdempotencyConflict, Outcome
 from issuance.schema import migrate
 from issuance.service import Issuer
 from issuance.states import check_move
+from project.campaign import Validity
 from serving.db import ServingDB, connect
 from tests import pg
 from tests.issuance.conftest import make_campaign, make_eligible

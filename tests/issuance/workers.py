@@ -6,10 +6,10 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from issuance.campaign import Campaign
 from issuance.clock import ManualClock
 from issuance.schema import migrate
 from issuance.service import Issuer
+from project.campaign import Campaign
 from serving.db import connect
 
 

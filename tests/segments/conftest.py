@@ -8,10 +8,10 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from kequn.settings import REPO_ROOT, Settings
+from warehouse.db import connect
 
 SEGMENTS_DIR = REPO_ROOT / "sql" / "segments"
 TAGS_DIR = REPO_ROOT / "sql" / "tags"
@@ -39,8 +39,8 @@ WIDE_ROWS = [
 
 def make_wide_table(path: Path) -> Path:
     """A hand-made tags.customer_tags (and raw.customers) in a new DuckDB file."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE SCHEMA tags; CREATE SCHEMA raw; CREATE SCHEMA segments")
+    con = connect(path)  # the warehouse's own schema first, as every kequn writer opens it
+
     con.execute("""CREATE TABLE tags.customer_tags (as_of DATE, customer_id BIGINT,
         credit_granted BOOLEAN, drawn BOOLEAN, overdue BOOLEAN, overdue_days INTEGER,
         registered_days INTEGER, city VARCHAR, credit_limit DECIMAL(12,2),
@@ -69,17 +69,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for DAY1 and DAY2 (read it, or copy it before writing)."""
     import assets.segments as seg_assets
     import assets.tags as tag_assets
-    from assets.common import WarehouseResource
-    from kequn.generate import generate_warehouse
+    from app.context import KequnContext
+    from generate import generate_warehouse
 
     path = tmp_path_factory.mktemp("segments-built") / "warehouse.duckdb"
     generate_warehouse(path, customers=GEN_CUSTOMERS, seed=GEN_SEED, end_date=DAY2)
     settings = Settings(warehouse=path, project_dir=REPO_ROOT / "sql",
                         data_dir=path.parent / "data")
-    assets = (list(tag_assets.build_definitions(settings).assets)
-              + list(seg_assets.build_definitions(settings).assets))
+    kequn = KequnContext(settings)
+    assets = (list(tag_assets.build_definitions(kequn).assets)
+              + list(seg_assets.build_definitions(kequn).assets))
     for day in (DAY1, DAY2):
-        result = dg.materialize(assets, resources={"warehouse": WarehouseResource(path=str(path))},
+        result = dg.materialize(assets, resources={"kequn": kequn},
                                 partition_key=day.isoformat(),
                                 instance=dg.DagsterInstance.ephemeral())
         assert result.success

@@ -11,11 +11,12 @@ import duckdb
 import pytest
 
 import assets.segments as seg_assets
-from assets.common import DAILY, DUCKDB_POOL, WarehouseResource
-from kequn.generate.phones import phone_for
+from app.context import KequnContext
+from assets.common import DAILY, DUCKDB_POOL
+from generate.phones import phone_for
 from kequn.settings import REPO_ROOT, Settings
-from segments.combine import render
-from segments.load import load_segments
+from project.combine import render
+from project.loader import load_project
 from tests.segments.conftest import DAY1, DAY2, GEN_SEED, SEGMENTS_DIR, write
 
 pytestmark = pytest.mark.slow
@@ -76,7 +77,7 @@ def test_file_segment_matches_the_sample_phone_list(built: Path) -> None:
 
 
 def test_combine_segment_equals_set_algebra_of_its_inputs(built: Path) -> None:
-    project = load_segments(SEGMENTS_DIR)
+    project = load_project(SEGMENTS_DIR.parent)
     assert render(project.segments["wake_up_campaign"].combine) == \
         "(wake_up UNION vip_list) EXCEPT overdue_now"
     for day in (DAY1, DAY2):
@@ -93,12 +94,12 @@ def test_members_are_unique_and_materialisations_logged(built: Path) -> None:
         logged = con.execute("SELECT count(*) FROM segments.materializations").fetchone()[0]
     finally:
         con.close()
-    assert dupes == 0 and logged == 2 * len(load_segments(SEGMENTS_DIR).segments)
+    assert dupes == 0 and logged == 2 * len(load_project(SEGMENTS_DIR.parent).segments)
 
 
 def test_asset_specs_lineage_owners_and_checks() -> None:
     settings = Settings(project_dir=REPO_ROOT / "sql")
-    defs = seg_assets.build_definitions(settings)
+    defs = seg_assets.build_definitions(KequnContext(settings))
     specs = {s.key.to_user_string(): s for a in defs.assets for s in a.specs}
     wake_up = specs["segments/wake_up"]
     assert {d.asset_key.to_user_string() for d in wake_up.deps} == {
@@ -119,10 +120,10 @@ def test_asset_specs_lineage_owners_and_checks() -> None:
 
 
 def _run(path: Path, project_dir: Path, day: date, *names: str):
-    settings = Settings(warehouse=path, project_dir=project_dir)
-    defs = seg_assets.build_definitions(settings)
+    kequn = KequnContext(Settings(warehouse=path, project_dir=project_dir))
+    defs = seg_assets.build_definitions(kequn)
     chosen = [a for a in defs.assets if a.key.path[-1] in names]
-    return dg.materialize(chosen, resources={"warehouse": WarehouseResource(path=str(path))},
+    return dg.materialize(chosen, resources={"kequn": kequn},
                           partition_key=day.isoformat(), instance=dg.DagsterInstance.ephemeral(),
                           raise_on_error=False)
 
@@ -161,11 +162,16 @@ def test_metadata_and_checks_catch_an_empty_and_a_collapsed_segment(
     assert _checks(empty)["size_bounds"] is False and not empty.success
 
 
-def test_sql_segment_rejected_by_the_gate_fails_loading(tmp_path: Path) -> None:
+def test_sql_segment_rejected_by_the_gate_is_a_failing_asset(tmp_path: Path) -> None:
     project = tmp_path / "project"
     write(project / "segments" / "evil.sql", "SEGMENT (name evil, kind sql, owner 'team:a');\n"
           "SELECT customer_id FROM read_csv('/etc/passwd')\n")
-    from kequn.errors import KequnError
-
-    with pytest.raises(KequnError, match=r"evil.sql:2:25: table function read_csv\(\)"):
-        seg_assets.build_definitions(Settings(project_dir=project))
+    defs = seg_assets.build_definitions(KequnContext(Settings(project_dir=project)))
+    (evil,) = defs.assets
+    assert "evil.sql:2:25: table function read_csv()" in (evil.specs_by_key[
+        dg.AssetKey(["segments", "evil"])].description or "")
+    result = dg.materialize([evil], partition_key=DAY1.isoformat(), raise_on_error=False,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "evil.sql:2:25: table function read_csv()" in failure.step_failure_data.error.message

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kequn.cli import app
-from kequn.generate.phones import phone_for
+from cli.main import app
+from generate.phones import phone_for
 from kequn.settings import REPO_ROOT
-from segments.load import read_segment
+from project.loader import read_definition as read_segment
 from tests.segments.conftest import GEN_SEED, write
 
 pytestmark = pytest.mark.slow
@@ -117,11 +117,11 @@ def test_share_list_and_favorites(cli) -> None:
     path = cli.project / "segments" / "overdue_now.sql"
     result = cli("share", "overdue_now", "team:growth")
     assert result.exit_code == 0
-    assert read_segment(path).shared_with == ["team:ops", "team:growth"]
+    assert read_segment(path).shared_with == ("team:ops", "team:growth")
     assert "team:growth" in cli("list", "--shared-with", "team:growth").output.split(
         "overdue_now")[1].splitlines()[0]
     cli("share", "overdue_now", "team:ops", "--remove")
-    assert read_segment(path).shared_with == ["team:growth"]
+    assert read_segment(path).shared_with == ("team:growth",)
     owned = cli("list", "--owner", "team:risk").output.split()
     assert owned[0] == "overdue_now"
     assert cli("favorite", "wake_up", "--user", "li.lei").exit_code == 0

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from kequn.errors import ImportFileError
-from segments.file_import import import_file, parse_upload, report_path_for
+from segments.imports import import_file, parse_upload, report_path_for
 from tests.segments.conftest import phone_of
 
 FW = str.maketrans("0123456789", "０１２３４５６７８９")

@@ -12,7 +12,8 @@ import pytest
 
 import assets.imports_sensor as sensor_mod
 import assets.segments as seg_assets
-from assets.common import DAILY, WarehouseResource
+from app.context import KequnContext
+from assets.common import DAILY
 from kequn.settings import Settings
 from tests.segments.conftest import phone_of, write
 
@@ -38,11 +39,12 @@ def env(tmp_path: Path, wide: Path):
 
 def evaluate(settings: Settings, cursor: str | None = None):
     """One sensor tick against definitions loaded now (with a sync/vip asset present)."""
-    sensor_defs = sensor_mod.build_definitions(settings)
+    kequn = KequnContext(settings)  # a new context: the definitions as they are now
+    sensor_defs = sensor_mod.build_definitions(kequn)
     defs = dg.Definitions(
-        assets=[*seg_assets.build_definitions(settings).assets, dg.AssetSpec(["sync", "vip"])],
+        assets=[*seg_assets.build_definitions(kequn).assets, dg.AssetSpec(["sync", "vip"])],
         sensors=list(sensor_defs.sensors),
-        resources={"warehouse": WarehouseResource(path=str(settings.warehouse))})
+        resources={"kequn": kequn})
     sensor = defs.get_sensor_def(sensor_mod.SENSOR_NAME)
     context = dg.build_sensor_context(cursor=cursor, definitions=defs)
     result = sensor(context)
@@ -70,9 +72,9 @@ def test_new_changed_and_duplicate_files(env: Settings) -> None:
     assert request.partition_key == DAILY.get_last_partition_key()
 
     # the requested run imports the archived file and materialises the segment
-    seg_defs = seg_assets.build_definitions(env)
+    seg_defs = seg_assets.build_definitions(KequnContext(env))
     result = dg.materialize(list(seg_defs.assets),
-                            resources={"warehouse": WarehouseResource(path=str(env.warehouse))},
+                            resources={"kequn": KequnContext(env)},
                             run_config=request.run_config, partition_key="2025-06-30",
                             instance=dg.DagsterInstance.ephemeral())
     assert result.success

@@ -8,11 +8,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+import sqlglot
 from sqlglot import exp
 
+from plan.segments import rule_query
 from segments.materialize import is_materialized, member_stats, write_members
-from segments.rule import compile_rule
-from tests.segments.conftest import DAY1, DAY2, TAG_TYPES
+from tests.segments.conftest import DAY1, DAY2
 
 
 def rows(con, segment: str, day: date) -> list[int]:
@@ -42,7 +43,7 @@ def test_replaces_exactly_one_segment_day(wide: Path) -> None:
 
 def test_rule_query_is_bound_to_the_day(wide: Path) -> None:
     con = duckdb.connect(str(wide))
-    query = compile_rule("credit_granted AND NOT drawn", TAG_TYPES).query
+    query = rule_query(sqlglot.parse_one("credit_granted AND NOT drawn"))[1]
     write_members(con, "r", DAY2, query=query)
     write_members(con, "r", DAY1, query=query)
     assert rows(con, "r", DAY2) == [1, 5]

@@ -8,13 +8,12 @@ import duckdb
 import pytest
 
 from kequn.errors import KequnError
-from segments.compile import compile_segment
-from segments.definitions import ensure_file_segment
+from plan.segments import compile_segment
+from project.edit import ensure_file_segment, share
+from project.loader import read_definition as read_segment
 from segments.explain import explain
 from segments.favorites import add_favorite, favorites_of, remove_favorite
-from segments.load import read_segment
-from segments.share import share
-from tests.segments.conftest import DAY2, TAG_TYPES, write
+from tests.segments.conftest import DAY2, write
 
 TEXT = """-- Keep this comment.
 SEGMENT (
@@ -33,12 +32,12 @@ def test_share_adds_the_field_then_edits_it_in_place(tmp_path: Path) -> None:
     text = path.read_text()
     assert "shared_with (team:ops)" in text and text.startswith("-- Keep this comment.")
     assert share(read_segment(path), "team:risk") == ["team:ops", "team:risk"]
-    assert read_segment(path).shared_with == ["team:ops", "team:risk"]
+    assert read_segment(path).shared_with == ("team:ops", "team:risk")
     assert share(read_segment(path), "team:ops", remove=True) == ["team:risk"]
     assert read_segment(path).rule == ("credit_granted AND (city = 'Shanghai' OR "
                                        "overdue_days IS NULL)")
     assert not list(tmp_path.glob(".*.tmp"))  # no temp file left behind
-    with pytest.raises(KequnError, match="must look like 'team:<dept>'"):
+    with pytest.raises(KequnError, match="'ops' is not a team: write 'team:<department>'"):
         share(read_segment(path), "ops")
 
 
@@ -56,7 +55,7 @@ def test_favorites_are_stored_per_user(wide: Path) -> None:
 
 def test_explain_shows_each_condition_with_tag_values(wide: Path, tmp_path: Path) -> None:
     segment = read_segment(write(tmp_path / "s.sql", TEXT))
-    compiled = compile_segment(segment, TAG_TYPES)
+    compiled = compile_segment(segment)
     con = duckdb.connect(str(wide), read_only=True)
     inside = explain(con, compiled, 1, DAY2)
     assert inside.member is True

@@ -15,14 +15,16 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from kequn import warehouse as wh
 from serving.db import ServingDB, connect
 from tests.pg import postgres_base_url, postgres_url  # noqa: F401  (fixtures)
+from warehouse import db as wh
 
 MEMBERS_DDL = (
     "CREATE TABLE IF NOT EXISTS segments.members "
     "(segment VARCHAR, as_of DATE, customer_id BIGINT)"
 )
+"""Some tests here still run this; the warehouse migration (``warehouse.db.connect``)
+already creates ``segments.members``, so it is a no-op."""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -43,11 +45,10 @@ def db(serving_url: str) -> Iterator[ServingDB]:
 
 @pytest.fixture
 def warehouse_path(tmp_path: Path) -> Path:
-    """A warehouse file with an empty ``segments.members`` table."""
+    """A migrated warehouse file (``segments.members`` and the sync tracking tables exist,
+    empty)."""
     path = tmp_path / "warehouse.duckdb"
-    con = wh.connect(path)
-    con.execute(MEMBERS_DDL)
-    con.close()
+    wh.connect(path).close()
     return path
 
 
@@ -62,7 +63,8 @@ def warehouse(warehouse_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 def set_members(
     con: duckdb.DuckDBPyConnection, segment: str, as_of: date, ids: Iterable[int]
 ) -> None:
-    """Replace the members of ``segment`` on ``as_of`` with ``ids`` (as a segment build would)."""
+    """Replace the members of ``segment`` on ``as_of`` with ``ids`` and record the day as
+    built in ``segments.materializations``, as a segment build would."""
     table = pa.table({"customer_id": pa.array(sorted(set(ids)), type=pa.int64())})
     with wh.transaction(con):
         con.execute("DELETE FROM segments.members WHERE segment = ? AND as_of = ?",
@@ -71,6 +73,16 @@ def set_members(
         con.execute("INSERT INTO segments.members SELECT ?, ?, customer_id FROM kq_test_ids",
                     [segment, as_of])
         con.unregister("kq_test_ids")
+        mark_built(con, segment, as_of, table.num_rows)
+
+
+def mark_built(con: duckdb.DuckDBPyConnection, segment: str, as_of: date, size: int) -> None:
+    """Record (segment, as_of) in ``segments.materializations``, as a segment build does
+    (the sync refuses a day the build has not produced)."""
+    con.execute("DELETE FROM segments.materializations WHERE segment = ? AND as_of = ?",
+                [segment, as_of])
+    con.execute("INSERT INTO segments.materializations VALUES (?, ?, ?, NULL, current_timestamp)",
+                [segment, as_of, size])
 
 
 def eligible(db: ServingDB, segment: str) -> set[int]:

@@ -8,13 +8,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.common import DUCKDB_POOL, ServingResource, WarehouseResource
-from assets.sync import build_definitions, business_day_for_tick, sync_key
-from kequn import warehouse as wh
+from app.context import KequnContext
+from assets.common import DUCKDB_POOL
+from assets.sync import build_definitions as build_sync_definitions
+from assets.sync import business_day_for_tick, sync_key
 from kequn.settings import Settings
 from serving.db import connect
-from serving.sync import sync_log
+from sync.log import sync_log
 from tests.serving.conftest import MEMBERS_DDL, eligible, set_members
+from warehouse import db as wh
 
 SYNCED = """\
 SEGMENT (
@@ -58,11 +60,14 @@ def settings(tmp_path: Path, serving_url: str) -> Settings:
                     project_dir=project, data_dir=tmp_path / "data")
 
 
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The sync definitions of the project ``settings`` point at."""
+    return build_sync_definitions(KequnContext(settings))
+
+
 def _repo(defs: dg.Definitions, settings: Settings) -> dg.RepositoryDefinition:
-    """The repository with resources bound, as dagster_project binds them."""
-    resources = dg.Definitions(resources={
-        "warehouse": WarehouseResource(path=str(settings.warehouse)),
-        "serving": ServingResource(url=settings.serving_url)})
+    """The repository with the ``kequn`` resource bound, as dagster_project binds it."""
+    resources = dg.Definitions(resources={"kequn": KequnContext(settings)})
     return dg.Definitions.merge(defs, resources).get_repository_def()
 
 
@@ -86,7 +91,7 @@ def test_one_asset_job_and_schedule_per_synced_segment(settings):
     assert spec.group_name == "sync"
     assert asset.partitions_def is not None
     assert asset.op.pool == DUCKDB_POOL
-    assert set(asset.required_resource_keys) >= {"warehouse", "serving"}
+    assert set(asset.required_resource_keys) >= {"kequn"}
     assert spec.code_version
 
     schedules = {s.name: s for s in defs.schedules}
@@ -157,8 +162,7 @@ def test_schedule_skips_until_the_segment_partition_is_built(tmp_path):
 def _materialize(asset, settings, day, run_config=None):
     return dg.materialize(
         [asset],
-        resources={"warehouse": WarehouseResource(path=str(settings.warehouse)),
-                   "serving": ServingResource(url=settings.serving_url)},
+        resources={"kequn": KequnContext(settings)},
         partition_key=day,
         instance=dg.DagsterInstance.ephemeral(),
         run_config=run_config,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kequn import warehouse as wh
-from kequn.cli import app
+import warehouse.db as wh
+from cli.main import app
 from serving.db import connect
 from tests.serving.conftest import MEMBERS_DDL, eligible, set_members
 

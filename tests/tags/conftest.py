@@ -1,4 +1,4 @@
-"""Fixtures for the tag tests: the example project, a hand-made warehouse, a generated one."""
+"""Fixtures for the tag tests: the example plan, a hand-made warehouse, a generated one."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kequn.generate import GenerateStats, generate_warehouse
-from kequn.generate.schema import TABLES, create_table_sql
+from generate import GenerateStats, generate_warehouse
+from generate.schema import TABLES, create_table_sql
 from kequn.settings import REPO_ROOT
-from kequn.warehouse import connect
-from tags.load import load_tags
-from tags.model import TagProject
+from plan import compile_project
+from plan.tags import TagPlan
+from project.loader import load_project
+from warehouse.db import connect
 
 TAGS_DIR = REPO_ROOT / "sql" / "tags"
 GENERATED_END = date(2025, 6, 30)
@@ -76,9 +77,9 @@ def make_tiny_warehouse(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def project() -> TagProject:
-    """The repository's tag definitions (sql/tags)."""
-    return load_tags(TAGS_DIR)
+def plan() -> TagPlan:
+    """The repository's tag definitions (sql/tags), compiled."""
+    return compile_project(load_project(TAGS_DIR.parent)).tags
 
 
 @pytest.fixture

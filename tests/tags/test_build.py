@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kequn.errors import ExecutionError
-from kequn.warehouse import connect
+from plan import compile_project
+from plan.tags import TagPlan
+from project.loader import load_project
 from tags.build import build_customer_tags, build_tags
-from tags.compile import plan_groups
-from tags.load import load_tags
-from tags.model import TagProject
+from warehouse.db import connect
 
 # (credit_granted, drawn, overdue, overdue_days) per customer, worked out by hand from
 # the rows in conftest.py. 03-04 and 03-11 are days where a late payment arrives after
@@ -34,9 +34,9 @@ EXPECTED = {
 PRODUCT_TAGS = ("credit_granted", "drawn", "overdue", "overdue_days")
 
 
-def build_day(con: duckdb.DuckDBPyConnection, project: TagProject, day: date) -> None:
-    build_tags(con, project, day)
-    build_customer_tags(con, project, day)
+def build_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date) -> None:
+    build_tags(con, plan, day)
+    build_customer_tags(con, plan, day)
 
 
 def wide(con: duckdb.DuckDBPyConnection, day: date, columns: tuple[str, ...] = PRODUCT_TAGS
@@ -48,14 +48,14 @@ def wide(con: duckdb.DuckDBPyConnection, day: date, columns: tuple[str, ...] = P
 
 
 @pytest.mark.parametrize("day", sorted(EXPECTED))
-def test_product_tags_exact_values_point_in_time(tiny, project: TagProject, day: date) -> None:
-    build_day(tiny, project, day)
+def test_product_tags_exact_values_point_in_time(tiny, plan: TagPlan, day: date) -> None:
+    build_day(tiny, plan, day)
     assert wide(tiny, day) == EXPECTED[day]
 
 
-def test_recomputing_a_day_later_gives_the_same_answer(tiny, project: TagProject) -> None:
+def test_recomputing_a_day_later_gives_the_same_answer(tiny, plan: TagPlan) -> None:
     for day in EXPECTED:
-        build_day(tiny, project, day)
+        build_day(tiny, plan, day)
     before = {d: tiny.execute("SELECT * EXCLUDE (as_of) FROM tags.customer_tags WHERE as_of = ? "
                               "ORDER BY customer_id", [d]).fetchall() for d in EXPECTED}
     # Newer facts arrive: a payment, a new approval, a new loan, a new customer.
@@ -68,28 +68,28 @@ def test_recomputing_a_day_later_gives_the_same_answer(tiny, project: TagProject
     tiny.execute("INSERT INTO raw.customers VALUES (6, 'f', TIMESTAMP '2025-03-13 10:00', 'APP', "
                  "'NORMAL', 'Hangzhou')")
     for day in EXPECTED:
-        build_day(tiny, project, day)
+        build_day(tiny, plan, day)
         after = tiny.execute("SELECT * EXCLUDE (as_of) FROM tags.customer_tags WHERE as_of = ? "
                              "ORDER BY customer_id", [day]).fetchall()
         assert after == before[day]
     # ...while a day after the new facts sees them: 204#1 paid 03-20, customer 3 approved
     # 03-15, customer 4 drew 03-16, customer 6 registered 03-13.
     later = date(2025, 3, 20)
-    build_day(tiny, project, later)
+    build_day(tiny, plan, later)
     assert wide(tiny, later) == {1: (True, True, False, None), 2: (True, True, False, None),
                                  3: (True, True, False, None), 4: (False, True, False, None),
                                  5: (False, False, False, None), 6: (False, False, False, None)}
 
 
-def test_every_registered_customer_gets_one_row(tiny, project: TagProject) -> None:
-    build_day(tiny, project, date(2025, 3, 11))
+def test_every_registered_customer_gets_one_row(tiny, plan: TagPlan) -> None:
+    build_day(tiny, plan, date(2025, 3, 11))
     ids = [r[0] for r in tiny.execute("SELECT customer_id FROM tags.customer_tags").fetchall()]
     assert sorted(ids) == [1, 2, 3, 4]  # customer 5 registers at 03-12 00:00
 
 
-def test_other_tags_exact_values(tiny, project: TagProject) -> None:
+def test_other_tags_exact_values(tiny, plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_day(tiny, project, day)
+    build_day(tiny, plan, day)
     got = wide(tiny, day, ("credit_limit", "application_count", "loan_count",
                            "active_loan_count", "failed_drawdown", "late_payment_count",
                            "granted_not_drawn", "is_staff", "registered_days", "m1_plus",
@@ -103,23 +103,23 @@ def test_other_tags_exact_values(tiny, project: TagProject) -> None:
     assert got[4] == (None, 0, 0, 0, False, 0, False, False, 0, False, "CLEAN", False, False)
 
 
-def test_rebuilding_a_day_is_idempotent(tiny, project: TagProject) -> None:
+def test_rebuilding_a_day_is_idempotent(tiny, plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_day(tiny, project, day)
+    build_day(tiny, plan, day)
     first = tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id").fetchall()
-    build_day(tiny, project, day)
+    build_day(tiny, plan, day)
     assert tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id").fetchall() \
         == first
     assert tiny.execute("SELECT count(*) FROM tags._src_loans").fetchone()[0] == 3
-    assert tiny.execute("SELECT count(*) FROM tags.catalog").fetchone()[0] == len(project.tags)
+    assert tiny.execute("SELECT count(*) FROM tags.catalog").fetchone()[0] == len(plan.tags)
 
 
-def test_subset_build_keeps_the_other_tags_of_the_source(tiny, project: TagProject) -> None:
+def test_subset_build_keeps_the_other_tags_of_the_source(tiny, plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_tags(tiny, project, day)
+    build_tags(tiny, plan, day)
     before = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
     tiny.execute("UPDATE raw.loans SET status = 'DISBURSED' WHERE loan_id = 203")
-    stats = build_tags(tiny, project, day, ["failed_drawdown"])
+    stats = build_tags(tiny, plan, day, ["failed_drawdown"])
     assert list(stats) == ["failed_drawdown"]
     after = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
     columns = [d[0] for d in tiny.description]
@@ -131,20 +131,20 @@ def test_subset_build_keeps_the_other_tags_of_the_source(tiny, project: TagProje
     assert stats["failed_drawdown"].coverage == 0
 
 
-def test_one_tag_alone_on_an_empty_day(tiny, project: TagProject) -> None:
+def test_one_tag_alone_on_an_empty_day(tiny, plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_tags(tiny, project, day, ["drawn"])
+    build_tags(tiny, plan, day, ["drawn"])
     rows = tiny.execute("SELECT customer_id, drawn, loan_count FROM tags._src_loans "
                         "ORDER BY customer_id").fetchall()
     assert rows == [(1, True, None), (2, True, None), (3, True, None)]
     assert tiny.execute("SELECT count(*) FROM tags.tag_drawn").fetchone()[0] == 3
-    result = build_customer_tags(tiny, project, day)
+    result = build_customer_tags(tiny, plan, day)
     assert "credit_granted" in result.missing and "overdue" in result.missing
     assert "drawn" not in result.missing and "channel" not in result.missing
 
 
-def test_stats_report_coverage(tiny, project: TagProject) -> None:
-    stats = build_tags(tiny, project, date(2025, 3, 11))
+def test_stats_report_coverage(tiny, plan: TagPlan) -> None:
+    stats = build_tags(tiny, plan, date(2025, 3, 11))
     assert (stats["drawn"].coverage, stats["drawn"].customers) == (3, 4)
     assert stats["drawn"].coverage_ratio == 0.75
     assert stats["loan_count"].coverage == 4  # default 0 counts as a value
@@ -152,18 +152,18 @@ def test_stats_report_coverage(tiny, project: TagProject) -> None:
 
 
 def test_a_failing_query_names_its_file_and_keeps_stored_data(tiny, tmp_path: Path,
-                                                              project: TagProject) -> None:
+                                                              plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_tags(tiny, project, day)
+    build_tags(tiny, plan, day)
     stored = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
     folder = tmp_path / "tags" / "loans"
     folder.mkdir(parents=True)
     for name in ("drawn", "loan_count"):
-        src = (project[name].path).read_text(encoding="utf-8")
+        src = (plan.tags[name].path).read_text(encoding="utf-8")
         if name == "loan_count":
             src = src.replace("count(*)", "count(no_such_column)")
         (folder / f"{name}.sql").write_text(src, encoding="utf-8")
-    broken = load_tags(tmp_path / "tags")
+    broken = compile_project(load_project(tmp_path)).tags
     with pytest.raises(ExecutionError) as err:
         build_tags(tiny, broken, day)
     assert err.value.path == folder / "loan_count.sql"
@@ -198,7 +198,7 @@ def independent(raw: dict[str, list[tuple]], day: date) -> dict[int, tuple]:
 
 
 def test_agrees_with_independent_computation_on_generated_data(generated_copy,
-                                                               project: TagProject) -> None:
+                                                               plan: TagPlan) -> None:
     con = connect(generated_copy())
     raw = {
         "customers": con.execute("SELECT customer_id, registered_at FROM raw.customers").fetchall(),
@@ -211,7 +211,7 @@ def test_agrees_with_independent_computation_on_generated_data(generated_copy,
     days = [date(2024, 9, 30), date(2025, 1, 15), date(2025, 6, 30)]
     late_after_day = 0
     for day in days:
-        build_day(con, project, day)
+        build_day(con, plan, day)
         expected = independent(raw, day)
         assert wide(con, day) == expected
         end = datetime.combine(day + timedelta(days=1), datetime.min.time())
@@ -226,36 +226,37 @@ def test_agrees_with_independent_computation_on_generated_data(generated_copy,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_building_a_source_in_any_subsets_equals_one_full_build(tmp_path_factory,
-                                                                project: TagProject,
+                                                                plan: TagPlan,
                                                                 data) -> None:
     from tests.tags.conftest import make_tiny_warehouse
 
     day = date(2025, 3, 11)
-    names = list(next(g for g in plan_groups(project) if g.key == "loans").tags)
+    names = list(next(g for g in plan.groups if g.key == "loans").tags)
     order = data.draw(st.permutations(names))
     cuts = sorted(data.draw(st.sets(st.integers(1, len(names) - 1), max_size=3)))
     chunks = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
     folder = tmp_path_factory.mktemp("subsets")
     full = connect(make_tiny_warehouse(folder / "full.duckdb"))
-    build_tags(full, project, day, names)
+    build_tags(full, plan, day, names)
     parts = connect(make_tiny_warehouse(folder / "parts.duckdb"))
     for chunk in chunks:
-        build_tags(parts, project, day, chunk)
+        build_tags(parts, plan, day, chunk)
     query = f"SELECT customer_id, {', '.join(names)} FROM tags._src_loans ORDER BY customer_id"
     assert parts.execute(query).fetchall() == full.execute(query).fetchall()
     full.close()
     parts.close()
 
 
-def test_the_wide_table_reads_only_the_days_stored_rows(tiny, project: TagProject) -> None:
+def test_the_wide_table_reads_only_the_days_stored_rows(tiny, plan: TagPlan) -> None:
     import json
 
-    from tags.compile import customer_tags_query, pretty
+    from plan.params import day_values, query
 
     for day in (date(2025, 3, 10), date(2025, 3, 11)):
-        build_tags(tiny, project, day)
-    sql = pretty(customer_tags_query(project, plan_groups(project), date(2025, 3, 11)))
-    plan = json.loads(tiny.execute(f"EXPLAIN (FORMAT json) {sql}").fetchall()[0][1])
+        build_tags(tiny, plan, day)
+    wide = query(plan.customer_tags_query)
+    explained = json.loads(tiny.execute(f"EXPLAIN (FORMAT json) {wide.sql}", wide.bind(
+        day_values(date(2025, 3, 11)))).fetchall()[0][1])
     scans: dict[str, str] = {}
 
     def walk(node: dict) -> None:
@@ -265,21 +266,21 @@ def test_the_wide_table_reads_only_the_days_stored_rows(tiny, project: TagProjec
         for child in node.get("children", []):
             walk(child)
 
-    for node in plan:
+    for node in explained:
         walk(node)
-    stored = [g.table.split(".")[-1] for g in plan_groups(project) if not g.inline]
+    stored = [g.table.split(".")[-1] for g in plan.groups if not g.inline]
     assert stored and all("as_of = '2025-03-11'" in scans[t] for t in stored), scans
 
 
-def test_measure_reads_stored_values_without_building(tiny, project: TagProject) -> None:
+def test_measure_reads_stored_values_without_building(tiny, plan: TagPlan) -> None:
     from tags.build import measure_tags
 
     day = date(2025, 3, 11)
     names = ["drawn", "loan_count", "channel", "credit_granted"]
-    assert {n: s.coverage for n, s in measure_tags(tiny, project, day, names).items()} == {
+    assert {n: s.coverage for n, s in measure_tags(tiny, plan, day, names).items()} == {
         "drawn": 0, "loan_count": 0, "channel": 4, "credit_granted": 0}  # nothing stored yet
-    built = build_tags(tiny, project, day, ["drawn", "loan_count"])
+    built = build_tags(tiny, plan, day, ["drawn", "loan_count"])
     tiny.execute("DELETE FROM raw.loans")  # measuring must not recompute
-    measured = measure_tags(tiny, project, day, ["drawn", "loan_count"])
+    measured = measure_tags(tiny, plan, day, ["drawn", "loan_count"])
     assert {n: (s.rows, s.coverage) for n, s in measured.items()} == {
         n: (s.rows, s.coverage) for n, s in built.items()}

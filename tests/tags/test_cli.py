@@ -7,11 +7,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from kequn.cli import app
+from cli.main import app
 from kequn.settings import REPO_ROOT
-from kequn.warehouse import connect
+from plan.tags import TagPlan
 from tags.build import build_customer_tags, build_tags
-from tags.model import TagProject
+from warehouse.db import connect
 
 runner = CliRunner()
 
@@ -38,10 +38,10 @@ def test_validate_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert "2 problems found." in result.stderr
 
 
-def test_list_filters_and_shows_coverage(tiny_path: Path, project: TagProject) -> None:
+def test_list_filters_and_shows_coverage(tiny_path: Path, plan: TagPlan) -> None:
     con = connect(tiny_path)
-    build_tags(con, project, date(2025, 3, 11))
-    build_customer_tags(con, project, date(2025, 3, 11))
+    build_tags(con, plan, date(2025, 3, 11))
+    build_customer_tags(con, plan, date(2025, 3, 11))
     con.close()
     result = runner.invoke(app, ["--warehouse", str(tiny_path), "tags", "list",
                                  "--category", "loans/drawdown", "--owner", "credit_risk"])
@@ -65,7 +65,8 @@ def test_show_prints_the_compiled_sql() -> None:
     assert result.exit_code == 0, result.output
     assert "owner:           team:collections" in result.stdout
     assert "used by:         risk_level" in result.stdout
-    assert "i.due_date < CAST('2025-03-11' AS DATE)" in result.stdout
+    assert "i.due_date < $as_of" in result.stdout  # the day is a bound parameter
+    assert "$as_of = 2025-03-11, $as_of_end = 2025-03-12 00:00:00" in result.stdout
     assert "tags._src_installments_loans" in result.stdout
     derived = runner.invoke(app, ["tags", "show", "granted_not_drawn"])
     assert "depends on:      credit_granted, drawn" in derived.stdout
@@ -74,7 +75,7 @@ def test_show_prints_the_compiled_sql() -> None:
 def test_show_unknown_tag_suggests_a_name() -> None:
     result = runner.invoke(app, ["tags", "show", "overdue_day"])
     assert result.exit_code == 1
-    assert result.stderr.strip() == (f"{REPO_ROOT / 'sql' / 'tags'}: no tag named 'overdue_day' "
+    assert result.stderr.strip() == (f"{REPO_ROOT / 'sql' / 'tags'}: unknown tag 'overdue_day' "
                                      "(did you mean 'overdue_days'?)")
 
 

@@ -1,0 +1,103 @@
+"""The application context: settings, the project and its plan, and the connections.
+
+One :class:`KequnContext` per process (the command line builds it from its global
+options; the Dagster code location from the environment) owns everything the
+commands and the assets share, so neither re-reads the environment, re-loads the
+definitions or opens a database its own way:
+
+* ``settings``: every path, limit and time-out (:class:`kequn.settings.Settings`);
+* ``project``: the definitions, loaded once (:func:`project.loader.load_project`), broken
+  ones included with their errors;
+* ``plan``: the project compiled once (:func:`plan.compile_project`); the day is bound
+  when a query runs;
+* connections: the warehouse (waiting for its lock) and the serving database (migrated),
+  and the engines' limits (sandbox, uploads).
+
+In Dagster the context is the ``kequn`` resource (``dg.ResourceParam[KequnContext]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import duckdb
+
+from issuance.schema import migrate as migrate_issuance
+from issuance.service import Issuer
+from kequn.settings import Settings
+from plan import Plan, compile_project
+from project.loader import load_project
+from project.model import Project
+from segments.sandbox import SandboxLimits
+from serving.db import ServingDB
+from serving.db import connect as connect_serving
+from warehouse.db import Warehouse
+
+
+class KequnContext:
+    """Settings, project, plan and connections for one process; see the module docstring."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+
+    def __repr__(self) -> str:
+        return f"KequnContext(project={self.settings.project_dir})"
+
+    # -- definitions ------------------------------------------------------------------
+    @cached_property
+    def project(self) -> Project:
+        """Every definition under ``settings.project_dir``, loaded and checked once."""
+        return load_project(self.settings.project_dir)
+
+    @cached_property
+    def plan(self) -> Plan:
+        """The project compiled once; it serves every day."""
+        return compile_project(self.project)
+
+    def project_with(self, drafts: Iterable[Path]) -> Project:
+        """The project with ``drafts`` (files outside it) checked in place of their namesakes."""
+        return load_project(self.settings.project_dir, drafts=list(drafts))
+
+    # -- connections ------------------------------------------------------------------
+    @property
+    def warehouse(self) -> Warehouse:
+        """The warehouse file, with the configured wait for its lock."""
+        return Warehouse(self.settings.warehouse, self.settings.warehouse_wait_s)
+
+    def connect_warehouse(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A warehouse connection (close it when done); waits while another process writes."""
+        return self.warehouse.connect(read_only=read_only)
+
+    def connect_serving(self) -> ServingDB:
+        """The serving database with the serving and issuance schemas up to date."""
+        db = connect_serving(self.settings.serving_url)
+        try:
+            migrate_issuance(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextmanager
+    def issuer(self, *, with_campaigns: bool = True) -> Iterator[Issuer]:
+        """An Issuer on the serving database (the project's campaigns), closed afterwards."""
+        db = self.connect_serving()
+        try:
+            yield Issuer(db, self.project.campaigns if with_campaigns else {})
+        finally:
+            db.close()
+
+    # -- engine limits ----------------------------------------------------------------
+    @property
+    def sandbox_limits(self) -> SandboxLimits:
+        """Time, memory and threads of an analyst's SQL segment."""
+        s = self.settings
+        return SandboxLimits(s.sandbox_timeout_s, s.sandbox_memory_limit, s.sandbox_threads)
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where the import reports of a definition's own sample file go."""
+        return self.settings.imports_dir / "reports"

@@ -1,0 +1,25 @@
+"""Small helpers shared by the command modules: the run's context, and parsing a day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import typer
+
+from app.context import KequnContext
+
+
+def kequn_context(ctx: typer.Context) -> KequnContext:
+    """The :class:`KequnContext` the root command built for this run."""
+    found = ctx.find_object(KequnContext)
+    return found if found is not None else KequnContext()
+
+
+def parse_day(text: str, option: str = "--as-of") -> date:
+    """A ``YYYY-MM-DD`` business day, or a usage error naming the option and value."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from exc

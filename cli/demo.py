@@ -1,0 +1,62 @@
+"""`kequn demo`: generate a demo warehouse, run the whole graph through Dagster, summarise."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from app.demo_state import clear_demo_state
+from cli.common import kequn_context, parse_day
+from cli.summary import print_summary
+from dagster_project.runner import dagster_instance, generate_demo_warehouse, materialize_days
+
+
+def demo(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option(min=1000, help="Customers to generate.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Generator seed (same seed, same warehouse).")] = 7,
+    end_date: Annotated[
+        str | None, typer.Option("--end-date", help="Last business day (default: yesterday).")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=31, help="Days to build, ending at the "
+                                      "last one (2+ shows day-over-day changes).")] = 2,
+) -> None:
+    """Generate demo data, materialise every asset for the latest days and print a summary.
+
+    The demo starts from nothing: it replaces the warehouse file and a local SQLite
+    serving database (a PostgreSQL one is left alone).
+    """
+    kequn = kequn_context(ctx)
+    settings = kequn.settings
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped or captured: keep tag names whole
+    instance = dagster_instance(settings)
+    started = time.perf_counter()
+    for path in clear_demo_state(settings):
+        console.print(f"    fresh start: removed {path}")
+    console.print(f"[bold]1/3[/] generating {customers:,} customers into {settings.warehouse}")
+    rows, last = generate_demo_warehouse(
+        customers=customers, seed=seed,
+        end_date=parse_day(end_date, "--end-date") if end_date else None,
+        kequn=kequn, instance=instance,
+    )
+    console.print("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in sorted(rows.items())))
+    window = [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    console.print(f"[bold]2/3[/] materialising {len(window)} day(s) through Dagster: "
+                  f"{window[0]} .. {window[-1]}")
+    for run in materialize_days(window, kequn=kequn, instance=instance):
+        console.print(f"    {run.day}: {len(run.materialized)} assets (run {run.run_id[:8]})")
+    console.print(f"[bold]3/3[/] summary as of {last} "
+                  f"(total {time.perf_counter() - started:.1f} s)")
+    print_summary(kequn, last, console)
+    console.print("\nOpen the Dagster UI with [bold]make ui[/] (http://127.0.0.1:3000).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `demo` command."""
+    app.command("demo")(demo)

@@ -1,0 +1,60 @@
+"""``kequn generate``: write the demo credit warehouse (thin over :mod:`kequn.generate`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import kequn_context, parse_day
+from generate import generate_warehouse
+
+
+def generate(
+    ctx: typer.Context,
+    customers: Annotated[
+        int,
+        typer.Option("--customers", "-n", min=1, help="How many customers to generate."),
+    ] = 100_000,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed (same seed, same data).")]
+    = 7,
+    end_date: Annotated[
+        str | None,
+        typer.Option(
+            "--end-date",
+            help="Last business day with events, YYYY-MM-DD (default: yesterday, Asia/Shanghai).",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Generate the demo warehouse: raw.customers, credit_applications, loans, installments.
+
+    Replaces the four raw tables of the warehouse (global --warehouse) in one
+    transaction. Two years of history end with --end-date.
+    """
+    end = parse_day(end_date, "--end-date") if end_date else None
+    settings = kequn_context(ctx).settings
+    stats = generate_warehouse(
+        settings.warehouse, customers=customers, seed=seed, end_date=end, progress=not quiet,
+        wait_s=settings.warehouse_wait_s,
+    )
+    console = Console()
+    console.print(
+        f"[bold]{stats.path}[/]: seed {stats.seed}, "
+        f"events from {stats.start_date} to {stats.end_date}"
+    )
+    table = Table()
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in stats.rows.items():
+        table.add_row(f"raw.{name}", f"{count:,}")
+    table.add_section()
+    table.add_row("time", f"{stats.seconds:.1f} s")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``kequn generate`` to the root command."""
+    app.command("generate")(generate)

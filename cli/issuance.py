@@ -1,0 +1,206 @@
+"""``kequn campaigns ...`` and ``kequn coupons ...``: thin commands over :mod:`issuance`.
+
+A refused request (stock exhausted, lease expired...) prints the reason on stderr and
+exits 1; a reused idempotency key with a different request is an error (exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import kequn_context
+from issuance.outcome import Outcome
+from kequn.errors import raise_collected
+from project.loader import load_project
+
+campaigns_app = typer.Typer(help="Coupon campaigns (活动): list, show, validate, counters.",
+                            no_args_is_help=True)
+coupons_app = typer.Typer(help="Coupons: issue, occupy, confirm, reverse, expire, list.",
+                          no_args_is_help=True)
+
+KeyOption = Annotated[str, typer.Option("--key", help="Idempotency key of this request.")]
+LoanOption = Annotated[str, typer.Option("--loan", help="Loan application id.")]
+
+
+def _report(outcome: Outcome) -> None:
+    """Print the outcome; a refusal goes to stderr and exits 1."""
+    if outcome.ok:
+        typer.echo(outcome.message)
+        return
+    typer.echo(outcome.message, err=True)
+    raise typer.Exit(1)
+
+
+# -- campaigns ----------------------------------------------------------------------------
+@campaigns_app.command("validate")
+def validate(
+    ctx: typer.Context,
+    folder: Annotated[Path | None, typer.Argument(
+        help="Campaigns folder or file (default: <project>/campaigns).")] = None,
+) -> None:
+    """Load and check every campaign file, and each target segment (exists, synced, shared
+    with the campaign's owner); print every problem as file:line:col and exit 1."""
+    kequn = kequn_context(ctx)
+    if folder is not None and folder.is_file():
+        project = kequn.project_with([folder])
+        raise_collected(project.problems("campaign", paths=[folder]))
+    else:
+        project = kequn.project if folder is None else load_project(
+            kequn.settings.project_dir, folders={"campaign": folder})
+        project.raise_problems("campaign")
+    typer.echo(f"{len(project.campaigns)} campaign(s) OK")
+
+
+@campaigns_app.command("list")
+def list_campaigns(ctx: typer.Context) -> None:
+    """One line per campaign: type, target segment, coupon, window, limits, stacking."""
+    table = Table(title="campaigns")
+    for column in ("name", "type", "segment", "coupon", "window", "stock", "daily",
+                   "per customer", "stacking", "on failed drawdown"):
+        table.add_column(column)
+    for c in kequn_context(ctx).project.campaigns.values():
+        end = c.window_end.strftime("%Y-%m-%d %H:%M")
+        table.add_row(c.name, c.type, c.target_segment, c.template.describe(),
+                      f"{c.window_start:%Y-%m-%d %H:%M} .. {end}", str(c.total_stock),
+                      str(c.daily_limit or "-"), str(c.per_customer_limit), c.stacking,
+                      c.on_failed_drawdown)
+    Console(width=200).print(table)
+
+
+@campaigns_app.command("show")
+def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign name.")]
+         ) -> None:
+    """Every field of one campaign."""
+    c = kequn_context(ctx).project.campaign(name)
+    fields = {
+        "name": c.name, "title": c.title, "type": c.type, "owner": c.owner or "-",
+        "target_segment": c.target_segment, "channels": ", ".join(sorted(c.channels)),
+        "window": f"{c.window_start.isoformat()} .. {c.window_end.isoformat()} (end excluded)",
+        "coupon": c.template.describe(), "validity": c.validity.describe(),
+        "total_stock": c.total_stock, "daily_limit": c.daily_limit or "none",
+        "per_customer_limit": c.per_customer_limit, "stacking": c.stacking,
+        "on_failed_drawdown": c.on_failed_drawdown, "lease_seconds": c.lease_seconds,
+        "rules": c.rules, "file": c.path, "definition_hash": c.definition_hash,
+    }
+    for key, value in fields.items():
+        typer.echo(f"{key:20} {value}")
+
+
+@campaigns_app.command("counters")
+def counters(ctx: typer.Context,
+             name: Annotated[str, typer.Argument(help="Campaign name.")]) -> None:
+    """Issued / stock, today's issued / daily limit, coupons by state (as of now)."""
+    with kequn_context(ctx).issuer() as issuer:
+        c = issuer.counters(name)
+    typer.echo(f"campaign     {c.campaign}")
+    typer.echo(f"issued       {c.issued} / {c.total_stock} (remaining {c.remaining})")
+    typer.echo(f"today        {c.day}: {c.day_issued} / {c.daily_limit or 'no daily limit'}")
+    typer.echo(f"per customer {c.per_customer_limit}")
+    states = ", ".join(f"{s} {n}" for s, n in c.by_status.items()) or "none"
+    typer.echo(f"by state     {states}")
+
+
+# -- coupons ------------------------------------------------------------------------------
+@coupons_app.command("issue")
+def issue(
+    ctx: typer.Context,
+    campaign: Annotated[str, typer.Argument(help="Campaign name.")],
+    customer: Annotated[int, typer.Argument(help="Customer id.")],
+    key: KeyOption,
+) -> None:
+    """Issue one coupon to a customer, or print why not (exit 1)."""
+    with kequn_context(ctx).issuer() as issuer:
+        _report(issuer.issue(campaign, customer, key))
+
+
+@coupons_app.command("occupy")
+def occupy(
+    ctx: typer.Context,
+    coupon: Annotated[str, typer.Argument(help="Coupon id.")],
+    loan: LoanOption,
+    key: KeyOption,
+    lease_seconds: Annotated[int | None, typer.Option(
+        "--lease-seconds", min=1, help="Lease length (default: the campaign's).")] = None,
+    channel: Annotated[str | None, typer.Option(
+        "--channel", help="Channel of the loan application (checked against the scope).")]
+    = None,
+) -> None:
+    """Hold a coupon for a loan application under a lease."""
+    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+        _report(issuer.occupy(coupon, loan, key, lease_seconds=lease_seconds, channel=channel))
+
+
+@coupons_app.command("confirm")
+def confirm(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coupon id.")],
+            loan: LoanOption, key: KeyOption) -> None:
+    """The loan was disbursed: the coupon is used (fails once the lease has ended)."""
+    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+        _report(issuer.confirm(coupon, loan, key))
+
+
+@coupons_app.command("reverse")
+def reverse(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coupon id.")],
+            loan: LoanOption, key: KeyOption) -> None:
+    """The drawdown failed: void (or restore) the coupon; before any occupy, an empty
+    rollback that makes a late occupy fail."""
+    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+        _report(issuer.reverse(coupon, loan, key))
+
+
+@coupons_app.command("expire")
+def expire(ctx: typer.Context) -> None:
+    """Release ended leases and expire coupons past validity (what the schedule runs)."""
+    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+        report = issuer.expire()
+    typer.echo(f"released {report.released} lease(s), expired {report.expired} coupon(s)")
+
+
+@coupons_app.command("list")
+def list_coupons(
+    ctx: typer.Context,
+    customer: Annotated[int, typer.Option("--customer", help="Customer id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+    = False,
+) -> None:
+    """A customer's coupons with their state as of now."""
+    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+        now = issuer.clock.now()
+        coupons = issuer.coupons_of(customer)
+    if as_json:
+        for coupon in coupons:
+            typer.echo(json.dumps(coupon.to_dict(now), ensure_ascii=False))
+        return
+    if not coupons:
+        typer.echo(f"customer {customer} has no coupons")
+        return
+    for c in coupons:
+        loan = f" loan {c.loan_id}" if c.loan_id else ""
+        typer.echo(f"{c.coupon_id}  {c.campaign:24} {c.effective_status(now):9} "
+                   f"{c.template_kind}={c.template_value}  valid "
+                   f"{c.valid_from:%Y-%m-%d %H:%M} .. {c.valid_until:%Y-%m-%d %H:%M}{loan}")
+
+
+@coupons_app.command("history")
+def history(ctx: typer.Context,
+            coupon: Annotated[str, typer.Argument(help="Coupon id.")]) -> None:
+    """Every transition of one coupon, oldest first."""
+    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+        rows = issuer.history(coupon)
+    if not rows:
+        typer.echo(f"no coupon {coupon}", err=True)
+        raise typer.Exit(1)
+    for seq, source, target, at, loan, reason in rows:
+        typer.echo(f"{seq:3} {at:%Y-%m-%d %H:%M:%S} {source or '-':9} -> {target:9} "
+                   f"{reason}{f' loan {loan}' if loan else ''}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``campaigns`` and ``coupons`` sub-apps."""
+    app.add_typer(campaigns_app, name="campaigns")
+    app.add_typer(coupons_app, name="coupons")

@@ -1,0 +1,81 @@
+"""The root ``kequn`` command: global options, error handling, and every area's commands.
+
+Global options build the run's :class:`~app.context.KequnContext` (settings from the
+options, then the environment) and hand it to every command through the click context;
+nothing is written to ``os.environ``. A :class:`~kequn.errors.KequnError` prints as
+``path:line:col: message`` on stderr and exits 1 (with a traceback only under
+``--debug``); usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from app.context import KequnContext
+from cli import demo, generate, issuance, materialize, segments, sync, tags, validate
+from kequn.errors import KequnError
+from kequn.settings import Settings
+
+_state = {"debug": False}
+
+
+class _KequnGroup(TyperGroup):
+    """Maps a KequnError raised by any command to its message on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except KequnError as exc:
+            if _state["debug"]:
+                raise
+            click.echo(exc.render(), err=True)
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    name="kequn",
+    cls=_KequnGroup,
+    help="kequn (客群): tags, segments, syncs and coupons for a consumer-credit lender.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    warehouse: Annotated[
+        Path | None,
+        typer.Option("--warehouse", help="DuckDB warehouse file (env KEQUN_WAREHOUSE)."),
+    ] = None,
+    serving: Annotated[
+        str | None,
+        typer.Option("--serving", help="Serving database URL (env KEQUN_SERVING_URL)."),
+    ] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", help="Definitions folder (tags/, segments/...) "
+                     "(env KEQUN_PROJECT_DIR)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Global options apply to every command."""
+    _state["debug"] = debug
+    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project)
+    ctx.obj = KequnContext(settings)
+
+
+for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate):
+    _area.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``kequn`` console script."""
+    app(args=argv if argv is not None else sys.argv[1:], prog_name="kequn")

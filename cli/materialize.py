@@ -1,0 +1,46 @@
+"""`kequn materialize`: run the daily asset graph in-process, the same code Dagster runs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import kequn_context, parse_day
+from dagster_project.runner import days_between, materialize_days
+
+
+def materialize(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="One business day (YYYY-MM-DD).")]
+    = None,
+    first: Annotated[str | None, typer.Option("--from", help="First day of a range.")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day of a range.")] = None,
+    select: Annotated[
+        str | None,
+        typer.Option("--select", help="Dagster asset selection, e.g. 'key:tags/drawn' or "
+                     "'key:segments/wake_up+'. Default: every daily asset."),
+    ] = None,
+) -> None:
+    """Materialise tags, segments, syncs and issuance for a day or a range of days."""
+    if as_of and (first or last):
+        raise typer.BadParameter("give either --as-of or --from/--to", param_hint="--as-of")
+    if as_of:
+        days = [parse_day(as_of)]
+    elif first and last:
+        days = days_between(parse_day(first, "--from"), parse_day(last, "--to"))
+    else:
+        raise typer.BadParameter("give --as-of D, or --from D --to D", param_hint="--as-of")
+    runs = materialize_days(days, select=select, kequn=kequn_context(ctx))
+    table = Table("day", "run", "assets materialised", "failed checks")
+    for run in runs:
+        table.add_row(str(run.day), run.run_id[:8], str(len(run.materialized)),
+                      ", ".join(run.checks_failed) or "-")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `materialize` command."""
+    app.command("materialize")(materialize)

@@ -1,0 +1,137 @@
+"""`kequn sync SEGMENT --as-of D [--dry-run] [--force]` and `kequn sync log [SEGMENT]`.
+
+The command is thin over :func:`sync.run.sync_segment`, the same code the
+``sync/<segment>`` Dagster assets run. A blocked sync, or a day older than the synced
+one, exits 1 with the reason on stderr; ``--force`` overrides both. (``log`` is
+therefore not usable as a segment name here.)
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.context import KequnContext
+from cli.common import kequn_context, parse_day
+from kequn.errors import ValidationError
+from project.segment import Segment
+from sync.log import sync_log
+from sync.run import SyncResult, sync_segment
+
+
+def synced_segment(kequn: KequnContext, name: str) -> Segment:
+    """The synced segment called ``name``; a located error if unknown, broken or not synced."""
+    segment = kequn.project.segment(name)
+    if segment.sync is None:
+        raise ValidationError(
+            f"segment '{name}' is not synced", segment.definition.location(None),
+            hint="add 'sync on' (and optionally sync_schedule, max_removed_ratio...) "
+            "to its SEGMENT header")
+    return segment
+
+
+def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
+             dry_run: bool) -> tuple[Segment, SyncResult]:
+    """Sync ``name`` for ``as_of`` with the settings of its definition file."""
+    segment = synced_segment(kequn, name)
+    with kequn.connect_warehouse(read_only=dry_run) as con:
+        db = kequn.connect_serving()
+        try:
+            result = sync_segment(con, db, name, as_of, segment.sync, force=force,
+                                  dry_run=dry_run, definition_hash=segment.definition_hash,
+                                  lock_timeout=kequn.settings.sync_lock_wait_s)
+        finally:
+            db.close()
+    return segment, result
+
+
+def _sample(ids: tuple[int, ...], total: int) -> str:
+    if not ids:
+        return ""
+    more = ", ..." if total > len(ids) else ""
+    return "  e.g. " + ", ".join(str(i) for i in ids) + more
+
+
+def describe(result: SyncResult) -> str:
+    """The plan/result as a few aligned lines."""
+    previous = (f"synced snapshot {result.previous_as_of}, {result.previous_size} members"
+                if result.previous_as_of else "nothing synced yet")
+    lines = [
+        f"segment {result.segment}, as of {result.as_of} ({previous})",
+        f"  adds       {result.added:>12,}{_sample(result.sample_added, result.added)}",
+        f"  removes    {result.removed:>12,}{_sample(result.sample_removed, result.removed)}",
+        f"  unchanged  {result.unchanged:>12,}",
+        f"  snapshot   {result.target_size:>12,} members",
+        f"  guardrails {result.verdict.text()}",
+    ]
+    if result.recovered:
+        lines.append("  (planned against coupon_eligibility itself: the warehouse tracking did "
+                     "not match the serving database)")
+    if result.dry_run:
+        lines.append(f"dry run: nothing written; the sync would be {result.status}"
+                     + (f" ({result.reason})" if result.reason else ""))
+    else:
+        lines.append(f"{result.status} in {result.duration_s:.2f} s (sync_id {result.sync_id})"
+                     + (f": {result.reason}" if result.reason else ""))
+    return "\n".join(lines)
+
+
+def sync(
+    ctx: typer.Context,
+    segment: Annotated[str, typer.Argument(help="Segment to sync, or 'log' to show the log.")],
+    log_segment: Annotated[
+        str | None, typer.Argument(help="With 'log': show only this segment.", show_default=False)
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Business day (YYYY-MM-DD).")]
+    = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")]
+    = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Apply even when blocked by guardrails or older than the synced day.")]
+    = False,
+    limit: Annotated[int, typer.Option("--limit", help="Rows of 'sync log' to show.")] = 20,
+) -> None:
+    """Sync a segment's members for a day into coupon_eligibility (or show the sync log)."""
+    kequn = kequn_context(ctx)
+    if segment == "log":
+        show_log(kequn, log_segment, limit)
+        return
+    if log_segment is not None:
+        raise typer.BadParameter(f"unexpected argument {log_segment!r}", param_hint="SEGMENT")
+    if as_of is None:
+        raise typer.BadParameter("give the business day to sync", param_hint="--as-of")
+    target, result = run_sync(kequn, segment, parse_day(as_of), force=force, dry_run=dry_run)
+    typer.echo(describe(result))
+    if result.status == "blocked":
+        typer.echo(f"{target.path}: sync of '{segment}' blocked: {result.reason} "
+                   "(use --force to apply anyway)", err=True)
+        raise typer.Exit(1)
+    if result.skipped_older:
+        typer.echo(f"{target.path}: {result.reason}", err=True)
+        raise typer.Exit(1)
+
+
+def show_log(kequn: KequnContext, segment: str | None, limit: int) -> None:
+    """Print the newest sync_log rows."""
+    db = kequn.connect_serving()
+    try:
+        rows = sync_log(db, segment, limit)
+    finally:
+        db.close()
+    table = Table("started (UTC)", "segment", "as of", "status", "added", "removed",
+                  "unchanged", "reason")
+    for row in rows:
+        started = row["started_at"]
+        table.add_row(started.strftime("%Y-%m-%d %H:%M:%S") if started else "-",
+                      row["segment"], str(row["as_of"]), row["status"], str(row["added"]),
+                      str(row["removed"]), str(row["unchanged"]), row["reason"] or "")
+    Console(width=200).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `sync` command."""
+    app.command("sync")(sync)

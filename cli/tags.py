@@ -1,0 +1,152 @@
+"""``kequn tags validate|list|show``: thin commands over the project and :mod:`tags`."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.context import KequnContext
+from cli.common import kequn_context, parse_day
+from kequn.days import yesterday
+from kequn.errors import KequnError
+from kequn.names import as_team
+from plan.params import day_values
+from plan.tags import pretty, tag_query
+from project.loader import load_project
+from tags.catalog import latest_day, read_coverage
+from warehouse.db import connect
+
+tags_app = typer.Typer(help="Customer tags: validate definitions, list them, show one.",
+                       no_args_is_help=True)
+
+
+def _coverage(kequn: KequnContext,
+              as_of: date | None) -> tuple[date | None, dict[str, tuple[int, float]]]:
+    """Coverage per tag from tags.catalog (the given day, else the latest); empty if unbuilt
+    or while another process writes the warehouse (listing never waits for it)."""
+    path = kequn.settings.warehouse
+    if not path.exists():
+        return as_of, {}
+    try:
+        con = connect(path, read_only=True, wait_s=0)
+    except KequnError:
+        return as_of, {}
+    with con:
+        day = as_of or latest_day(con)
+        return day, (read_coverage(con, day) if day else {})
+
+
+@tags_app.command("validate")
+def validate(
+    ctx: typer.Context,
+    tags_dir: Annotated[Path | None, typer.Argument(
+        help="Tags folder (default: <project>/tags).")] = None,
+) -> None:
+    """Load and check every tag file; print every problem as file:line:col and exit 1."""
+    kequn = kequn_context(ctx)
+    project = kequn.project if tags_dir is None else load_project(
+        kequn.settings.project_dir, folders={"tag": tags_dir})
+    project.raise_problems("tag")
+    atomic, derived = len(project.atomic_tags()), len(project.derived_tags())
+    typer.echo(f"{atomic + derived} tags OK ({atomic} atomic, {derived} derived) "
+               f"in {tags_dir or kequn.settings.tags_dir}")
+
+
+@tags_app.command("list")
+def list_tags(
+    ctx: typer.Context,
+    category: Annotated[str | None, typer.Option(
+        "--category", help="Only this category: L1 or L1/L2.")] = None,
+    owner: Annotated[str | None, typer.Option(
+        "--owner", help="Only tags owned by this team (credit_risk or team:credit_risk).")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Coverage of this day (default: the latest built day).")] = None,
+) -> None:
+    """List tags with owner, category, type, kind and coverage (from tags.catalog)."""
+    kequn = kequn_context(ctx)
+    project = kequn.project
+    day, coverage = _coverage(kequn, parse_day(as_of) if as_of else None)
+    team = as_team(owner) if owner is not None else None
+    rows = []
+    for tag in project.tags.values():
+        if category and tag.category != category and tag.category_l1 != category:
+            continue
+        if team and tag.owner != team:
+            continue
+        rows.append(tag)
+    table = Table(title=f"tags (coverage as of {day})" if day else "tags (not built yet)")
+    for column in ("name", "title", "owner", "category", "type", "kind", "coverage"):
+        table.add_column(column, justify="right" if column == "coverage" else "left")
+    for tag in rows:
+        cov = coverage.get(tag.name)
+        shown = f"{cov[0]:,} ({cov[1]:.1%})" if cov else "-"
+        table.add_row(tag.name, tag.title, tag.owner, tag.category, tag.value_type, tag.kind,
+                      shown)
+    Console(width=200).print(table)
+    if not rows:
+        typer.echo("no tag matches", err=True)
+    broken = project.broken_of("tag")
+    if broken:
+        typer.echo(f"({len(broken)} tag(s) with a broken definition: {', '.join(broken)}; "
+                   "run 'kequn tags validate')", err=True)
+
+
+@tags_app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Tag name.")],
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Day whose parameter values to show (default: yesterday).")] = None,
+) -> None:
+    """Everything about one tag: metadata, dependencies, the compiled SQL."""
+    kequn = kequn_context(ctx)
+    project, plan = kequn.project, kequn.plan.tags
+    tag = project.tag(name)
+    day = parse_day(as_of) if as_of else yesterday()
+    bound = ", ".join(f"${k} = {v}" for k, v in day_values(day).items())
+    used_by = [t.name for t in project.derived_tags() if name in t.depends_on]
+    lines = [
+        f"name:            {tag.name}",
+        f"title:           {tag.title}",
+        f"description:     {tag.description}",
+        f"owner:           {tag.owner}",
+        f"category:        {tag.category}",
+        f"value_type:      {tag.value_type}",
+        f"kind:            {tag.kind}",
+        f"default:         {'NULL' if tag.default is None else tag.default}",
+        f"definition_hash: {tag.definition_hash}",
+        f"file:            {tag.path}",
+        f"depends on:      {', '.join(tag.depends_on) or '-'}",
+        f"used by:         {', '.join(used_by) or '-'}",
+    ]
+    if tag.domain.values:
+        lines.append(f"values:          {', '.join(tag.domain.values)}")
+    if tag.domain.minimum is not None or tag.domain.maximum is not None:
+        lines.append(f"range:           [{tag.domain.minimum}, {tag.domain.maximum}]")
+    lines.append(f"parameters:      {bound} (for {day}; bound when the query runs)")
+    if tag.kind == "atomic":
+        group = plan.group_of(name)
+        others = [t for t in group.tags if t != name]
+        fused = f"fused with {', '.join(others)}" if others else "alone"
+        stored = "computed inside tags.customer_tags" if group.inline else group.table
+        lines += [f"source:          {tag.source}",
+                  f"stored in:       {stored} ({fused})",
+                  "", "-- the tag's query", pretty(tag_query(tag)),
+                  "", f"-- the fused query that runs for its source ({group.key})",
+                  pretty(plan.group_query(group))]
+    else:
+        assert tag.expression is not None
+        lines += ["", "-- expression", tag.expression.sql(dialect="duckdb", pretty=True),
+                  "", "-- as computed inside tags.customer_tags",
+                  plan.columns[name].sql(dialect="duckdb", pretty=True)]
+    typer.echo("\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``kequn tags`` sub-app."""
+    app.add_typer(tags_app, name="tags")

@@ -1,0 +1,44 @@
+"""``kequn validate`` (every definition of every kind, for CI) and ``kequn settings``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import kequn_context
+from kequn.errors import raise_collected
+from kequn.settings import SETTINGS
+
+
+def validate(
+    ctx: typer.Context,
+    warn_only: Annotated[bool, typer.Option(
+        "--warn-only", help="Print the problems but exit 0.")] = False,
+) -> None:
+    """Check every definition (tags, segments, campaigns): print each problem as
+    file:line:col and exit 1 if there is any."""
+    project = kequn_context(ctx).project
+    problems = project.problems()
+    if problems and not warn_only:
+        raise_collected(problems)
+    for problem in problems:
+        typer.echo(problem.render(), err=True)
+    counts = ", ".join(f"{len(table)} {kind}s" for kind, table in (
+        ("tag", project.tags), ("segment", project.segments), ("campaign", project.campaigns)))
+    broken = len(project.broken)
+    typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else ""))
+
+
+def settings(ctx: typer.Context) -> None:
+    """Every setting: its value for this run, its environment variable and its meaning."""
+    values = kequn_context(ctx).settings.as_dict()
+    for setting in SETTINGS:
+        typer.echo(f"{setting.field:22} {values[setting.field]!s:44} {setting.env}")
+        typer.echo(f"{'':22} {setting.help}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``validate`` and ``settings`` commands."""
+    app.command("validate")(validate)
+    app.command("settings")(settings)

@@ -1,0 +1,455 @@
+"""Compile loaded tags into SQL: one fused query per source, and the wide table.
+
+Atomic tags whose query has the shape::
+
+    SELECT <t>.customer_id, <aggregate expr> AS <name>
+    FROM <same FROM and JOINs> [WHERE w] GROUP BY <t>.customer_id
+
+(or, over ``raw.customers``, one row per customer with no GROUP BY) and that read
+the same FROM clause are *fused*: one query computes them all, each tag's WHERE
+becoming an aggregate ``FILTER (WHERE w)`` (``CASE WHEN w`` for row tags), with
+the union of the WHEREs as a pre-filter. Queries of any other shape (subqueries,
+windows, HAVING...) run on their own. Fusing never changes a value: an aggregate
+that is not NULL over no rows (``count``, ``coalesce``...) is guarded so that a
+customer the tag's own query would not return still gets NULL.
+
+Every query keeps the day as the parameters ``$as_of`` and ``$as_of_end``
+(:mod:`plan.params`), so :class:`TagPlan` is compiled once per process and serves every
+day. Pure: builds sqlglot ASTs only; imports neither DuckDB nor Dagster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+
+from sqlglot import exp
+
+from kequn.tables import CUSTOMER_TAGS, CUSTOMERS, TAGS_SCHEMA, qualified
+from plan.params import as_of, as_of_end
+from project.tag import DefaultValue, Tag
+
+CUSTOMERS_TABLE = qualified(CUSTOMERS)
+ONE_ROW_PER_CUSTOMER = (CUSTOMERS_TABLE,)
+WIDE = qualified(CUSTOMER_TAGS)
+NULL_ON_EMPTY = (exp.Count, exp.CountIf, exp.Coalesce, exp.Case, exp.If, exp.Anonymous,
+                 exp.ArrayAgg, exp.Nvl2, exp.Greatest, exp.Least)
+"""Nodes that may turn an aggregate over no rows into a non-NULL value (guarded)."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The parts of a fusable atomic query."""
+
+    kind: str  # "aggregate" | "row"
+    from_sql: str
+    customer: exp.Expression
+    value: exp.Expression
+    where: exp.Expression | None
+    select: exp.Select
+
+
+@dataclass(frozen=True)
+class TagGroup:
+    """Atomic tags computed by one query and stored in one table ``tags._src_<key>``."""
+
+    key: str
+    tags: tuple[str, ...]
+    fused: bool
+    tables: tuple[str, ...]
+    inline: bool = False
+    """Row tags over ``raw.customers``: computed inside the wide SELECT (which scans that
+    table anyway) instead of being stored; nothing is stored in ``table``."""
+
+    @property
+    def table(self) -> str:
+        """The storage table, ``tags._src_<key>``."""
+        return f"{TAGS_SCHEMA}._src_{self.key}"
+
+
+def shape_of(query: exp.Query) -> Shape | None:
+    """The fusable shape of an atomic tag's query, or None when it must run alone.
+
+    >>> import sqlglot
+    >>> q = sqlglot.parse_one("SELECT customer_id, count(*) AS n FROM raw.loans "
+    ...                       "WHERE status = 'FAILED' GROUP BY customer_id", read="duckdb")
+    >>> shape_of(q).kind, shape_of(q).where.sql()
+    ('aggregate', "status = 'FAILED'")
+    """
+    if not isinstance(query, exp.Select):
+        return None
+    args = query.args
+    blocked = ("with_", "with", "having", "qualify", "order", "limit", "offset", "distinct",
+               "windows", "laterals", "pivots", "prewhere", "sample", "settings", "connect",
+               "into", "locks", "kind", "cluster", "distribute", "sort")
+    if any(args.get(key) for key in blocked):
+        return None
+    source = args.get("from_") or args.get("from")
+    if source is None or not isinstance(source.this, exp.Table) or source.this.args.get("joins"):
+        return None
+    joins = args.get("joins") or []
+    if any(not isinstance(j.this, exp.Table) or j.args.get("method") for j in joins):
+        return None
+    if any(isinstance(n, (exp.Window, exp.Subquery, exp.Lateral, exp.Unnest))
+           or (isinstance(n, exp.Select) and n is not query) for n in query.walk()):
+        return None
+    if len(query.expressions) != 2:
+        return None
+    customer, value = query.expressions
+    if isinstance(value, exp.Column) or not isinstance(customer, exp.Column):
+        customer, value = value, customer
+    if not (isinstance(customer, exp.Column) and customer.name.lower() == "customer_id"
+            and isinstance(value, exp.Alias)):
+        return None
+    from_sql = " ".join([source.sql(dialect="duckdb"), *(j.sql(dialect="duckdb")
+                                                         for j in joins)])
+    where = args["where"].this if args.get("where") else None
+    group = args.get("group")
+    has_agg = value.find(exp.AggFunc) is not None
+    if group is not None:
+        keys = group.expressions
+        if group.args.get("rollup") or group.args.get("cube") or \
+                group.args.get("grouping_sets") or len(keys) != 1:
+            return None
+        if keys[0].sql(dialect="duckdb") != customer.sql(dialect="duckdb") or not has_agg:
+            return None
+        return Shape("aggregate", from_sql, customer, value.this, where, query)
+    if joins or has_agg or source.this.sql(dialect="duckdb").lower() not in ONE_ROW_PER_CUSTOMER:
+        return None
+    return Shape("row", from_sql, customer, value.this, where, query)
+
+
+def plan_groups(tags: Mapping[str, Tag]) -> list[TagGroup]:
+    """Split the atomic tags into storage groups: one per fusable source, one per other tag."""
+    by_source: dict[tuple[str, str], list[Tag]] = {}
+    alone: list[Tag] = []
+    for tag in (t for t in tags.values() if t.kind == "atomic"):
+        assert tag.query is not None
+        shape = shape_of(tag.query)
+        if shape is None:
+            alone.append(tag)
+        else:
+            by_source.setdefault((shape.kind, shape.from_sql), []).append(tag)
+    groups: list[TagGroup] = []
+    used: set[str] = set()
+    for (kind, from_sql), members in by_source.items():
+        base = "_".join(t.split(".")[-1] for t in members[0].tables)
+        if kind == "aggregate" and members[0].source in ONE_ROW_PER_CUSTOMER:
+            base += "_agg"
+        key, n = base, 2
+        while key in used:
+            key, n = f"{base}_{n}", n + 1
+        used.add(key)
+        tables = tuple(dict.fromkeys(t for m in members for t in m.tables))
+        inline = kind == "row" and from_sql.lower() == f"from {CUSTOMERS_TABLE}"
+        groups.append(TagGroup(key, tuple(m.name for m in members), True, tables, inline))
+    for tag in alone:
+        groups.append(TagGroup(f"tag_{tag.name}", (tag.name,), False, tag.tables))
+    return groups
+
+
+def group_of(groups: Sequence[TagGroup], name: str) -> TagGroup:
+    """The group that computes atomic tag ``name``."""
+    for group in groups:
+        if name in group.tags:
+            return group
+    raise KeyError(name)
+
+
+def date_literal(value: date) -> exp.Expression:
+    """``CAST('YYYY-MM-DD' AS DATE)``: a date of a definition (not the day being built)."""
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("DATE"))
+
+
+def _filtered(value: exp.Expression, where: exp.Expression) -> exp.Expression:
+    """``value`` with ``FILTER (WHERE where)`` on each outermost aggregate."""
+    value = value.copy()
+    targets = [agg for agg in value.find_all(exp.AggFunc)
+               if not any(isinstance(a, exp.AggFunc) for a in _ancestors(agg, value))]
+    for agg in targets:
+        parent = agg.parent
+        if isinstance(parent, exp.Filter):
+            old = parent.expression.this
+            parent.set("expression", exp.Where(this=exp.and_(old.copy(), where.copy())))
+            continue
+        replacement = exp.Filter(this=agg.copy(), expression=exp.Where(this=where.copy()))
+        if agg is value:
+            return replacement
+        agg.replace(replacement)
+    return value
+
+
+def _ancestors(node: exp.Expression, stop: exp.Expression) -> Iterable[exp.Expression]:
+    parent = node.parent
+    while parent is not None and node is not stop:
+        yield parent
+        if parent is stop:
+            return
+        node, parent = parent, parent.parent
+
+
+def _needs_guard(value: exp.Expression) -> bool:
+    return any(isinstance(n, NULL_ON_EMPTY) for n in value.walk())
+
+
+def _cast(value: exp.Expression, tag: Tag) -> exp.Expression:
+    return exp.cast(value, exp.DataType.build(tag.sql_type, dialect="duckdb"))
+
+
+def tag_query(tag: Tag) -> exp.Query:
+    """The tag's own query, as written (``$as_of``/``$as_of_end`` parameters in place)."""
+    if tag.query is None:
+        raise ValueError(f"{tag.name} is a derived tag")
+    return tag.query.copy()
+
+
+def group_query(tags: Mapping[str, Tag], group: TagGroup,
+                names: Iterable[str] | None = None) -> exp.Select:
+    """``SELECT customer_id, <tag columns>`` computing ``names`` (default: all) of ``group``.
+
+    Columns are cast to each tag's declared type. For a fused group the query scans the
+    source once; for a standalone tag it wraps the tag's own query.
+    """
+    chosen = [tags[n] for n in (names if names is not None else group.tags)]
+    if not chosen or any(t.name not in group.tags for t in chosen):
+        raise ValueError(f"tags {[t.name for t in chosen]} are not all in group {group.key}")
+    if not group.fused:
+        (tag,) = chosen
+        inner = tag_query(tag).subquery("q")
+        return exp.select(
+            exp.column("customer_id", "q").as_("customer_id"),
+            _cast(exp.column(tag.name, "q"), tag).as_(tag.name),
+        ).from_(inner)
+    shapes = [shape_of(t.query) for t in chosen]  # type: ignore[arg-type]
+    assert all(shapes)
+    rendered = [(tag, shape, shape.value.copy(),  # type: ignore[union-attr]
+                 shape.where.copy() if shape.where is not None else None)  # type: ignore[union-attr]
+                for tag, shape in zip(chosen, shapes, strict=True)]
+    first = shapes[0]
+    assert first is not None
+    wheres = [w for _, _, _, w in rendered]
+    distinct = list({w.sql(dialect="duckdb"): w for w in wheres if w is not None}.values())
+    shared = all(w is not None for w in wheres) and len(distinct) == 1
+    prefilter: exp.Expression | None = None
+    if all(w is not None for w in wheres):
+        prefilter = distinct[0] if shared else exp.or_(*[exp.paren(w.copy()) for w in distinct])
+    columns: list[exp.Expression] = [first.customer.copy().as_("customer_id")]
+    for tag, shape, value, where in rendered:
+        if where is not None and not shared:
+            if shape.kind == "aggregate":
+                guard = _needs_guard(value)
+                value = _filtered(value, where)
+                if guard:
+                    count = exp.Filter(this=exp.Count(this=exp.Star()),
+                                       expression=exp.Where(this=where.copy()))
+                    value = exp.case().when(exp.GT(this=count, expression=exp.Literal.number(0)),
+                                            value)
+            else:
+                value = exp.case().when(where.copy(), value)
+        columns.append(_cast(value, tag).as_(tag.name))
+    select = first.select
+    fused = exp.Select(expressions=columns)
+    fused.set("from_", (select.args.get("from_") or select.args.get("from")).copy())
+    if select.args.get("joins"):
+        fused.set("joins", [j.copy() for j in select.args["joins"]])
+    if prefilter is not None:
+        fused = fused.where(prefilter, copy=False)
+    if first.kind == "aggregate":
+        fused = fused.group_by(first.customer.copy(), copy=False)
+    return fused
+
+
+def default_literal(tag: Tag) -> exp.Expression | None:
+    """The SQL literal of the tag's missing-row default, or None (NULL)."""
+    value: DefaultValue = tag.default
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, Decimal)):
+        return _cast(exp.Literal.number(str(value)), tag)
+    if isinstance(value, date):
+        return date_literal(value)
+    return exp.Literal.string(str(value))
+
+
+def _with_default(value: exp.Expression, tag: Tag) -> exp.Expression:
+    default = default_literal(tag)
+    return exp.Coalesce(this=value, expressions=[default]) if default is not None else value
+
+
+def _base_condition(table: str | None = None) -> exp.Expression:
+    """``registered_at < $as_of_end``: who is a customer on the day."""
+    return exp.LT(this=exp.column("registered_at", table), expression=as_of_end())
+
+
+def inline_value(tag: Tag, alias: str = "c") -> exp.Expression:
+    """A row tag over raw.customers as an expression over that table aliased ``alias``.
+
+    Its WHERE becomes ``CASE WHEN``, unless it is the customer-base condition itself
+    (``registered_at < $as_of_end``), which the wide SELECT already applies.
+    """
+    shape = shape_of(tag.query)  # type: ignore[arg-type]
+    assert shape is not None and shape.kind == "row"
+
+    def requalify(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column):
+            return exp.column(node.name, alias, quoted=node.this.quoted)
+        return node
+
+    value = shape.value.copy().transform(requalify)
+    if shape.where is None:
+        return value
+    where = shape.where.copy()
+    if where.sql(dialect="duckdb") == _base_condition().sql(dialect="duckdb"):
+        return value
+    return exp.case().when(where.transform(requalify), value)
+
+
+def tag_columns(tags: Mapping[str, Tag],
+                groups: Sequence[TagGroup]) -> dict[str, exp.Expression]:
+    """Each tag's value as an expression over the joined group tables (aliased g0, g1...).
+
+    Atomic tags read their group's column (with the default when declared); tags of an
+    inline group are computed from ``raw.customers`` (alias c); derived tags inline the
+    expressions of their inputs, so the wide table is one SELECT.
+    """
+    alias = {name: f"g{i}" for i, g in enumerate(groups) for name in g.tags}
+    inline = {name for g in groups if g.inline for name in g.tags}
+    out: dict[str, exp.Expression] = {}
+    for tag in tags.values():
+        if tag.kind == "atomic" and tag.name in inline:
+            value = inline_value(tag)
+            out[tag.name] = _with_default(_cast(value, tag), tag)
+            continue
+        if tag.kind == "atomic":
+            out[tag.name] = _with_default(exp.column(tag.name, alias[tag.name]), tag)
+            continue
+        assert tag.expression is not None
+
+        def swap(sub: exp.Expression) -> exp.Expression:
+            if isinstance(sub, exp.Column) and not sub.table:
+                return exp.paren(out[sub.name.lower()].copy())
+            return sub
+
+        expanded = tag.expression.copy().transform(swap)
+        out[tag.name] = _with_default(_cast(expanded, tag), tag)
+    return out
+
+
+def customer_tags_query(tags: Mapping[str, Tag], groups: Sequence[TagGroup]) -> exp.Select:
+    """The wide table for the day: every customer registered by its end, one column per tag.
+
+    Joins ``raw.customers`` to each group's stored rows of that day (one join per source)
+    and computes derived tags inside the same SELECT.
+    """
+    columns = tag_columns(tags, groups)
+    select = exp.select(as_of().as_("as_of"), exp.column("customer_id", "c").as_("customer_id"),
+                        *[value.as_(name) for name, value in columns.items()])
+    select = select.from_(exp.to_table(CUSTOMERS_TABLE).as_("c"))
+    for i, group in enumerate(groups):
+        if group.inline:
+            continue
+        alias = f"g{i}"
+        # The day is filtered inside a subquery so that it reaches the table scan (a
+        # condition in a LEFT JOIN's ON clause is not pushed down).
+        day_rows = exp.select("*").from_(exp.to_table(group.table)).where(
+            exp.EQ(this=exp.column("as_of"), expression=as_of()))
+        condition = exp.EQ(this=exp.column("customer_id", alias),
+                           expression=exp.column("customer_id", "c"))
+        select = select.join(day_rows.subquery(alias), on=condition, join_type="left")
+    return select.where(_base_condition("c"))
+
+
+def day_rows(relation: exp.Expression) -> exp.Select:
+    """``SELECT * FROM relation WHERE as_of = $as_of``."""
+    return exp.select("*").from_(relation).where(
+        exp.EQ(this=exp.column("as_of"), expression=as_of()))
+
+
+def stats_query(tags: Mapping[str, Tag], relation: exp.Expression,
+                names: Iterable[str]) -> exp.Select:
+    """Per tag, over the day's rows of ``relation``: ``<name>__rows`` (non-NULL values) and
+    ``<name>__covered`` (values neither NULL nor FALSE); plus ``_rows`` (all rows)."""
+    columns: list[exp.Expression] = [exp.Count(this=exp.Star()).as_("_rows")]
+    for name in names:
+        tag = tags[name]
+        col = exp.column(tag.name)
+        covered = exp.CountIf(this=col) if tag.value_type == "boolean" else exp.Count(this=col)
+        columns.append(exp.Count(this=col.copy()).as_(f"{name}__rows"))
+        columns.append(covered.as_(f"{name}__covered"))
+    return exp.select(*columns).from_(day_rows(relation).subquery("d"))
+
+
+def registered_customers_query() -> exp.Select:
+    """``SELECT count(*)`` of customers registered by the end of the day."""
+    return exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(CUSTOMERS_TABLE)).where(
+        _base_condition())
+
+
+def computed_relation(tags: Mapping[str, Tag], group: TagGroup) -> exp.Expression:
+    """A group's values for the day as a relation ``(as_of, customer_id, <tags>)``, computed
+    by its query: what checks read for an inline group, which stores nothing."""
+    query = exp.select(as_of().as_("as_of"), exp.Star()).from_(
+        group_query(tags, group).subquery("q"))
+    return query.subquery(f"_src_{group.key}")
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    """The compiled tags of a project: storage groups and their queries, for every day.
+
+    ``broken`` names tags whose definition is broken: their stored columns are kept as
+    they are (nothing is dropped) and they are not computed.
+    """
+
+    tags: Mapping[str, Tag]
+    groups: tuple[TagGroup, ...]
+    broken: tuple[str, ...] = ()
+    root: Path | None = None
+    """The tags folder (where a failure of the whole build is reported)."""
+    _subsets: dict[tuple[str, tuple[str, ...]], exp.Select] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def group_of(self, name: str) -> TagGroup:
+        """The group that computes atomic tag ``name``."""
+        return group_of(self.groups, name)
+
+    def group_query(self, group: TagGroup, names: Iterable[str] | None = None) -> exp.Select:
+        """The group's query for ``names`` (default: all its tags); built once per subset."""
+        chosen = tuple(names) if names is not None else group.tags
+        key = (group.key, chosen)
+        if key not in self._subsets:
+            self._subsets[key] = group_query(self.tags, group, chosen)
+        return self._subsets[key]
+
+    @cached_property
+    def customer_tags_query(self) -> exp.Select:
+        """The wide table's SELECT for the day (``$as_of``, ``$as_of_end``)."""
+        return customer_tags_query(self.tags, self.groups)
+
+    @cached_property
+    def columns(self) -> dict[str, exp.Expression]:
+        """Each tag's value as computed inside the wide SELECT."""
+        return tag_columns(self.tags, self.groups)
+
+    def relation(self, group: TagGroup) -> exp.Expression:
+        """Where a group's values for the day are read: its table, or (inline) its query."""
+        if group.inline:
+            return computed_relation(self.tags, group)
+        return exp.to_table(group.table)
+
+
+def compile_tags(tags: Mapping[str, Tag], broken: Iterable[str] = (),
+                 root: Path | None = None) -> TagPlan:
+    """The plan of the valid ``tags`` (in dependency order); see :class:`TagPlan`."""
+    return TagPlan(tags, tuple(plan_groups(tags)), tuple(sorted(broken)), root)
+
+
+def pretty(node: exp.Expression) -> str:
+    """DuckDB SQL, pretty-printed (what the snapshots and Dagster metadata show)."""
+    return node.sql(dialect="duckdb", pretty=True)

@@ -1,0 +1,2 @@
+"""The DuckDB warehouse: opening it safely (:mod:`warehouse.db`) and its versioned schema
+(:mod:`warehouse.schema`)."""
