@@ -1,6 +1,6 @@
 """What every kequn asset shares: daily partitions, the DuckDB pool and the ``kequn`` resource.
 
-Conventions (DESIGN §9): asset keys ``raw/<table>``, ``tags/<name>``,
+Conventions (architecture §9): asset keys ``raw/<table>``, ``tags/<name>``,
 ``segments/<name>``, ``sync/<name>``, ``issuance/<campaign>``; partitions are business
 days in Asia/Shanghai; every asset or check that touches the DuckDB warehouse runs in the
 ``duckdb`` pool (limit 1, set in ``dagster.yaml``) because DuckDB allows one writer

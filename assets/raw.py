@@ -1,4 +1,4 @@
-"""The lender's warehouse tables ``raw/*`` (DESIGN §3) as Dagster assets.
+"""The lender's warehouse tables ``raw/*`` (architecture §3) as Dagster assets.
 
 In ``demo`` mode (the default) one step materialises all four tables by running the
 demo generator. In ``external`` mode (``KEQUN_RAW_MODE=external``) they are external

@@ -33,7 +33,7 @@ SEED = 7
 _CHILD = """
 import json, sys
 from datetime import date
-from kequn.generate import generate_warehouse
+from generate import generate_warehouse
 stats = generate_warehouse(sys.argv[1], customers=int(sys.argv[2]), seed=int(sys.argv[3]),
                            end_date=date.fromisoformat(sys.argv[4]))
 print(json.dumps({"seconds": stats.seconds, "rows": stats.rows}))

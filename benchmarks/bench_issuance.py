@@ -5,7 +5,7 @@
    and counters written; one ``BEGIN IMMEDIATE`` transaction per request),
    through :meth:`issuance.service.Issuer.issue`, alternating with the bare
    check-insert-decrement transaction in raw ``sqlite3`` (the reference figure of
-   DESIGN §1) in the same process, so both see the same machine load.
+   architecture §1) in the same process, so both see the same machine load.
 2. Four processes issuing at once (started together at a barrier), distinct customers:
    aggregate requests per second, and the exact count is checked.
 3. Batch issuance (:func:`issuance.batch.issue_batch`, what the ``issuance/<campaign>``

@@ -49,9 +49,9 @@ CITIES = ["Shanghai", "Beijing", "Chengdu", "Wuhan", "Xi'an", "Hangzhou", "Shenz
 
 
 def _tag_columns() -> list[tuple[str, str]]:
-    from tags.load import load_tags
+    from project.loader import load_project
 
-    project = load_tags(REPO_ROOT / "sql" / "tags")
+    project = load_project(REPO_ROOT / "sql")
     return sorted((name, str(tag.value_type)) for name, tag in project.tags.items())
 
 
@@ -94,7 +94,7 @@ def synthetic_warehouse(path: Path, customers: int) -> None:
 
 def phone_file(path: Path, rows: int, customers: int, real: bool) -> None:
     """``rows`` phones of distinct existing customers in mixed formats (vectorised)."""
-    from kequn.generate.phones import phone_numbers_for
+    from generate.phones import phone_numbers_for
 
     rng = np.random.default_rng(11)
     ids = rng.choice(np.arange(1, customers + 1), size=min(rows, customers), replace=False)
@@ -147,12 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args(argv)
 
-    from kequn.header import parse_definition_text
+    from plan.segments import compile_segment
+    from project.loader import load_project
     from segments.build import build_segment
-    from segments.compile import compile_segment
-    from segments.file_import import import_file
-    from segments.load import SAMPLE_HEADER, allowed_keys, segment_from_definition
+    from segments.imports import import_file
     from segments.materialize import write_members
+    from warehouse.db import Warehouse, connect
 
     OUT.mkdir(exist_ok=True)
     tags_file = Path(str(TAGS_BENCH).format(customers=args.customers))
@@ -173,18 +173,18 @@ def main(argv: list[str] | None = None) -> None:
                   "values; the tag benchmark's table was not available)")
     print(f"wide table: {source}", flush=True)
 
-    text = ("SEGMENT (name bench_rule, kind rule, owner 'team:bench', "
-            f"rule '{RULE.replace(chr(39), chr(39) * 2)}');\n")
-    defn = parse_definition_text(text, Path("bench_rule.sql"), {"SEGMENT": SAMPLE_HEADER},
-                                 allowed_keys())
-    types = dict(_tag_columns())
-    compiled = compile_segment(segment_from_definition(defn), types)
+    draft = OUT / "bench_rule.sql"
+    draft.write_text("SEGMENT (name bench_rule, kind rule, owner 'team:bench', "
+                     f"rule '{RULE.replace(chr(39), chr(39) * 2)}');\n", encoding="utf-8")
+    project = load_project(REPO_ROOT / "sql", drafts=[draft])  # checked against the tags
+    compiled = compile_segment(project.segment("bench_rule"))
     condition = compiled.condition.sql(dialect="duckdb")
+    warehouse = Warehouse(path)
 
     bare_count, bare_ctas, bare_table, kequn, kequn_open = [], [], [], [], []
     size = 0
     for _ in range(args.runs):
-        con = duckdb.connect(str(path))
+        con = connect(path)
         con.execute("SET enable_progress_bar = false")
         t, row = timed(lambda con=con: con.execute(
             f"SELECT count(*) FROM tags.customer_tags WHERE as_of = ? AND ({condition})",
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         kequn_open.append(t)
         assert stats.size == size
         con.close()
-        t, result = timed(lambda: build_segment(path, compiled, DAY))
+        t, result = timed(lambda: build_segment(warehouse, compiled, DAY))
         kequn.append(t)
         assert result.stats.size == size, (result.stats.size, size)
     med = statistics.median
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         """).fetchone())
         bare_import.append(t)
         con.close()
-        con = duckdb.connect(str(path))
+        con = connect(path)
         name = f"bench_import_{uuid.uuid4().hex[:8]}_{i}"
         t, report = timed(lambda con=con, name=name: import_file(con, name, csv_path, "phone"))
         imports.append(t)

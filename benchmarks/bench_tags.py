@@ -134,7 +134,7 @@ FROM atomic
 
 def warehouse_for(customers: int) -> Path:
     """The cached generated warehouse for ``customers`` (generated when missing)."""
-    from kequn.generate import generate_warehouse
+    from generate import generate_warehouse
 
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"tags_{customers}_seed{SEED}_{END}.duckdb"
@@ -165,13 +165,15 @@ def _machine() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Time both sides ``--runs`` times (alternating), compare results, print and record."""
     import duckdb
+    from sqlglot import exp
 
     from kequn.settings import REPO_ROOT
-    from kequn.warehouse import connect
+    from plan import compile_project
+    from plan.tags import WIDE
+    from project.loader import load_project
     from tags import checks
-    from tags.build import WIDE, build_customer_tags, build_tags
-    from tags.compile import plan_groups
-    from tags.load import load_tags
+    from tags.build import build_customer_tags, build_tags
+    from warehouse.db import connect
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000_000)
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
     machine = _machine()
     path = warehouse_for(args.customers)
-    project = load_tags(REPO_ROOT / "sql" / "tags")
+    plan = compile_project(load_project(REPO_ROOT / "sql")).tags  # compiled once, as Dagster does
     con = connect(path)
     con.execute("CREATE SCHEMA IF NOT EXISTS bench")
     counts = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
@@ -191,9 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     for index in range(args.runs):
         cpu = time.process_time()
         started = time.perf_counter()
-        build_tags(con, project, END)
+        build_tags(con, plan, END)
         middle = time.perf_counter()
-        build_customer_tags(con, project, END)
+        build_customer_tags(con, plan, END)
         done = time.perf_counter()
         kequn_cpu.append(time.process_time() - cpu)
         atomic_runs.append(middle - started)
@@ -207,20 +209,20 @@ def main(argv: list[str] | None = None) -> None:
         hand_cpu.append(time.process_time() - cpu)
 
         started = time.perf_counter()
-        for group in plan_groups(project):
-            checks.one_row_per_customer(con, group.table, END)
-        checks.one_row_per_customer(con, WIDE, END, every_customer=True)
-        for tag in project.tags.values():
-            table = WIDE if tag.kind == "derived" else next(
-                g.table for g in plan_groups(project) if tag.name in g.tags)
-            checks.values_in_domain(con, table, tag, END)
+        wide = exp.to_table(WIDE)
+        for group in plan.groups:
+            checks.one_row_per_customer(con, plan.relation(group), END)
+        checks.one_row_per_customer(con, wide, END, every_customer=True)
+        for tag in plan.tags.values():
+            relation = wide if tag.kind == "derived" else plan.relation(plan.group_of(tag.name))
+            checks.values_in_domain(con, relation, tag, END)
         check_runs.append(time.perf_counter() - started)
         print(f"run {index + 1}/{args.runs}: kequn {kequn_runs[-1]:.1f} s "
               f"(atomic {atomic_runs[-1]:.1f} + wide/catalog {wide_runs[-1]:.1f}; "
               f"CPU {kequn_cpu[-1]:.1f} s), hand-written {hand_runs[-1]:.1f} s "
               f"(CPU {hand_cpu[-1]:.1f} s), checks {check_runs[-1]:.1f} s", flush=True)
 
-    columns = ", ".join(["as_of", "customer_id", *project.tags])
+    columns = ", ".join(["as_of", "customer_id", *plan.tags])
     diff = con.execute(
         f"SELECT count(*) FROM ((SELECT {columns} FROM {WIDE} WHERE as_of = ? "
         f"EXCEPT ALL SELECT {columns} FROM bench.hand_customer_tags) UNION ALL "
@@ -233,14 +235,15 @@ def main(argv: list[str] | None = None) -> None:
 
     kequn, hand = statistics.median(kequn_runs), statistics.median(hand_runs)
     paired = [k / h for k, h in zip(kequn_runs, hand_runs, strict=True)]
-    atomic_n, derived_n = len(project.atomic()), len(project.derived())
+    atomic_n = sum(1 for t in plan.tags.values() if t.kind == "atomic")
+    derived_n = len(plan.tags) - atomic_n
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = "\n".join([
         f"Measured {stamp} on {machine}; DuckDB {duckdb.__version__}.",
         "",
         f"Warehouse: {args.customers:,} customers (seed {SEED}, as of {END}): "
         + ", ".join(f"{t} {n:,}" for t, n in counts.items()) + ".",
-        f"Tags: {atomic_n} atomic in {len(plan_groups(project))} fused source queries, "
+        f"Tags: {atomic_n} atomic in {len(plan.groups)} fused source queries, "
         f"{derived_n} derived; wide table {rows:,} rows x {atomic_n + derived_n} tag columns.",
         "",
         "| build | runs | median s | min..max s |",

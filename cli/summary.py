@@ -14,7 +14,14 @@ from warehouse.db import table_exists
 
 
 def print_summary(kequn: KequnContext, as_of: date, console: Console) -> None:
-    """Print what the pipeline produced for ``as_of``; sections appear as areas exist."""
+    """Print what the pipeline produced for ``as_of``; sections appear as areas exist, and
+    broken definitions (if any) come first, with why."""
+    broken = kequn.project.broken
+    if broken:
+        table = Table("kind", "name", "file", "why", title="Broken definitions (not built)")
+        for item in broken.values():
+            table.add_row(item.kind, item.name, str(item.path), item.reason)
+        console.print(table)
     with kequn.connect_warehouse(read_only=True) as con:
         if table_exists(con, "tags", "catalog"):
             table = Table("tag", "category", "owner", "kind", "type", "coverage", "ratio",

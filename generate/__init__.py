@@ -1,4 +1,4 @@
-"""The demo credit warehouse: deterministic, vectorised, ``raw.*`` exactly as DESIGN §3.
+"""The demo credit warehouse: deterministic, vectorised, ``raw.*`` exactly as architecture §3.
 
 >>> from generate import generate_warehouse, phone_for   # doctest: +SKIP
 >>> stats = generate_warehouse("data/warehouse.duckdb", customers=100_000, seed=7)  # doctest: +SKIP

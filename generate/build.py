@@ -104,7 +104,7 @@ def generate_warehouse(
     progress: bool = False,
     wait_s: float = DEFAULT_WAIT_S,
 ) -> GenerateStats:
-    """Write a deterministic demo credit warehouse (DESIGN §3) into the DuckDB file ``path``.
+    """Write a deterministic demo credit warehouse (architecture §3) into the DuckDB file ``path``.
 
     Replaces ``raw.customers``, ``raw.credit_applications``, ``raw.loans`` and
     ``raw.installments`` in one transaction. The same ``customers``, ``seed`` and

@@ -1,7 +1,7 @@
 """Mobile numbers of the demo customers, derivable from (customer_id, seed).
 
 The warehouse stores only ``phone_hash`` (lowercase hex SHA-256 of the 11-digit
-number, DESIGN §3). Tests and the file-import feature need the real numbers of
+number, architecture §3). Tests and the file-import feature need the real numbers of
 known customers, so the number is a pure function of the customer id and the seed:
 an affine permutation of ``[0, 7·10⁹)`` mapped onto ``13000000000 .. 19999999999``
 (first digit 1, second digit 3-9). Being a bijection, no two customers of one

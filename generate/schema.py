@@ -1,4 +1,4 @@
-"""The four ``raw.*`` tables exactly as DESIGN §3: column names, types, keys, enums.
+"""The four ``raw.*`` tables exactly as architecture §3: column names, types, keys, enums.
 
 The DDL is built as sqlglot expressions from :data:`TABLES`, so the contract lives
 in one place and tests compare the created tables against it.

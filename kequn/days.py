@@ -1,4 +1,4 @@
-"""Business days in Asia/Shanghai (DESIGN §2).
+"""Business days in Asia/Shanghai (architecture §2).
 
 "As of day D" means as known at the end of D: an event counts iff its (naive, local)
 timestamp is before :func:`day_end` of D. Aware datetimes are Asia/Shanghai unless said.

@@ -1,4 +1,4 @@
-"""The warehouse's tables by name: the data contract (DESIGN §3-§6) in one place.
+"""The warehouse's tables by name: the data contract (architecture §3-§6) in one place.
 
 Compiled SQL (:mod:`plan`), the engines and the warehouse schema (:mod:`warehouse.schema`)
 all name tables through these constants, as ``(schema, table)`` pairs.

@@ -1,4 +1,4 @@
-"""The SEGMENT kind: one segment per file, ``segments/<name>.sql`` (DESIGN §5).
+"""The SEGMENT kind: one segment per file, ``segments/<name>.sql`` (architecture §5).
 
 A segment has a name, a kind (``rule``, ``sql``, ``file`` or ``combine``), who owns it
 and who may target it (``shared_with``), the kind's source, check bounds and, optionally,

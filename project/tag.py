@@ -1,4 +1,4 @@
-"""The TAG kind: one tag per file, ``tags/<category_l1>/<name>.sql`` (DESIGN §4).
+"""The TAG kind: one tag per file, ``tags/<category_l1>/<name>.sql`` (architecture §4).
 
 A file holds a ``TAG (...)`` header (:data:`FIELDS`) followed by either a SELECT (an
 *atomic* tag, checked by :mod:`project.tag_query`) or an expression over other tags (a

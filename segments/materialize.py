@@ -1,4 +1,4 @@
-"""Writing a segment's members for one day into ``segments.members`` (DESIGN §5).
+"""Writing a segment's members for one day into ``segments.members`` (architecture §5).
 
 ``segments.members(segment, as_of, customer_id)`` holds unique rows. Materialising
 (segment, D) replaces exactly that segment's rows for D, in one transaction: readers

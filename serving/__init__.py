@@ -1,4 +1,4 @@
-"""The serving side: the operational database the business systems read (DESIGN §1, §6).
+"""The serving side: the operational database the business systems read (architecture §1, §6).
 
 * :mod:`serving.db` — one handle on SQLite or PostgreSQL (``connect(url)``).
 * :mod:`serving.schema` — the ``serving`` migration stream (``coupon_eligibility``,

@@ -1,6 +1,6 @@
 """One handle on the serving database, SQLite or PostgreSQL, with one calling style.
 
-The serving database (DESIGN §1, §6) is where the business systems read: a SQLite file
+The serving database (architecture §1, §6) is where the business systems read: a SQLite file
 by default, PostgreSQL in production. :func:`connect` opens either from a URL and
 returns a :class:`ServingDB`, whose methods behave the same on both:
 

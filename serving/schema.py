@@ -1,4 +1,4 @@
-"""The ``serving`` migration stream: the tables the segment sync writes (DESIGN §6).
+"""The ``serving`` migration stream: the tables the segment sync writes (architecture §6).
 
 * ``coupon_eligibility(segment, customer_id, as_of, synced_at)``, PK
   (``segment``, ``customer_id``): the current members of every synced segment. ``as_of``

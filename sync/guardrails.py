@@ -2,7 +2,7 @@
 
 A sync that would remove or add too large a share of the synced members, shrink the
 segment below its minimum size, or replace a non-empty membership with an empty one
-is *blocked*: nothing is applied and the reasons are recorded (DESIGN §6). Ratio rules
+is *blocked*: nothing is applied and the reasons are recorded (architecture §6). Ratio rules
 compare with the membership currently synced, so they do not apply to a first sync.
 """
 

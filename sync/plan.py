@@ -1,4 +1,4 @@
-"""The decision of a sync, from numbers alone: what to do and what to write (DESIGN §6).
+"""The decision of a sync, from numbers alone: what to do and what to write (architecture §6).
 
 Pure: no database here. Given the diff counts (how many members are synced now, the
 day's snapshot size, how many would be added and removed), the day that ``sync_state``

@@ -1,4 +1,4 @@
-"""Sync one segment's members for a day into ``coupon_eligibility`` (DESIGN §6).
+"""Sync one segment's members for a day into ``coupon_eligibility`` (architecture §6).
 
 :func:`sync_segment` runs the steps of the other ``sync`` modules in order. What the
 sync promises, and how:

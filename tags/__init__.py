@@ -1,4 +1,4 @@
-"""The tag engine: run the compiled tag plan in the warehouse for a day (DESIGN §4).
+"""The tag engine: run the compiled tag plan in the warehouse for a day (architecture §4).
 
 :mod:`tags.build` stores atomic tags (one fused query per source) and builds the wide
 table ``tags.customer_tags``; :mod:`tags.catalog` records coverage per tag and day;

@@ -8,7 +8,7 @@ Storage (all in schema ``tags``, shaped by :mod:`tags.storage`):
   wide SELECT scans that table anyway, so they are computed there and stored nowhere else
   (their checks read the group's query, :meth:`plan.tags.TagPlan.relation`).
 - ``tags.tag_<name>``: a view per tag, ``(as_of, customer_id, <name>)``.
-- ``tags.customer_tags``: the wide table (DESIGN §4), joined from the group tables
+- ``tags.customer_tags``: the wide table (architecture §4), joined from the group tables
   with derived tags computed in the same SELECT.
 - ``tags.catalog``: see :mod:`tags.catalog`.
 

@@ -58,3 +58,10 @@ def test_a_bad_setting_names_the_variable_and_value(monkeypatch) -> None:
     result = runner.invoke(app, ["settings"])
     assert result.exit_code == 1
     assert "KEQUN_SANDBOX_TIMEOUT_S='soon' is not valid" in result.stderr
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    configuration = readme[readme.index("## Configuration"):]
+    for setting in SETTINGS:
+        assert f"`{setting.env}`" in configuration, setting.env

@@ -1,6 +1,6 @@
 """Opening the DuckDB warehouse and writing to it safely.
 
-The warehouse is one DuckDB file (DESIGN §1) with schemas ``raw``, ``tags``, ``segments``
+The warehouse is one DuckDB file (architecture §1) with schemas ``raw``, ``tags``, ``segments``
 and ``sync``. DuckDB allows one read-write process per file, and a read-only open fails
 while another process writes: :func:`connect` waits (up to ``wait_s``) instead of failing,
 so two runs queue, whether they come from the command line or from Dagster. Every writer

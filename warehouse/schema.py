@@ -5,9 +5,9 @@ The tables whose columns follow the definitions (``tags.customer_tags`` and the 
 source tables ``tags._src_<group>``: one column per tag) are shaped by the tag build
 instead; the ``raw.*`` tables belong to the lender (the demo generator writes them).
 
-* ``tags.catalog``: one row per (as_of, tag), DESIGN §4.
+* ``tags.catalog``: one row per (as_of, tag), architecture §4.
 * ``segments.members`` / ``segments.materializations``: members per (segment, day), and
-  one row per built (segment, day) even when empty, DESIGN §5.
+  one row per built (segment, day) even when empty, architecture §5.
 * ``segments.imported`` / ``segments.imports``: the matched customers of each file
   segment's latest upload, and the log of uploads.
 * ``segments.favorites``: per-user favourite segments.

@@ -1,4 +1,4 @@
-"""The generated warehouse: schema as DESIGN §3, integrity, realism, determinism, atomicity."""
+"""The generated warehouse: schema as architecture §3, integrity, realism, determinism, atomicity."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .conftest import CUSTOMERS, END, SEED
 D = END
 NEXT = END + timedelta(days=1)
 
-# DESIGN §3, restated independently of generate.schema: (name, type, nullable).
+# architecture §3, restated independently of generate.schema: (name, type, nullable).
 EXPECTED_COLUMNS = {
     "customers": [
         ("customer_id", "BIGINT", False),

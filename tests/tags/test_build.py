@@ -174,7 +174,7 @@ def test_a_failing_query_names_its_file_and_keeps_stored_data(tiny, tmp_path: Pa
 # --- agreement with an independent computation on a generated warehouse ----------------
 
 def independent(raw: dict[str, list[tuple]], day: date) -> dict[int, tuple]:
-    """credit_granted, drawn, overdue, overdue_days computed in plain Python (DESIGN §4)."""
+    """credit_granted, drawn, overdue, overdue_days computed in plain Python (architecture §4)."""
     end = datetime.combine(day + timedelta(days=1), datetime.min.time())
     out: dict[int, list] = {cid: [False, False, False, None]
                             for cid, registered in raw["customers"] if registered < end}
