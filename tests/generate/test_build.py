@@ -1,4 +1,4 @@
-"""The generated warehouse: schema as architecture §3, integrity, realism, determinism, atomicity."""
+"""The generated warehouse: schema (architecture §3), integrity, realism, determinism, atomicity."""
 
 from __future__ import annotations
 
