@@ -14,6 +14,9 @@ definitions or opens a database its own way:
   and the engines' limits (sandbox, uploads).
 
 In Dagster the context is the ``kequn`` resource (``dg.ResourceParam[KequnContext]``).
+
+The database engines are imported when a connection is first asked for, so a command
+that needs none (listing segments, validating) starts without loading DuckDB or psycopg.
 """
 
 from __future__ import annotations
@@ -22,19 +25,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-
-from issuance.schema import migrate as migrate_issuance
-from issuance.service import Issuer
 from kequn.settings import Settings
 from plan import Plan, compile_project
 from project.loader import load_project
 from project.model import Project
-from segments.sandbox import SandboxLimits
-from serving.db import ServingDB
-from serving.db import connect as connect_serving
-from warehouse.db import Warehouse
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from issuance.service import Issuer
+    from segments.sandbox import SandboxLimits
+    from serving.db import ServingDB
+    from warehouse.db import Warehouse
 
 
 class KequnContext:
@@ -65,6 +69,8 @@ class KequnContext:
     @property
     def warehouse(self) -> Warehouse:
         """The warehouse file, with the configured wait for its lock."""
+        from warehouse.db import Warehouse
+
         return Warehouse(self.settings.warehouse, self.settings.warehouse_wait_s)
 
     def connect_warehouse(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -73,6 +79,9 @@ class KequnContext:
 
     def connect_serving(self) -> ServingDB:
         """The serving database with the serving and issuance schemas up to date."""
+        from issuance.schema import migrate as migrate_issuance
+        from serving.db import connect as connect_serving
+
         db = connect_serving(self.settings.serving_url)
         try:
             migrate_issuance(db)
@@ -84,6 +93,8 @@ class KequnContext:
     @contextmanager
     def issuer(self, *, with_campaigns: bool = True) -> Iterator[Issuer]:
         """An Issuer on the serving database (the project's campaigns), closed afterwards."""
+        from issuance.service import Issuer
+
         db = self.connect_serving()
         try:
             yield Issuer(db, self.project.campaigns if with_campaigns else {})
@@ -94,6 +105,8 @@ class KequnContext:
     @property
     def sandbox_limits(self) -> SandboxLimits:
         """Time, memory and threads of an analyst's SQL segment."""
+        from segments.sandbox import SandboxLimits
+
         s = self.settings
         return SandboxLimits(s.sandbox_timeout_s, s.sandbox_memory_limit, s.sandbox_threads)
 

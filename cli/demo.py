@@ -9,10 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from app.demo_state import clear_demo_state
 from cli.common import kequn_context, parse_day
-from cli.summary import print_summary
-from dagster_project.runner import dagster_instance, generate_demo_warehouse, materialize_days
 
 
 def demo(
@@ -30,6 +27,11 @@ def demo(
     The demo starts from nothing: it replaces the warehouse file and a local SQLite
     serving database (a PostgreSQL one is left alone).
     """
+    # Dagster takes about a second to import: only the commands that run the graph pay it.
+    from app.demo_state import clear_demo_state
+    from cli.summary import print_summary
+    from dagster_project.runner import dagster_instance, generate_demo_warehouse, materialize_days
+
     kequn = kequn_context(ctx)
     settings = kequn.settings
     console = Console()

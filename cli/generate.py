@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import kequn_context, parse_day
-from generate import generate_warehouse
 
 
 def generate(
@@ -34,6 +33,9 @@ def generate(
     Replaces the four raw tables of the warehouse (global --warehouse) in one
     transaction. Two years of history end with --end-date.
     """
+    # numpy and pyarrow load only for the command that generates
+    from generate import generate_warehouse
+
     end = parse_day(end_date, "--end-date") if end_date else None
     settings = kequn_context(ctx).settings
     stats = generate_warehouse(

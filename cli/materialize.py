@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import kequn_context, parse_day
-from dagster_project.runner import days_between, materialize_days
 
 
 def materialize(
@@ -25,6 +24,9 @@ def materialize(
     ] = None,
 ) -> None:
     """Materialise tags, segments, syncs and issuance for a day or a range of days."""
+    # Dagster takes about a second to import: only the commands that run the graph pay it.
+    from dagster_project.runner import days_between, materialize_days
+
     if as_of and (first or last):
         raise typer.BadParameter("give either --as-of or --from/--to", param_hint="--as-of")
     if as_of:

@@ -14,11 +14,9 @@ from plan.segments import CompiledSegment, compile_segment
 from project.edit import ensure_file_segment
 from project.edit import share as share_segment
 from project.model import Project
-from segments.explain import explain as explain_member
-from segments.favorites import add_favorite, favorites_of, remove_favorite
-from segments.imports import import_file
-from segments.overlap import overlap as compute_overlap
-from segments.preview import preview_segment
+
+# The segment engine (DuckDB, numpy, pyarrow) is imported by the commands that run it, so
+# that listing, validating or sharing starts quickly.
 
 segments_app = typer.Typer(help="Segments (客群): validate, preview, compile, import, share.",
                            no_args_is_help=True)
@@ -35,8 +33,9 @@ def _compiled(kequn: KequnContext, name_or_path: str) -> CompiledSegment:
     its namesake); a broken one raises its located problems."""
     path = Path(name_or_path)
     if not (name_or_path.endswith(".sql") or path.is_file()):
-        return kequn.plan.segments.get(name_or_path) or compile_segment(
-            kequn.project.segment(name_or_path))
+        if name_or_path not in kequn.plan.segments:
+            kequn.project.segment(name_or_path)  # raises: unknown, or its own problems
+        return kequn.plan.segments[name_or_path]
     project = kequn.project_with(_outside(kequn, [path]))
     raise_collected(project.problems("segment", paths=[path]))
     for segment in project.segments.values():
@@ -98,6 +97,8 @@ def preview(ctx: typer.Context,
             as_of: Annotated[str, typer.Option("--as-of", help="Day (YYYY-MM-DD).")],
             sample: Annotated[int, typer.Option(help="Sample size.")] = 10) -> None:
     """Size, sample, compiled SQL and time for a segment or a draft; writes nothing."""
+    from segments.preview import preview_segment
+
     kequn = kequn_context(ctx)
     day = parse_day(as_of)
     compiled = _compiled(kequn, name)
@@ -125,6 +126,8 @@ def overlap(ctx: typer.Context,
             names: Annotated[list[str], typer.Argument(help="Two or more segments.")],
             as_of: Annotated[str, typer.Option("--as-of", help="Day (YYYY-MM-DD).")]) -> None:
     """Pairwise overlap matrix of materialised segments for a day."""
+    from segments.overlap import overlap as compute_overlap
+
     kequn = kequn_context(ctx)
     day = parse_day(as_of)
     for name in names:
@@ -149,6 +152,8 @@ def import_(ctx: typer.Context,
                 "--max-bytes", help="Size cap (default: the import_max_bytes setting, "
                 "KEQUN_IMPORT_MAX_BYTES, 64 MiB).")] = None) -> None:
     """Import a file into a file segment (created if missing); report every row not imported."""
+    from segments.imports import import_file
+
     kequn = kequn_context(ctx)
     path, created = ensure_file_segment(kequn.settings.segments_dir, name, match, owner=owner)
     cap = max_bytes if max_bytes is not None else kequn.settings.import_max_bytes
@@ -173,6 +178,8 @@ def explain(ctx: typer.Context,
             customer_id: Annotated[int, typer.Argument(help="Customer id.")],
             as_of: Annotated[str, typer.Option("--as-of", help="Day (YYYY-MM-DD).")]) -> None:
     """Why a customer is in or out: each rule condition with the customer's tag values."""
+    from segments.explain import explain as explain_member
+
     kequn = kequn_context(ctx)
     day = parse_day(as_of)
     compiled = _compiled(kequn, name)
@@ -198,6 +205,8 @@ def list_(ctx: typer.Context,
     if shared_with:
         segments = [s for s in segments if shared_with in s.shared_with or s.owner == shared_with]
     if favorites:
+        from segments.favorites import favorites_of
+
         marked: set[str] = set()
         if kequn.settings.warehouse.exists():
             with kequn.connect_warehouse(read_only=True) as con:
@@ -230,6 +239,8 @@ def favorite(ctx: typer.Context,
              user: Annotated[str, typer.Option("--user", help="User name.")],
              remove: Annotated[bool, typer.Option("--remove", help="Unmark.")] = False) -> None:
     """Mark (or unmark) a segment as a user's favourite (stored in the warehouse)."""
+    from segments.favorites import add_favorite, remove_favorite
+
     kequn = kequn_context(ctx)
     kequn.project.segment(name)
     with kequn.connect_warehouse() as con:

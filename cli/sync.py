@@ -9,7 +9,7 @@ therefore not usable as a segment name here.)
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,8 +19,9 @@ from app.context import KequnContext
 from cli.common import kequn_context, parse_day
 from kequn.errors import ValidationError
 from project.segment import Segment
-from sync.log import sync_log
-from sync.run import SyncResult, sync_segment
+
+if TYPE_CHECKING:
+    from sync.run import SyncResult
 
 
 def synced_segment(kequn: KequnContext, name: str) -> Segment:
@@ -37,6 +38,8 @@ def synced_segment(kequn: KequnContext, name: str) -> Segment:
 def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
              dry_run: bool) -> tuple[Segment, SyncResult]:
     """Sync ``name`` for ``as_of`` with the settings of its definition file."""
+    from sync.run import sync_segment  # the sync engine loads only for this command
+
     segment = synced_segment(kequn, name)
     with kequn.connect_warehouse(read_only=dry_run) as con:
         db = kequn.connect_serving()
@@ -117,6 +120,8 @@ def sync(
 
 def show_log(kequn: KequnContext, segment: str | None, limit: int) -> None:
     """Print the newest sync_log rows."""
+    from sync.log import sync_log
+
     db = kequn.connect_serving()
     try:
         rows = sync_log(db, segment, limit)

@@ -18,8 +18,6 @@ from kequn.names import as_team
 from plan.params import day_values
 from plan.tags import pretty, tag_query
 from project.loader import load_project
-from tags.catalog import latest_day, read_coverage
-from warehouse.db import connect
 
 tags_app = typer.Typer(help="Customer tags: validate definitions, list them, show one.",
                        no_args_is_help=True)
@@ -29,6 +27,9 @@ def _coverage(kequn: KequnContext,
               as_of: date | None) -> tuple[date | None, dict[str, tuple[int, float]]]:
     """Coverage per tag from tags.catalog (the given day, else the latest); empty if unbuilt
     or while another process writes the warehouse (listing never waits for it)."""
+    from tags.catalog import latest_day, read_coverage
+    from warehouse.db import connect
+
     path = kequn.settings.warehouse
     if not path.exists():
         return as_of, {}

@@ -9,14 +9,17 @@ Everything else is usable as if the broken files did not exist.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from kequn.errors import KequnError, Location, ValidationError, did_you_mean, raise_collected
 from project.campaign import Campaign
 from project.segment import Segment
 from project.tag import Tag
+
+D = TypeVar("D", Tag, Segment, Campaign)
 
 KINDS = ("tag", "segment", "campaign")
 """Definition kinds, each in its folder of the project (``tags/``, ``segments/``...)."""
@@ -90,7 +93,7 @@ class Project:
         """The valid campaign ``name``, or a located error (its own problems if broken)."""
         return self._get("campaign", self.campaigns, name)
 
-    def _get(self, kind: str, table: dict, name: str):  # type: ignore[no-untyped-def]
+    def _get(self, kind: str, table: Mapping[str, D], name: str) -> D:
         if name in table:
             return table[name]
         broken = self.broken.get((kind, name))
