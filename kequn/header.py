@@ -74,10 +74,6 @@ class DefinitionFile:
     form: str = "header"
     """``header`` (a ``KIND (...)`` header) or ``yaml`` (a YAML mapping)."""
 
-    def has(self, key: str) -> bool:
-        """Whether the header gives ``key``."""
-        return key in self.fields
-
     def location(self, key: str | None = None) -> Location:
         """Where ``key``'s value stands, or the header keyword if absent/None."""
         if key and key in self.fields:

@@ -117,7 +117,3 @@ class Project:
         """Definitions of ``kind`` whose own file is fine but which need a broken one."""
         return {name: b.definition for name, b in self.broken_of(kind).items()
                 if b.definition is not None}
-
-    def tag_types(self) -> dict[str, str]:
-        """``{tag: value_type}`` of the valid tags."""
-        return {name: tag.value_type for name, tag in self.tags.items()}
