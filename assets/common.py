@@ -23,6 +23,20 @@ RESOURCE = "kequn"
 """The resource key of the :class:`KequnContext` every asset uses."""
 
 DAILY = dg.DailyPartitionsDefinition(start_date=PARTITION_START, timezone=BUSINESS_TIMEZONE)
+"""What area modules declare; the code location replaces it with :func:`daily_partitions`
+of the configured first business day (``Settings.first_day``) in one place."""
+
+
+def daily_partitions(first_day: date) -> dg.DailyPartitionsDefinition:
+    """Business days (Asia/Shanghai) from ``first_day`` to yesterday."""
+    return dg.DailyPartitionsDefinition(start_date=first_day.isoformat(),
+                                        timezone=BUSINESS_TIMEZONE)
+
+
+def first_partition_day(partitions: dg.PartitionsDefinition) -> date:
+    """The first business day of a daily partitions definition."""
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    return date.fromisoformat(partitions.start.strftime("%Y-%m-%d"))
 
 Kequn = dg.ResourceParam[KequnContext]
 """The type of an asset's ``kequn`` parameter."""

@@ -4,8 +4,12 @@
   offers one coupon to every customer currently eligible for the campaign, with
   idempotency keys derived from (campaign, customer, partition day), so re-materialising
   a day is a no-op. Every limit applies as for single issues. Metadata: eligible,
-  issued, already issued by an earlier run, refused by reason. It is automated eagerly:
-  when the segment's sync lands, the automation sensor (if running) issues that day.
+  issued, already issued by an earlier run, refused by reason.
+* ``issuance_after_sync`` sensor (running by default, nothing to switch on): when a
+  ``sync/<segment>`` partition is materialised (applied or no-op; a blocked sync fails and
+  materialises nothing; a skipped older day is ignored), it requests the ``issuance`` job
+  for every campaign targeting that segment, for that business day. Run keys
+  ``issue_<campaign>_<day>`` and the idempotency keys make a repeated request harmless.
 * ``issuance_expiry`` job + ``issuance_expiry_schedule`` (every 10 minutes, running by
   default): releases ended leases and expires coupons past validity. Reads enforce the
   same rules in between, so a late tick never lets an expired coupon be used.
@@ -25,6 +29,8 @@ from kequn.days import BUSINESS_TIMEZONE
 from project.campaign import Campaign
 
 GROUP = "issuance"
+ISSUANCE_JOB = "issuance"
+ISSUANCE_SENSOR = "issuance_after_sync"
 EXPIRY_JOB = "issuance_expiry"
 EXPIRY_CRON = "*/10 * * * *"
 
@@ -56,7 +62,6 @@ def build_campaign_asset(campaign: Campaign, kind: str) -> dg.AssetsDefinition:
         kinds={kind},
         code_version=campaign.definition_hash,
         description=_description(campaign),
-        automation_condition=dg.AutomationCondition.eager(),
         metadata={
             "campaign": campaign.name,
             "type": campaign.type,
@@ -80,6 +85,7 @@ def build_campaign_asset(campaign: Campaign, kind: str) -> dg.AssetsDefinition:
             f"issued, refused {refused or 'none'} of {report.eligible} eligible"
         )
         return dg.MaterializeResult(metadata={
+            "business_day": day.isoformat(),
             "eligible": report.eligible,
             "issued": report.issued,
             "already_issued": report.replayed_issued,
@@ -115,14 +121,71 @@ expiry_schedule = dg.ScheduleDefinition(
 )
 
 
+def build_issuance_sensor(campaigns: dict[str, Campaign],
+                          job: "dg.UnresolvedAssetJobDefinition") -> dg.SensorDefinition:
+    """``issuance_after_sync``: issue each campaign's day once its segment's sync landed.
+
+    The cursor is the storage id of the last sync materialisation seen; each new one
+    (status ``applied`` or ``noop``) yields one run request per campaign on its segment.
+    """
+    by_segment: dict[str, list[str]] = {}
+    for campaign in sorted(campaigns.values(), key=lambda c: c.name):
+        by_segment.setdefault(campaign.target_segment, []).append(campaign.name)
+
+    @dg.sensor(name=ISSUANCE_SENSOR, job=job, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Issue each campaign's coupons for a day once its segment's "
+               "sync for that day has landed.")
+    def _after_sync(context: dg.SensorEvaluationContext):  # type: ignore[no-untyped-def]
+        after = int(context.cursor) if context.cursor else None
+        newest = after or 0
+        requests = []
+        for segment, names in sorted(by_segment.items()):
+            records = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(["sync", segment]),
+                                      after_storage_id=after),
+                limit=1000, ascending=True).records
+            for record in records:
+                newest = max(newest, record.storage_id)
+                materialization = record.asset_materialization
+                day = record.partition_key
+                if materialization is None or day is None:
+                    continue
+                status = materialization.metadata.get("status")
+                if status is not None and status.value not in ("applied", "noop"):
+                    continue
+                for name in names:
+                    requests.append(dg.RunRequest(
+                        run_key=f"issue_{name}_{day}", partition_key=day,
+                        asset_selection=[issuance_key(name)],
+                        tags={"kequn/trigger": f"sync/{segment}"}))
+        if not requests and newest == (after or 0):
+            return dg.SkipReason("no new sync of a segment a campaign targets")
+        return dg.SensorResult(run_requests=requests, cursor=str(newest))
+
+    return _after_sync
+
+
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
-    """Campaign batch assets (broken ones failing), the expiry job and its schedule."""
+    """Campaign batch assets (broken ones failing), the issuance job and its sensor, the
+    expiry job and its schedule."""
     kind = serving_kind(kequn.settings.serving_url)
     campaigns = kequn.project.campaigns
     broken = list(kequn.project.broken_of("campaign").values())
+    jobs: list = [expiry_job]
+    sensors = []
+    if campaigns:
+        issuance_job = dg.define_asset_job(
+            ISSUANCE_JOB, selection=dg.AssetSelection.assets(
+                *(issuance_key(n) for n in sorted(campaigns))),
+            description="Offer each campaign's coupons for a day (the sensor picks the "
+            "campaigns whose segment was just synced).")
+        jobs.append(issuance_job)
+        sensors.append(build_issuance_sensor(campaigns, issuance_job))
     return dg.Definitions(
         assets=[*(build_campaign_asset(c, kind) for c in campaigns.values()),
                 *broken_assets(broken)],
-        jobs=[expiry_job],
+        jobs=jobs,
         schedules=[expiry_schedule],
+        sensors=sensors,
     )

@@ -14,6 +14,7 @@ compiled plan; no database is opened at load time.
 """
 
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -80,27 +81,37 @@ def check_results(compiled: CompiledSegment, stats: MemberStats) -> list[dg.Asse
             asset_key=key, check_name=CHECK_SIZE, passed=size_ok,
             severity=dg.AssetCheckSeverity.ERROR,
             description=f"size {stats.size} {'within' if size_ok else 'outside'} {bounds}",
-            metadata={"size": stats.size, "min_size": low, "max_size": high if high else -1}),
+            metadata=_present({"size": stats.size, "min_size": low, "max_size": high})),
         dg.AssetCheckResult(
             asset_key=key, check_name=CHECK_CHANGE, passed=change_ok,
             severity=dg.AssetCheckSeverity.ERROR, description=change_text,
-            metadata={"change_ratio": float(ratio) if ratio is not None else -1.0,
-                      "max_change_ratio": float(limit) if limit is not None else -1.0}),
+            metadata=_present({
+                "change_ratio": float(ratio) if ratio is not None else None,
+                "max_change_ratio": float(limit) if limit is not None else None})),
     ]
 
 
-def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float) -> dict:
-    return {
+def _present(metadata: dict) -> dict:
+    """``metadata`` without the entries that have no value (never a -1 placeholder)."""
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float,
+              as_of: date) -> dict:
+    return _present({
+        "business_day": as_of.isoformat(),
         "dagster/row_count": stats.size,
         "size": stats.size,
+        "entered": stats.added,
+        "left": stats.removed,
         "added": stats.added,
         "removed": stats.removed,
-        "previous_day": str(stats.previous_day) if stats.previous_day else "none",
-        "previous_size": stats.previous_size if stats.previous_size is not None else -1,
+        "previous_day": str(stats.previous_day) if stats.previous_day else None,
+        "previous_size": stats.previous_size,
         "compiled_sql": dg.MetadataValue.md(f"```sql\n{compiled.sql('duckdb')}\n```"),
         "sample_ids": dg.MetadataValue.json([int(i) for i in stats.sample]),
         "seconds": round(elapsed, 3),
-    }
+    })
 
 
 def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
@@ -146,7 +157,7 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
                                sandbox=kequn.sandbox_limits,
                                max_bytes=kequn.settings.import_max_bytes,
                                report_dir=kequn.reports_dir)
-        metadata = _metadata(compiled, result.stats, result.elapsed_s)
+        metadata = _metadata(compiled, result.stats, result.elapsed_s, as_of)
         if result.import_report is not None:
             report = result.import_report
             metadata["import"] = report.summary()

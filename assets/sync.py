@@ -24,7 +24,14 @@ from datetime import date, datetime
 import dagster as dg
 
 from app.context import KequnContext
-from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day, serving_kind
+from assets.common import (
+    DAILY,
+    DUCKDB_POOL,
+    Kequn,
+    as_of_day,
+    first_partition_day,
+    serving_kind,
+)
 from kequn.days import BUSINESS_TIMEZONE, business_day
 from project.segment import Segment
 from sync.run import sync_segment
@@ -113,6 +120,7 @@ def build_sync_asset(target: Segment, kind: str) -> dg.AssetsDefinition:
             con.close()
         status = "skipped" if result.skipped_older else result.status
         metadata = {
+            "business_day": day.isoformat(),
             "status": status,
             "added": result.added,
             "removed": result.removed,
@@ -145,9 +153,11 @@ def build_sync_asset(target: Segment, kind: str) -> dg.AssetsDefinition:
     return _sync
 
 
-def build_sync_schedule(target: Segment, job: "dg.UnresolvedAssetJobDefinition"
-                        ) -> dg.ScheduleDefinition:
-    """The schedule of one synced segment: its cron in Asia/Shanghai, yesterday's partition."""
+def build_sync_schedule(target: Segment, job: "dg.UnresolvedAssetJobDefinition",
+                        first_day: date | None = None) -> dg.ScheduleDefinition:
+    """The schedule of one synced segment: its cron in Asia/Shanghai, yesterday's partition
+    (never one before ``first_day``, the first partition)."""
+    first_day = first_day or first_partition_day(DAILY)
     name = target.name
     settings = target.sync
     assert settings is not None
@@ -158,8 +168,8 @@ def build_sync_schedule(target: Segment, job: "dg.UnresolvedAssetJobDefinition"
             return dg.SkipReason("no scheduled execution time")
         day = business_day_for_tick(tick)
         partition = day.isoformat()
-        if day < date.fromisoformat(DAILY.start.strftime("%Y-%m-%d")):
-            return dg.SkipReason(f"{partition} is before the first partition")
+        if day < first_day:
+            return dg.SkipReason(f"{partition} is before the first partition ({first_day})")
         if context.instance_ref is not None:  # None only for a bare test context
             built = context.instance.get_materialized_partitions(
                 dg.AssetKey(["segments", name]))
@@ -195,5 +205,5 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
             description=f"Sync segment '{target.name}' into coupon_eligibility for a day.",
         )
         jobs.append(job)
-        schedules.append(build_sync_schedule(target, job))
+        schedules.append(build_sync_schedule(target, job, kequn.settings.first_day))
     return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from app.context import KequnContext
 from cli.common import kequn_context, parse_day
 
 
@@ -49,6 +50,7 @@ def demo(
     )
     console.print("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in sorted(rows.items())))
     window = [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    kequn = record_first_day(kequn, window[0])
     console.print(f"[bold]2/3[/] materialising {len(window)} day(s) through Dagster: "
                   f"{window[0]} .. {window[-1]}")
     for run in materialize_days(window, kequn=kequn, instance=instance):
@@ -57,6 +59,17 @@ def demo(
                   f"(total {time.perf_counter() - started:.1f} s)")
     print_summary(kequn, last, console)
     console.print("\nOpen the Dagster UI with [bold]make ui[/] (http://127.0.0.1:3000).")
+
+
+def record_first_day(kequn: KequnContext, first: date) -> KequnContext:
+    """Partitions start at the demo's first built day: recorded under the data folder (the
+    UI reads it from there) and in effect for the rest of this run."""
+    from kequn.settings import FIRST_DAY_FILE
+
+    settings = kequn.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / FIRST_DAY_FILE).write_text(f"{first.isoformat()}\n")
+    return KequnContext(settings.with_(first_day=first))
 
 
 def register(app: typer.Typer) -> None:

@@ -12,12 +12,14 @@ import dagster as dg
 
 from app.context import KequnContext
 from assets import imports_sensor, issuance, raw, segments, sync, tags
-from assets.common import RESOURCE
+from assets.common import DAILY, RESOURCE, daily_partitions
 
 AREAS = (raw, tags, segments, imports_sensor, sync, issuance)
 """Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
 DEFAULT_OWNER = "team:data_platform"
 DAILY_BUILD_JOB = "daily_build"
+MATERIALIZE_JOB = "materialize"
+"""The job `kequn materialize` and `kequn demo` run (narrowed per run to ``--select``)."""
 DAILY_BUILD_HOUR = 2
 """The tag and segment build runs at 02:00 Asia/Shanghai for the day that just ended."""
 
@@ -31,16 +33,32 @@ def daily_build_selection() -> dg.AssetSelection:
     return dg.AssetSelection.key_prefixes(["tags"], ["segments"])
 
 
+def materialize_selection() -> dg.AssetSelection:
+    """Every daily-partitioned asset: all but ``raw/*``."""
+    return dg.AssetSelection.all() - dg.AssetSelection.key_prefixes(["raw"])
+
+
 def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
-    """All kequn definitions for the context ``kequn`` (the environment's when None)."""
+    """All kequn definitions for the context ``kequn`` (the environment's when None).
+
+    Daily partitions start at ``kequn.settings.first_day`` (applied here, to every asset
+    its area declared daily).
+    """
     kequn = kequn or KequnContext()
+    daily = daily_partitions(kequn.settings.first_day)
     daily_build = dg.define_asset_job(
         DAILY_BUILD_JOB,
         selection=daily_build_selection(),
         description="Build every tag, the wide table, the catalog and every segment for a day.",
     )
+    materialize = dg.define_asset_job(
+        MATERIALIZE_JOB,
+        selection=materialize_selection(),
+        description="What `kequn materialize` and `kequn demo` run: every daily asset, "
+        "narrowed per run to the command's --select.",
+    )
     core = dg.Definitions(
-        jobs=[daily_build],
+        jobs=[daily_build, materialize],
         schedules=[
             dg.build_schedule_from_partitioned_job(
                 daily_build,
@@ -55,7 +73,14 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
         resources={RESOURCE: kequn},
     )
     merged = dg.Definitions.merge(*(area.build_definitions(kequn) for area in AREAS), core)
-    return merged.permissive_map_resolved_asset_specs(func=_with_default_owner, selection=None)
+
+    def policy(spec: dg.AssetSpec) -> dg.AssetSpec:
+        spec = _with_default_owner(spec)
+        if spec.partitions_def == DAILY and daily != DAILY:
+            spec = spec.replace_attributes(partitions_def=daily)
+        return spec
+
+    return merged.permissive_map_resolved_asset_specs(func=policy, selection=None)
 
 
 @dg.definitions

@@ -16,12 +16,11 @@ from pathlib import Path
 import dagster as dg
 
 from app.context import KequnContext
-from assets.common import DAILY
-from dagster_project.definitions import build_defs
+from assets.common import first_partition_day
+from dagster_project.definitions import MATERIALIZE_JOB, build_defs
 from kequn.errors import ExecutionError, ValidationError
 from kequn.settings import Settings
 
-CLI_JOB = "kequn_cli_materialize"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """Run config that keeps Dagster's console log quiet: the command reports failures itself
 (ExecutionError, one line per failed step) and the UI still has every event."""
@@ -55,24 +54,20 @@ def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def _selection(defs: dg.Definitions, select: str | None) -> dg.AssetSelection:
-    """Every daily-partitioned asset, narrowed by an asset-selection string if given."""
-    partitioned = [
-        spec.key
-        for spec in defs.resolve_all_asset_specs()
-        if spec.partitions_def is not None and spec.partitions_def == DAILY
-    ]
-    base = dg.AssetSelection.assets(*partitioned)
+def _selection(defs: dg.Definitions, select: str | None) -> list[dg.AssetKey] | None:
+    """The asset keys of the materialize job that ``select`` picks (None: the whole job)."""
     if not select:
-        return base
+        return None
     try:
         chosen = dg.AssetSelection.from_string(select)
     except Exception as exc:  # dagster raises several types for a bad selection string
         raise ValidationError(f"bad --select {select!r}: {exc}") from exc
     graph = defs.resolve_asset_graph()
-    if not chosen.resolve(graph):
+    job_keys = defs.resolve_job_def(MATERIALIZE_JOB).asset_layer.selected_asset_keys
+    keys = chosen.resolve(graph) & job_keys
+    if not keys:
         raise ValidationError(f"--select {select!r} matches no asset")
-    return chosen & base
+    return sorted(keys)
 
 
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -99,20 +94,18 @@ def materialize_days(
     materialised, and the steps of a failed run that did not need the failure completed.
     """
     defs = build_defs(kequn)
-    job_defs = dg.Definitions.merge(
-        defs,
-        dg.Definitions(
-            jobs=[dg.define_asset_job(CLI_JOB, selection=_selection(defs, select))]
-        ),
-    )
-    job = job_defs.resolve_job_def(CLI_JOB)
+    job = defs.resolve_job_def(MATERIALIZE_JOB)
+    keys = _selection(defs, select)
+    first = first_partition_day(job.partitions_def)
     instance = instance or dagster_instance(kequn.settings)
     runs = []
     for day in days:
-        _check_partition(day)
+        if day < first:
+            raise ValidationError(f"{day} is before the first partition ({first}; "
+                                  "set KEQUN_FIRST_DAY to start earlier)")
         result = job.execute_in_process(
             partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-            run_config=QUIET_LOGS,
+            run_config=QUIET_LOGS, asset_selection=keys,
         )
         run = DayRun(day, result.run_id)
         for event in result.get_asset_materialization_events():
@@ -126,12 +119,6 @@ def materialize_days(
             )
         runs.append(run)
     return runs
-
-
-def _check_partition(day: date) -> None:
-    first = date.fromisoformat(DAILY.start.strftime("%Y-%m-%d"))
-    if day < first:
-        raise ValidationError(f"{day} is before the first partition ({first})")
 
 
 def generate_demo_warehouse(

@@ -20,6 +20,10 @@ sandbox_timeout_s           KEQUN_SANDBOX_TIMEOUT_S      60
 sandbox_memory_limit        KEQUN_SANDBOX_MEMORY_LIMIT   ``2GB``
 sandbox_threads             KEQUN_SANDBOX_THREADS        2
 import_max_bytes            KEQUN_IMPORT_MAX_BYTES       67108864 (64 MiB)
+first_day                   KEQUN_FIRST_DAY              the demo's first built day, else 2024-01-01
+alert_webhook_url           KEQUN_ALERT_WEBHOOK_URL      (empty: alerts off)
+ui_url                      KEQUN_UI_URL                 ``http://127.0.0.1:3000``
+retention_days              KEQUN_RETENTION_DAYS         90
 =========================== ============================ ==================================
 
 >>> s = Settings.from_env({"KEQUN_DATA_DIR": "/srv/kq", "KEQUN_SANDBOX_TIMEOUT_S": "5"})
@@ -32,6 +36,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +103,31 @@ SETTINGS: tuple[Setting, ...] = (
             "Threads of an analyst's SQL segment."),
     Setting("import_max_bytes", "KEQUN_IMPORT_MAX_BYTES", _positive(int),
             lambda s: 64 * 1024 * 1024, "Largest uploaded file accepted for a file segment."),
+    Setting("first_day", "KEQUN_FIRST_DAY", date.fromisoformat,
+            lambda s: _recorded_first_day(s["data_dir"]),
+            "First business day (YYYY-MM-DD): daily partitions start here."),
+    Setting("alert_webhook_url", "KEQUN_ALERT_WEBHOOK_URL", str, lambda s: "",
+            "Alerts (blocked sync, failed check, failed run) are POSTed here as JSON; "
+            "empty: off."),
+    Setting("ui_url", "KEQUN_UI_URL", str, lambda s: "http://127.0.0.1:3000",
+            "Base address of the Dagster UI, for links in alerts."),
+    Setting("retention_days", "KEQUN_RETENTION_DAYS", _positive(int), lambda s: 90,
+            "Days of tag and segment snapshots kept (older ones are pruned unless a sync "
+            "still refers to them)."),
 )
+
+
+FALLBACK_FIRST_DAY = date(2024, 1, 1)
+FIRST_DAY_FILE = "first_day"
+"""``<data_dir>/first_day``: the first business day ``kequn demo`` built (one ISO date)."""
+
+
+def _recorded_first_day(data_dir: Path) -> date:
+    """The first day the demo recorded under ``data_dir``, else :data:`FALLBACK_FIRST_DAY`."""
+    try:
+        return date.fromisoformat((data_dir / FIRST_DAY_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return FALLBACK_FIRST_DAY
 
 
 def resolve(env: Mapping[str, str], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -148,6 +177,10 @@ class Settings:
     sandbox_memory_limit: str = None  # type: ignore[assignment]
     sandbox_threads: int = None  # type: ignore[assignment]
     import_max_bytes: int = None  # type: ignore[assignment]
+    first_day: date = None  # type: ignore[assignment]
+    alert_webhook_url: str = None  # type: ignore[assignment]
+    ui_url: str = None  # type: ignore[assignment]
+    retention_days: int = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         given = {f.name: getattr(self, f.name) for f in fields(self)}
