@@ -13,6 +13,7 @@ import dagster as dg
 from app.context import KequnContext
 from assets import imports_sensor, issuance, raw, segments, sync, tags
 from assets.common import DAILY, RESOURCE, daily_partitions
+from dagster_project.alerts import build_alert_sensor
 
 AREAS = (raw, tags, segments, imports_sensor, sync, issuance)
 """Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
@@ -69,6 +70,7 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
                 description="02:00 Asia/Shanghai: build yesterday's tags and segments.",
             )
         ],
+        sensors=[build_alert_sensor(kequn.settings)],
         executor=dg.in_process_executor,
         resources={RESOURCE: kequn},
     )
