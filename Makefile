@@ -7,7 +7,7 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 CUSTOMERS ?= 100000
 UI_PORT ?= 3000
 
-.PHONY: demo test lint ui install clean bench
+.PHONY: demo test lint ui install clean bench screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: lint $(DAGSTER_HOME)/dagster.yaml
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -m dagster_project.definitions
+
+screenshots: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python docs/screenshots.py --out docs/img
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -2,7 +2,8 @@
 
 Each asset writes the segment's members for the partition day into
 ``segments.members`` and reports size, added/removed against the previous day, the
-compiled SQL and a sample of ids. Two blocking checks run with it: size bounds
+compiled SQL and a sample of ids (size, entered and left also go to
+``segments.history``, :mod:`app.segment_history`). Two blocking checks run with it: size bounds
 (default: not empty) and the day-over-day change guard (default: size moved by at
 most 50%), so an empty or collapsed segment never flows on to its sync.
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import dagster as dg
 
 from app.context import KequnContext
+from app.segment_history import HistoryRow, record_history
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
 from plan.segments import CompiledSegment
@@ -157,6 +159,10 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
                                sandbox=kequn.sandbox_limits,
                                max_bytes=kequn.settings.import_max_bytes,
                                report_dir=kequn.reports_dir)
+        stats = result.stats
+        with kequn.connect_warehouse() as con:
+            record_history(con, segment.name, HistoryRow(
+                as_of, stats.size, stats.added, stats.removed, stats.previous_day))
         metadata = _metadata(compiled, result.stats, result.elapsed_s, as_of)
         if result.import_report is not None:
             report = result.import_report

@@ -8,6 +8,10 @@
 - Checks (blocking): one row per customer; values within the declared type/domain;
   coverage neither zero nor moving more than ``max_coverage_change`` (header key,
   default 0.5) from the previous day.
+- Each tag's value distribution for the day (top values or quartile buckets, one pass
+  over the wide table, :mod:`tags.distribution`) is stored in ``tags.distribution``,
+  observed on the tag's asset as a table (``distribution``) and summarised on
+  ``tags/catalog``.
 - A broken tag file is its own failing asset (:mod:`assets.broken`); the wide table is
   built without it.
 
@@ -18,6 +22,7 @@ process); no database is opened at load time.
 
 import hashlib
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 from sqlglot import exp
@@ -29,6 +34,7 @@ from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
 from project.tag import Tag
 from tags import checks
 from tags.build import TagStats, build_customer_tags, build_tags, measure_tags
+from tags.distribution import Bucket, store_distributions, tag_distributions
 
 KINDS = {"duckdb", "sql"}
 WIDE_KEY = dg.AssetKey(["tags", "customer_tags"])
@@ -81,14 +87,26 @@ def _tag_checks(tag: Tag, *, rows: bool) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _metadata(stats: TagStats) -> dict[str, object]:
+def _metadata(stats: TagStats, day: date) -> dict[str, object]:
     return {
+        "business_day": day.isoformat(),
         "dagster/row_count": stats.rows,
         "coverage": stats.coverage,
         "coverage_ratio": dg.MetadataValue.float(round(stats.coverage_ratio, 6)),
         "customers": stats.customers,
         "sql": dg.MetadataValue.md(f"```sql\n{stats.sql}\n```"),
     }
+
+
+def distribution_table(buckets: list[Bucket], customers: int) -> dg.TableMetadataValue:
+    """A tag's distribution as a UI table: value (or range), customers, share."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"value": b.bucket, "customers": b.customers,
+                                 "share": round(b.customers / customers, 4) if customers else 0.0})
+                 for b in buckets],
+        schema=dg.TableSchema(columns=[
+            dg.TableColumn("value", "string"), dg.TableColumn("customers", "int"),
+            dg.TableColumn("share", "float")]))
 
 
 def _check_result(key: dg.AssetKey, name: str,
@@ -147,7 +165,8 @@ def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
                     results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
                         con, tag, day, s.coverage, s.coverage_ratio)))
         for name in names:
-            yield dg.MaterializeResult(asset_key=tag_key(name), metadata=_metadata(stats[name]))
+            yield dg.MaterializeResult(asset_key=tag_key(name),
+                                       metadata=_metadata(stats[name], day))
         yield from results
 
     return _build
@@ -192,6 +211,9 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
             if plan.broken:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
+            built = {n: t for n, t in plan.tags.items() if n not in plan.broken}
+            distributions = tag_distributions(con, built, day)
+            store_distributions(con, day, distributions)
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
                 con, wide, day, every_customer=True))]
             for tag in derived:
@@ -202,14 +224,27 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
                     con, tag, day, s.coverage, s.coverage_ratio)))
         for tag in derived:
             yield dg.MaterializeResult(asset_key=tag_key(tag.name),
-                                       metadata=_metadata(result.tags[tag.name]))
+                                       metadata=_metadata(result.tags[tag.name], day))
         yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
             "dagster/row_count": result.rows, "columns": len(plan.tags),
             "tags_without_rows_for_day": ", ".join(result.missing) or "none",
             "broken_tags_not_built": ", ".join(plan.broken) or "none",
             "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
+        for name, buckets in sorted(distributions.items()):
+            context.log_event(dg.AssetObservation(
+                asset_key=tag_key(name), partition=day.isoformat(), metadata={
+                    "business_day": day.isoformat(),
+                    "distribution": distribution_table(buckets, result.rows)}))
         yield dg.MaterializeResult(asset_key=CATALOG_KEY, metadata={
-            "dagster/row_count": result.catalog_rows})
+            "business_day": day.isoformat(),
+            "dagster/row_count": result.catalog_rows,
+            "distribution": dg.MetadataValue.table(
+                records=[dg.TableRecord({"tag": name, "value": b.bucket,
+                                         "customers": b.customers})
+                         for name, buckets in sorted(distributions.items()) for b in buckets],
+                schema=dg.TableSchema(columns=[
+                    dg.TableColumn("tag", "string"), dg.TableColumn("value", "string"),
+                    dg.TableColumn("customers", "int")]))})
         yield from results
 
     return _build

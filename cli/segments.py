@@ -194,6 +194,37 @@ def explain(ctx: typer.Context,
     typer.echo(result.render())
 
 
+@segments_app.command("history")
+def history(ctx: typer.Context,
+            name: Annotated[str, typer.Argument(help="Segment name.")],
+            days: Annotated[int, typer.Option(min=1, help="Show the last N built days.")] = 30,
+            ) -> None:
+    """Size, entered and left per business day, with a size sparkline."""
+    from rich.console import Console
+
+    from app.segment_history import read_history
+    from cli.style import number, sparkline, table
+
+    kequn = kequn_context(ctx)
+    kequn.project.segment(name)  # raises for an unknown or broken segment
+    rows = []
+    if kequn.settings.warehouse.exists():
+        with kequn.connect_warehouse(read_only=True) as con:
+            rows = read_history(con, name, days)
+    if not rows:
+        typer.echo(f"{name}: no built day yet (run kequn materialize)")
+        return
+    out = table("business day", "size", "entered", "left", title=f"segment {name}",
+                numeric=("size", "entered", "left"))
+    for row in rows:
+        out.add_row(row.as_of.isoformat(), number(row.size), number(row.entered),
+                    number(row.exited))
+    console = Console()
+    console.print(out)
+    console.print(f"size {rows[0].as_of} .. {rows[-1].as_of}  {sparkline([r.size for r in rows])}"
+                  f"  ({number(rows[0].size)} -> {number(rows[-1].size)})")
+
+
 @segments_app.command("list")
 def list_(ctx: typer.Context,
           owner: Annotated[str | None, typer.Option(help="Only this owner team.")] = None,

@@ -33,6 +33,10 @@ IMPORTS: Table = (SEGMENTS_SCHEMA, "imports")
 """One row per import of a file (counts, content hash)."""
 FAVORITES: Table = (SEGMENTS_SCHEMA, "favorites")
 """Per-user favourite segments."""
+HISTORY: Table = (SEGMENTS_SCHEMA, "history")
+"""One row per built (segment, as_of): size, entered, exited (left), previous day."""
+DISTRIBUTION: Table = (TAGS_SCHEMA, "distribution")
+"""One row per (as_of, tag, rank): a value or value range and its customers."""
 SYNC_APPLIED: Table = (SYNC_SCHEMA, "applied")
 """What the last sync of each segment wrote to the serving database."""
 SYNC_MARKER: Table = (SYNC_SCHEMA, "marker")

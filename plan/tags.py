@@ -374,12 +374,20 @@ def day_rows(relation: exp.Expression) -> exp.Select:
 def stats_query(tags: Mapping[str, Tag], relation: exp.Expression,
                 names: Iterable[str]) -> exp.Select:
     """Per tag, over the day's rows of ``relation``: ``<name>__rows`` (non-NULL values) and
-    ``<name>__covered`` (values neither NULL nor FALSE); plus ``_rows`` (all rows)."""
+    ``<name>__covered`` (values neither NULL, FALSE nor the tag's declared default); plus
+    ``_rows`` (all rows)."""
     columns: list[exp.Expression] = [exp.Count(this=exp.Star()).as_("_rows")]
     for name in names:
         tag = tags[name]
         col = exp.column(tag.name)
-        covered = exp.CountIf(this=col) if tag.value_type == "boolean" else exp.Count(this=col)
+        if tag.value_type == "boolean":  # TRUE counts, unless TRUE is the default
+            covered = (exp.CountIf(this=col) if tag.default is not True
+                       else exp.Literal.number(0))
+        elif tag.default is not None:
+            covered = exp.CountIf(this=exp.NEQ(this=col.copy(), expression=exp.convert(
+                tag.default)))
+        else:
+            covered = exp.Count(this=col)
         columns.append(exp.Count(this=col.copy()).as_(f"{name}__rows"))
         columns.append(covered.as_(f"{name}__covered"))
     return exp.select(*columns).from_(day_rows(relation).subquery("d"))

@@ -53,7 +53,7 @@ class TagStats:
     rows: int
     """Customers with a non-NULL value stored for the day."""
     coverage: int
-    """Customers whose value is neither NULL nor FALSE (defaults included)."""
+    """Customers whose value is neither NULL, FALSE nor the tag's declared default."""
     customers: int
     """Customers registered by the end of the day."""
     sql: str
@@ -121,10 +121,7 @@ def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expressi
         customers = int(values.get("_rows") or 0)
     out = {}
     for name in names:
-        tag = plan.tags[name]
         covered = int(values.get(f"{name}__covered") or 0)
-        if tag.default is not None and tag.default is not False:
-            covered = customers  # every registered customer gets a non-NULL, non-FALSE value
         out[name] = TagStats(name, int(values.get(f"{name}__rows") or 0), covered, customers,
                              sql[name])
     return out

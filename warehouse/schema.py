@@ -11,6 +11,9 @@ instead; the ``raw.*`` tables belong to the lender (the demo generator writes th
 * ``segments.imported`` / ``segments.imports``: the matched customers of each file
   segment's latest upload, and the log of uploads.
 * ``segments.favorites``: per-user favourite segments.
+* ``segments.history``: size, entered and exited (left) per (segment, day), kept after
+  the members are pruned; ``tags.distribution``: each tag's top values or quartile
+  buckets per day (version 2).
 * ``sync.applied`` / ``sync.marker``: what the last sync of each segment wrote to the
   serving database, and which sync that was (the sync's crash safety rests on them).
 
@@ -23,7 +26,9 @@ from __future__ import annotations
 from kequn.migrations import Migration
 from kequn.tables import (
     CATALOG,
+    DISTRIBUTION,
     FAVORITES,
+    HISTORY,
     IMPORTED,
     IMPORTS,
     MATERIALIZATIONS,
@@ -82,5 +87,15 @@ WAREHOUSE_MIGRATIONS: tuple[Migration, ...] = (
         f"""CREATE TABLE IF NOT EXISTS {qualified(SYNC_MARKER)} (
             segment VARCHAR NOT NULL, sync_id VARCHAR, as_of DATE, members BIGINT,
             definition_hash VARCHAR, updated_at TIMESTAMP)""",
+    )),
+    Migration(2, "segment history (entered/left per day) and tag distributions", (
+        f"""CREATE TABLE IF NOT EXISTS {qualified(HISTORY)} (
+            segment VARCHAR NOT NULL, as_of DATE NOT NULL, size BIGINT NOT NULL,
+            entered BIGINT NOT NULL, exited BIGINT NOT NULL, previous_day DATE,
+            PRIMARY KEY (segment, as_of))""",
+        f"""CREATE TABLE IF NOT EXISTS {qualified(DISTRIBUTION)} (
+            as_of DATE NOT NULL, name VARCHAR NOT NULL, rank INTEGER NOT NULL,
+            bucket VARCHAR NOT NULL, customers BIGINT NOT NULL,
+            PRIMARY KEY (as_of, name, rank))""",
     )),
 )

@@ -73,10 +73,10 @@ def _alert_after(asset: dg.AssetsDefinition, url: str, instance: dg.DagsterInsta
     failure = next(e for e in result.all_events
                    if e.event_type_value == "PIPELINE_FAILURE")
     sensor = build_alert_sensor(Settings(alert_webhook_url=url, ui_url="http://ui:3000"))
-    context = dg.build_run_status_sensor_context(
-        sensor_name=ALERT_SENSOR, dagster_event=failure, dagster_instance=instance,
-        dagster_run=run).for_run_failure()
-    sensor(context)
+    with dg.build_run_status_sensor_context(
+            sensor_name=ALERT_SENSOR, dagster_event=failure, dagster_instance=instance,
+            dagster_run=run).for_run_failure() as context:
+        sensor(context)
     return result.run_id
 
 

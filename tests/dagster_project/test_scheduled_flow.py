@@ -35,9 +35,16 @@ def _execute(defs: dg.Definitions, job_name: str, request: dg.RunRequest,
 
 def _tick(defs: dg.Definitions, schedule: dg.ScheduleDefinition, at: datetime,
           instance: dg.DagsterInstance) -> list[dg.RunRequest]:
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
-                                        repository_def=defs.get_repository_def())
-    return list(schedule.evaluate_tick(context).run_requests or [])
+    # as the daemon does, exit the context: it enters an instance of its own
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=at,
+                                   repository_def=defs.get_repository_def()) as context:
+        return list(schedule.evaluate_tick(context).run_requests or [])
+
+
+def _sense(defs: dg.Definitions, sensor: dg.SensorDefinition, instance: dg.DagsterInstance,
+           cursor: str | None = None) -> dg.SensorExecutionData:
+    with dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor) as context:
+        return sensor.evaluate_tick(context)
 
 
 @pytest.mark.slow
@@ -54,7 +61,7 @@ def test_build_sync_and_issuance_follow_each_other_without_anyone_switching_them
     next_day = DAY + timedelta(days=1)
     sensor = defs.resolve_sensor_def(ISSUANCE_SENSOR)
     # Before anything is synced the issuance sensor has nothing to do.
-    before = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    before = _sense(defs, sensor, instance)
     assert not before.run_requests
 
     # 02:00 the next morning: the daily build for DAY.
@@ -74,7 +81,7 @@ def test_build_sync_and_issuance_follow_each_other_without_anyone_switching_them
         _execute(defs, schedule.job_name, requests[0], instance)
 
     # The issuance sensor sees the sync and asks for each campaign of that segment.
-    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    tick = _sense(defs, sensor, instance)
     requests = list(tick.run_requests or [])
     synced = {s.name.removeprefix("sync_").removesuffix("_schedule") for s in sync_schedules}
     campaigns = [c.name for c in kequn.project.campaigns.values() if c.target_segment in synced]
@@ -90,6 +97,5 @@ def test_build_sync_and_issuance_follow_each_other_without_anyone_switching_them
     assert eligible > 0 and issued == eligible
 
     # The next tick starts after what it has seen: nothing is requested twice.
-    again = sensor.evaluate_tick(dg.build_sensor_context(
-        instance=instance, definitions=defs, cursor=tick.cursor))
+    again = _sense(defs, sensor, instance, tick.cursor)
     assert not again.run_requests

@@ -147,7 +147,8 @@ def test_stats_report_coverage(tiny, plan: TagPlan) -> None:
     stats = build_tags(tiny, plan, date(2025, 3, 11))
     assert (stats["drawn"].coverage, stats["drawn"].customers) == (3, 4)
     assert stats["drawn"].coverage_ratio == 0.75
-    assert stats["loan_count"].coverage == 4  # default 0 counts as a value
+    # the declared default (0 loans) is not coverage: customer 4 has no loan
+    assert stats["loan_count"].coverage == 3
     assert "FROM raw.loans" in stats["drawn"].sql
 
 

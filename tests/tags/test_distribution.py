@@ -1,0 +1,38 @@
+"""Each tag's distribution for a day: top values or quartile buckets, one pass, stored."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+from plan.tags import TagPlan
+from tags.build import build_customer_tags, build_tags
+from tags.distribution import Bucket, store_distributions, tag_distributions
+
+DAY = date(2025, 3, 11)
+
+
+def test_buckets_cover_every_customer_and_are_stored(tiny: duckdb.DuckDBPyConnection,
+                                                     plan: TagPlan) -> None:
+    build_tags(tiny, plan, DAY)
+    rows = build_customer_tags(tiny, plan, DAY).rows
+    distributions = tag_distributions(tiny, plan.tags, DAY)
+    assert set(distributions) == set(plan.tags)
+    for name, buckets in distributions.items():
+        assert sum(b.customers for b in buckets) == rows, name
+    # drawn (boolean, default false): customers 1, 2 and 3 drew by 03-11, customer 4 did not
+    assert distributions["drawn"] == [Bucket("true", 3), Bucket("false", 1)]
+    # loan_count (integer, default 0): top values, most frequent first
+    assert distributions["loan_count"][0].customers >= distributions["loan_count"][-1].customers
+    # credit_limit (decimal): quartile ranges, and customers without a limit
+    limits = distributions["credit_limit"]
+    assert limits[0].bucket.startswith("[") and limits[-1].bucket == "(null)"
+
+    written = store_distributions(tiny, DAY, distributions)
+    again = store_distributions(tiny, DAY, distributions)  # a re-run replaces the day
+    stored = tiny.execute("SELECT count(*), sum(customers) FROM tags.distribution "
+                          "WHERE as_of = ? AND name = 'drawn'", [DAY]).fetchone()
+    assert written == again == tiny.execute(
+        "SELECT count(*) FROM tags.distribution WHERE as_of = ?", [DAY]).fetchone()[0]
+    assert stored == (2, rows)
