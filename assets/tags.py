@@ -226,6 +226,7 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
             yield dg.MaterializeResult(asset_key=tag_key(tag.name),
                                        metadata=_metadata(result.tags[tag.name], day))
         yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
+            "business_day": day.isoformat(),
             "dagster/row_count": result.rows, "columns": len(plan.tags),
             "tags_without_rows_for_day": ", ".join(result.missing) or "none",
             "broken_tags_not_built": ", ".join(plan.broken) or "none",
