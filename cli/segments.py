@@ -83,11 +83,12 @@ def validate(ctx: typer.Context,
     project = kequn.project_with(_outside(kequn, files)) if files else kequn.project
     problems = project.problems("segment", paths=files or None)
     raise_collected([*problems, *_waiting_problems(project, files or None)])
-    if files:
-        wanted = {p.resolve() for p in files}
-        count = sum(1 for s in project.segments.values() if s.path.resolve() in wanted)
-    else:
-        count = len(project.segments)
+    wanted = {p.resolve() for p in files}
+    checked = [s for s in project.segments.values() if not files or s.path.resolve() in wanted]
+    from segments.catalog import warehouse_problems
+
+    raise_collected(warehouse_problems(kequn.warehouse.path, checked, project.tags))
+    count = len(checked)
     typer.echo(f"{count} segment(s) OK")
 
 
@@ -102,6 +103,11 @@ def preview(ctx: typer.Context,
     kequn = kequn_context(ctx)
     day = parse_day(as_of)
     compiled = _compiled(kequn, name)
+    if compiled.segment.kind == "sql":
+        from segments.catalog import warehouse_problems
+
+        raise_collected(warehouse_problems(kequn.warehouse.path, [compiled.segment],
+                                           kequn.project.tags))
     result = preview_segment(kequn.warehouse, compiled, day, sample_size=sample,
                              sandbox=kequn.sandbox_limits)
     typer.echo(f"segment {result.segment} ({compiled.segment.kind}) as of {day}")
