@@ -24,6 +24,7 @@ first_day                   KEQUN_FIRST_DAY              the demo's first built 
 alert_webhook_url           KEQUN_ALERT_WEBHOOK_URL      (empty: alerts off)
 ui_url                      KEQUN_UI_URL                 ``http://127.0.0.1:3000``
 retention_days              KEQUN_RETENTION_DAYS         90
+user                        KEQUN_USER                   none (``--as USER``)
 =========================== ============================ ==================================
 
 >>> s = Settings.from_env({"KEQUN_DATA_DIR": "/srv/kq", "KEQUN_SANDBOX_TIMEOUT_S": "5"})
@@ -114,6 +115,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention_days", "KEQUN_RETENTION_DAYS", _positive(int), lambda s: 90,
             "Days of tag and segment snapshots kept (older ones are pruned unless a sync "
             "still refers to them)."),
+    Setting("user", "KEQUN_USER", str, lambda s: "",
+            "Who runs the command (--as USER): recorded in the audit log, checked for "
+            "approvals."),
 )
 
 
@@ -181,6 +185,7 @@ class Settings:
     alert_webhook_url: str = None  # type: ignore[assignment]
     ui_url: str = None  # type: ignore[assignment]
     retention_days: int = None  # type: ignore[assignment]
+    user: str = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         given = {f.name: getattr(self, f.name) for f in fields(self)}
