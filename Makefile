@@ -31,8 +31,12 @@ lint: $(STAMP)
 test: lint $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m pytest -q -n 2
 
+# The web server and the daemon (schedules, sensors): what `dagster dev` runs, without its
+# deprecation notice; stopping the web server (Ctrl-C) stops the daemon too.
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -m dagster_project.definitions
+	$(BIN)/dagster-daemon run -m dagster_project.definitions & daemon=$$!; \
+	trap 'kill $$daemon 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/dagster-webserver -h 127.0.0.1 -p $(UI_PORT) -m dagster_project.definitions
 
 screenshots: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python docs/screenshots.py --out docs/img

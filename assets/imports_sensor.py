@@ -37,6 +37,7 @@ from project.segment import MATCH_MODES
 from segments.imports import parse_upload
 
 SENSOR_NAME = "imports_inbox_sensor"
+IMPORT_JOB = "segment_import"
 SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 _NAME_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)(?:__(?P<match>id|phone|phone_hash))?$")
 
@@ -94,7 +95,10 @@ def build_imports_sensor(settings: Settings, file_segments: dict[str, str]) -> d
         description="Imports CSV/XLSX files dropped in the imports inbox into file segments, "
                     "then materialises and syncs them.",
         minimum_interval_seconds=30,
-        target=dg.AssetSelection.key_prefixes(["segments"], ["sync"]),
+        job=dg.define_asset_job(
+            IMPORT_JOB, selection=dg.AssetSelection.key_prefixes(["segments"], ["sync"]),
+            description="Import a dropped file into its file segment, then build and sync it "
+            "(the imports sensor narrows each run to that segment)."),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def imports_inbox_sensor(context: dg.SensorEvaluationContext):

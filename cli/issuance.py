@@ -100,14 +100,19 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign 
 @campaigns_app.command("counters")
 def counters(ctx: typer.Context,
              name: Annotated[str, typer.Argument(help="Campaign name.")]) -> None:
-    """Issued / stock, today's issued / daily limit, coupons by state (as of now)."""
+    """Issued / stock, issued on the current business day / daily limit, coupons by state."""
+    from cli.style import number
+
     with kequn_context(ctx).issuer() as issuer:
         c = issuer.counters(name)
+    limit = number(c.daily_limit) if c.daily_limit else "no daily limit"
     typer.echo(f"campaign     {c.campaign}")
-    typer.echo(f"issued       {c.issued} / {c.total_stock} (remaining {c.remaining})")
-    typer.echo(f"today        {c.day}: {c.day_issued} / {c.daily_limit or 'no daily limit'}")
-    typer.echo(f"per customer {c.per_customer_limit}")
-    states = ", ".join(f"{s} {n}" for s, n in c.by_status.items()) or "none"
+    typer.echo(f"issued       {number(c.issued)} / {number(c.total_stock)} "
+               f"(remaining {number(c.remaining)})")
+    typer.echo(f"business day {c.day} (Asia/Shanghai, counts toward the daily limit): "
+               f"{number(c.day_issued)} / {limit}")
+    typer.echo(f"per customer {number(c.per_customer_limit)}")
+    states = ", ".join(f"{s} {number(n)}" for s, n in c.by_status.items()) or "none"
     typer.echo(f"by state     {states}")
     from issuance.ledger import yuan
 

@@ -200,9 +200,8 @@ def history(ctx: typer.Context,
             days: Annotated[int, typer.Option(min=1, help="Show the last N built days.")] = 30,
             ) -> None:
     """Size, entered and left per business day, with a size sparkline."""
-    from rich.console import Console
-
     from app.segment_history import read_history
+    from cli.style import console as styled_console
     from cli.style import number, sparkline, table
 
     kequn = kequn_context(ctx)
@@ -219,7 +218,7 @@ def history(ctx: typer.Context,
     for row in rows:
         out.add_row(row.as_of.isoformat(), number(row.size), number(row.entered),
                     number(row.exited))
-    console = Console()
+    console = styled_console()
     console.print(out)
     console.print(f"size {rows[0].as_of} .. {rows[-1].as_of}  {sparkline([r.size for r in rows])}"
                   f"  ({number(rows[0].size)} -> {number(rows[-1].size)})")
@@ -249,9 +248,14 @@ def list_(ctx: typer.Context,
             with kequn.connect_warehouse(read_only=True) as con:
                 marked = set(favorites_of(con, favorites))
         segments = [s for s in segments if s.name in marked]
-    for s in segments:
-        shared = ",".join(s.shared_with) or "-"
-        typer.echo(f"{s.name:<28} {s.kind:<8} {s.owner:<20} {shared:<32} {s.description}")
+    if segments:
+        from cli.style import console, table
+
+        out = table("segment", "kind", "owner", "shared with", "description")
+        for s in segments:
+            out.add_row(s.name, s.kind, s.owner, ", ".join(s.shared_with) or "-",
+                        s.description)
+        console().print(out)
     problems = project.problems("segment")
     if problems:
         typer.echo(f"({len(problems)} definition problem(s); run 'kequn segments validate')",

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich import box
+from rich.console import Console
 from rich.table import Table
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -39,7 +41,13 @@ def sparkline(values: Sequence[int | float]) -> str:
 
 def table(*headers: str, title: str | None = None, numeric: Sequence[str] = ()) -> Table:
     """A table with a header row; columns named in ``numeric`` are right-aligned."""
-    out = Table(title=title, title_justify="left", header_style="bold")
+    out = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for header in headers:
         out.add_column(header, justify="right" if header in numeric else "left")
     return out
+
+
+def console() -> Console:
+    """The terminal, or a wide console when piped or captured (rows stay on one line)."""
+    out = Console()
+    return out if out.is_terminal else Console(width=200)

@@ -70,7 +70,7 @@ def _print_coupons(kequn: KequnContext, db: ServingDB, console: Console) -> None
         return
     issuer = Issuer(db, campaigns)
     table = Table("campaign", "target segment", "stock", "issued", "remaining",
-                  "issued today", "by state", title="Coupons")
+                  "issued this business day", "by state", title="Coupons")
     for name in sorted(campaigns):
         counters = issuer.counters(name)
         states = ", ".join(f"{s} {n:,}" for s, n in sorted(counters.by_status.items()))

@@ -2,8 +2,9 @@
 
 The command is thin over :func:`sync.run.sync_segment`, the same code the
 ``sync/<segment>`` Dagster assets run. A blocked sync, or a day older than the synced
-one, exits 1 with the reason on stderr; ``--force`` overrides both. (``log`` is
-therefore not usable as a segment name here.)
+one, exits 1 with the reason on stderr; ``--force`` overrides both. ``kequn sync
+SEGMENT`` is short for ``kequn sync run SEGMENT`` (a segment named ``log`` or ``run``
+is synced with the long form).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
 
 from app.context import KequnContext
 from cli.common import kequn_context, parse_day
+from cli.style import number
+from cli.style import table as styled_table
 from kequn.errors import ValidationError
 from project.segment import Segment
 
@@ -83,30 +87,35 @@ def describe(result: SyncResult) -> str:
     return "\n".join(lines)
 
 
+class _SyncGroup(TyperGroup):
+    """``kequn sync SEGMENT ...`` runs a sync (the ``run`` command); ``kequn sync log``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+sync_app = typer.Typer(
+    cls=_SyncGroup, no_args_is_help=True,
+    help="Sync a segment into coupon_eligibility (kequn sync SEGMENT --as-of D), or show "
+    "the sync log (kequn sync log [SEGMENT]).")
+
+
+@sync_app.command("run")
 def sync(
     ctx: typer.Context,
-    segment: Annotated[str, typer.Argument(help="Segment to sync, or 'log' to show the log.")],
-    log_segment: Annotated[
-        str | None, typer.Argument(help="With 'log': show only this segment.", show_default=False)
-    ] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Business day (YYYY-MM-DD).")]
-    = None,
+    segment: Annotated[str, typer.Argument(help="Segment to sync.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Business day (YYYY-MM-DD).")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")]
     = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Apply even when blocked by guardrails or older than the synced day.")]
     = False,
-    limit: Annotated[int, typer.Option("--limit", help="Rows of 'sync log' to show.")] = 20,
 ) -> None:
-    """Sync a segment's members for a day into coupon_eligibility (or show the sync log)."""
+    """Sync a segment's members for a business day into coupon_eligibility (the default:
+    ``kequn sync SEGMENT`` is ``kequn sync run SEGMENT``)."""
     kequn = kequn_context(ctx)
-    if segment == "log":
-        show_log(kequn, log_segment, limit)
-        return
-    if log_segment is not None:
-        raise typer.BadParameter(f"unexpected argument {log_segment!r}", param_hint="SEGMENT")
-    if as_of is None:
-        raise typer.BadParameter("give the business day to sync", param_hint="--as-of")
     target, result = run_sync(kequn, segment, parse_day(as_of), force=force, dry_run=dry_run)
     typer.echo(describe(result))
     if force and not dry_run:
@@ -122,6 +131,17 @@ def sync(
         raise typer.Exit(1)
 
 
+@sync_app.command("log")
+def log(
+    ctx: typer.Context,
+    segment: Annotated[str | None, typer.Argument(help="Only this segment.",
+                                                  show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows to show.")] = 20,
+) -> None:
+    """The newest sync_log rows: business day, status, counts and reason."""
+    show_log(kequn_context(ctx), segment, limit)
+
+
 def show_log(kequn: KequnContext, segment: str | None, limit: int) -> None:
     """Print the newest sync_log rows."""
     from sync.log import sync_log
@@ -131,16 +151,18 @@ def show_log(kequn: KequnContext, segment: str | None, limit: int) -> None:
         rows = sync_log(db, segment, limit)
     finally:
         db.close()
-    table = Table("started (UTC)", "segment", "as of", "status", "added", "removed",
-                  "unchanged", "reason")
+    table = styled_table("business day", "segment", "status", "added", "removed",
+                         "unchanged", "started (UTC)", "reason",
+                         numeric=("added", "removed", "unchanged"))
     for row in rows:
         started = row["started_at"]
-        table.add_row(started.strftime("%Y-%m-%d %H:%M:%S") if started else "-",
-                      row["segment"], str(row["as_of"]), row["status"], str(row["added"]),
-                      str(row["removed"]), str(row["unchanged"]), row["reason"] or "")
+        table.add_row(str(row["as_of"]), row["segment"], row["status"], number(row["added"]),
+                      number(row["removed"]), number(row["unchanged"]),
+                      started.strftime("%Y-%m-%d %H:%M:%S") if started else "-",
+                      row["reason"] or "")
     Console(width=200).print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `sync` command."""
-    app.command("sync")(sync)
+    """Add the `sync` commands."""
+    app.add_typer(sync_app, name="sync")

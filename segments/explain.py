@@ -44,9 +44,10 @@ class Explanation:
 
     def render(self) -> str:
         """Human-readable lines: verdict, then each condition or note."""
-        verdict = {True: "IN", False: "OUT", None: "unknown"}[self.member]
-        lines = [f"customer {self.customer_id} is {verdict} segment '{self.segment}' "
-                 f"on {self.as_of}"]
+        verdict = {True: "is a member of", False: "is not a member of",
+                   None: "has no recorded membership in"}[self.member]
+        lines = [f"customer {self.customer_id} {verdict} segment '{self.segment}' "
+                 f"on business day {self.as_of}"]
         for c in self.conditions:
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in c.values.items())
             mark = {True: "true ", False: "false", None: "NULL "}[c.result]

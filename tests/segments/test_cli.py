@@ -113,6 +113,14 @@ def test_import_creates_segment_and_reports(cli, tmp_path: Path) -> None:
     assert phone_for(1, GEN_SEED) not in result.output
 
 
+def _listed(output: str) -> list[str]:
+    """The segment names of `segments list` (the first column, below the header)."""
+    lines = [line.split()[0] for line in output.splitlines()
+             if line.strip() and not line.strip().startswith("─")]
+    assert not lines or lines[0] == "segment"
+    return lines[1:]
+
+
 def test_share_list_and_favorites(cli) -> None:
     path = cli.project / "segments" / "overdue_now.sql"
     result = cli("share", "overdue_now", "team:growth")
@@ -122,11 +130,10 @@ def test_share_list_and_favorites(cli) -> None:
         "overdue_now")[1].splitlines()[0]
     cli("share", "overdue_now", "team:ops", "--remove")
     assert read_segment(path).shared_with == ("team:growth",)
-    owned = cli("list", "--owner", "team:risk").output.split()
-    assert owned[0] == "overdue_now"
+    assert _listed(cli("list", "--owner", "team:risk").output)[0] == "overdue_now"
     assert cli("favorite", "wake_up", "--user", "li.lei").exit_code == 0
     assert "(no change)" in cli("favorite", "wake_up", "--user", "li.lei").output
-    assert cli("list", "--favorites", "li.lei").output.split()[0] == "wake_up"
+    assert _listed(cli("list", "--favorites", "li.lei").output) == ["wake_up"]
     cli("favorite", "wake_up", "--user", "li.lei", "--remove")
     assert cli("list", "--favorites", "li.lei").output.strip() == ""
     unknown = cli("favorite", "wake_upp", "--user", "x")

@@ -67,7 +67,8 @@ def test_explain_shows_each_condition_with_tag_values(wide: Path, tmp_path: Path
     outside = explain(con, compiled, 2, DAY2)
     assert outside.member is False
     assert [c.result for c in outside.conditions] == [True, False, False]
-    assert "customer 2 is OUT segment 's' on 2025-06-30" in outside.render()
+    assert "customer 2 is not a member of segment 's' on business day 2025-06-30" \
+        in outside.render()
     unknown = explain(con, compiled, 999, DAY2)
     assert unknown.member is False and "no row in tags.customer_tags" in unknown.render()
 
