@@ -55,7 +55,7 @@ class Uplift:
 
         >>> u = Uplift("r", "drawn", 14, 1000, 300, 1000, 250)
         >>> [round(x, 4) for x in u.interval]
-        [0.0111, 0.0889]
+        [0.0109, 0.0891]
         """
         if not self.acted or not self.control:
             return (math.nan, math.nan)
