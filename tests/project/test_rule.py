@@ -42,7 +42,7 @@ def project_with(tmp_path: Path, text: str, name: str = "r.sql") -> tuple[Path, 
 
 
 def test_a_rule_reads_with_every_setting(tmp_path: Path) -> None:
-    path, project = project_with(tmp_path, GOOD)
+    _path, project = project_with(tmp_path, GOOD)
     assert project.problems("rule") == []
     rule: Rule = project.rules["big_loans"]
     assert rule.trigger.kind == "drawdown" and rule.priority == 3

@@ -90,7 +90,7 @@ def test_caps_count_touches_across_rules_per_day_and_week(tmp_path: Path) -> Non
 def test_exclusion_wins_over_holdout_and_first_n_limits(tmp_path: Path) -> None:
     text = header(", first_n 5, holdout 0.5") + "TRUE -> touch sms t at event +1d 10:00\n"
     rows = [(c, "day:1") for c in range(1, 41)]
-    rule, decided = decided_for(tmp_path, text, rows, prior_acts=2,
+    _rule, decided = decided_for(tmp_path, text, rows, prior_acts=2,
                                 excluded=pl.Series([1, 2, 3], dtype=pl.Int64))
     decision = dict(zip(decided.orders["customer_id"], decided.orders["decision"], strict=True))
     assert [decision[c] for c in (1, 2, 3)] == ["excluded"] * 3
