@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from app.context import KequnContext
 from cli import (
     demo,
+    economics,
     generate,
     issuance,
     materialize,
@@ -76,15 +77,20 @@ def _global_options(
                      "(env KEQUN_PROJECT_DIR)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    user: Annotated[
+        str | None,
+        typer.Option("--as", help="Who runs the command: audit log, approvals (env KEQUN_USER)."),
+    ] = None,
 ) -> None:
     """Global options apply to every command."""
     _state["debug"] = debug
-    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project)
+    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project,
+                                 user=user)
     ctx.obj = KequnContext(settings)
 
 
 for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
-              rules):
+              economics, rules):
     _area.register(app)
 
 
