@@ -167,10 +167,11 @@ def build_issuance_sensor(campaigns: dict[str, Campaign],
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
-    """Campaign batch assets (broken ones failing), the issuance job and its sensor, the
-    expiry job and its schedule."""
+    """Campaign batch assets (broken ones failing; none for a campaign with
+    ``batch_offer false``, whose coupons rules issue), the issuance job and its sensor,
+    the expiry job and its schedule."""
     kind = serving_kind(kequn.settings.serving_url)
-    campaigns = kequn.project.campaigns
+    campaigns = {n: c for n, c in kequn.project.campaigns.items() if c.batch_offer}
     broken = list(kequn.project.broken_of("campaign").values())
     jobs: list = [expiry_job]
     sensors = []

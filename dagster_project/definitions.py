@@ -11,11 +11,11 @@ from __future__ import annotations
 import dagster as dg
 
 from app.context import KequnContext
-from assets import imports_sensor, issuance, raw, retention, segments, sync, tags
+from assets import imports_sensor, issuance, raw, retention, rules, segments, sync, tags
 from assets.common import DAILY, RESOURCE, daily_partitions
 from dagster_project.alerts import build_alert_sensor
 
-AREAS = (raw, tags, segments, imports_sensor, sync, issuance, retention)
+AREAS = (raw, tags, segments, imports_sensor, sync, issuance, rules, retention)
 """Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
 DEFAULT_OWNER = "team:data_platform"
 DAILY_BUILD_JOB = "daily_build"
