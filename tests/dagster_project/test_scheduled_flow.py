@@ -84,7 +84,8 @@ def test_build_sync_and_issuance_follow_each_other_without_anyone_switching_them
     tick = _sense(defs, sensor, instance)
     requests = list(tick.run_requests or [])
     synced = {s.name.removeprefix("sync_").removesuffix("_schedule") for s in sync_schedules}
-    campaigns = [c.name for c in kequn.project.campaigns.values() if c.target_segment in synced]
+    campaigns = [c.name for c in kequn.project.campaigns.values()
+                 if c.target_segment in synced and c.batch_offer]  # others: rules issue
     assert "wake_up_30d" in campaigns
     assert sorted((r.run_key, r.partition_key) for r in requests) == sorted(
         (f"issue_{name}_{DAY}", DAY.isoformat()) for name in campaigns)
