@@ -6,11 +6,16 @@ different request raises :class:`~issuance.outcome.IdempotencyConflict`. Refusal
 results too (``ok=False`` with a ``reason``) and are recorded under their key.
 
 Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
-PostgreSQL an issue locks its campaign's ``issuance_counters`` total row first (``FOR UPDATE``),
-so the campaign's counters are read and written by one transaction at a time, then
-takes a transaction-scoped advisory lock on the customer (so the exclusive-stacking
-check holds across campaigns); occupy/confirm/reverse lock the coupon row and, for an
-occupy, the loan. Locks are always taken in that order, so requests cannot deadlock.
+PostgreSQL every request first takes a transaction-scoped advisory lock on its
+idempotency key, so two requests with one key (whatever their operations) run one after
+the other and the second replays or refuses the first's result. An issue then locks its
+campaign's ``issuance_counters`` total row (``FOR UPDATE``), so the campaign's counters
+are read and written by one transaction at a time, then takes an advisory lock on the
+customer (so the exclusive-stacking check holds across campaigns); occupy/confirm/reverse
+lock the coupon row and, for an occupy, the loan. Every path, the batch
+(:mod:`issuance.batch`) included, takes its locks in this one global order (keys, the
+campaign row, customers in ascending lock order, the coupon, the loan), so requests
+cannot deadlock.
 
 Time comes from the injected :class:`~issuance.clock.Clock`; expiry is also enforced
 when a coupon is read or touched (an ended lease releases the coupon, a coupon past its
@@ -20,7 +25,7 @@ validity reads as ``expired``), not only by the scheduled expiry job.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -58,6 +63,7 @@ SQLITE_WAL_AUTOCHECKPOINT = 10_000
 # Namespaces of PostgreSQL two-key advisory locks (distinct from the one-key migration lock).
 _CUSTOMER_LOCK = 0x6B71_0001
 _LOAN_LOCK = 0x6B71_0002
+_KEY_LOCK = 0x6B71_0003
 
 # One statement reads everything an issue decides on: the key's first result (columns
 # 0-7, see issuance.store.REPLAY_SELECT), then the counters and facts of the Snapshot.
@@ -156,14 +162,23 @@ class Issuer:
             self.db.execute("SELECT pg_advisory_xact_lock(?, ?)",
                             (namespace, _lock_key(value)))
 
-    def lock_customers(self, customers: list[int]) -> None:
-        """PostgreSQL: take the customer locks of a batch chunk up front, in ascending
-        order, so that concurrent batches cannot deadlock (no-op on SQLite)."""
-        if self.db.dialect == "postgresql":
-            for customer in customers:
-                self._advisory(_CUSTOMER_LOCK, customer)
+    def _advisory_many(self, namespace: int, values: Iterable[str | int]) -> None:
+        """PostgreSQL: advisory-lock every value in ascending lock-key order, in one
+        statement (``unnest`` keeps the array's order)."""
+        keys = sorted({_lock_key(v) for v in values})
+        if self.db.dialect == "postgresql" and keys:
+            self.db.execute("SELECT count(pg_advisory_xact_lock(?, k)) "
+                            "FROM unnest(?::int4[]) AS k", (namespace, keys))
 
-    def _lock_campaign(self, name: str) -> None:
+    def lock_keys(self, keys: Iterable[str]) -> None:
+        """PostgreSQL: lock idempotency keys (the first locks any request takes)."""
+        self._advisory_many(_KEY_LOCK, keys)
+
+    def lock_customers(self, customers: Iterable[int]) -> None:
+        """PostgreSQL: lock customers, after the campaign row (no-op on SQLite)."""
+        self._advisory_many(_CUSTOMER_LOCK, customers)
+
+    def lock_campaign(self, name: str) -> None:
         """PostgreSQL: lock the campaign's stock row (creating it at 0 if needed)."""
         if self.db.dialect != "postgresql":
             return
@@ -208,7 +223,8 @@ class Issuer:
                              now: datetime) -> Outcome:
         """The body of :meth:`issue`, for callers that already opened the transaction."""
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
-        self._lock_campaign(campaign.name)
+        self._advisory(_KEY_LOCK, key)
+        self.lock_campaign(campaign.name)
         self._advisory(_CUSTOMER_LOCK, customer_id)
         day = business_day(now)
         stored_now = to_db(now)
@@ -251,6 +267,7 @@ class Issuer:
         """
 
         def body(now: datetime) -> Outcome:
+            self._advisory(_KEY_LOCK, request.key)
             coupon = read_coupon(self.db, coupon_id, lock=True)
             prior = replay(self.db, request)
             if prior is not None:
