@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from app.context import KequnContext
-from cli import demo, generate, issuance, materialize, segments, sync, tags, validate
+from cli import demo, generate, issuance, materialize, segments, sync, tags, trial, validate
 from kequn.errors import KequnError
 from kequn.settings import Settings
 
@@ -72,7 +72,7 @@ def _global_options(
     ctx.obj = KequnContext(settings)
 
 
-for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate):
+for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial):
     _area.register(app)
 
 
