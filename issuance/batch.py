@@ -23,6 +23,10 @@ How one chunk is decided (inside one transaction, holding the campaign's lock):
 4. writes: the coupons (``INSERT ... SELECT``), the refusals under their keys, the
    counters by the number issued.
 
+A campaign with a budget is offered one request at a time instead (each issue reserves
+its worst-case reduction in the ledger, :mod:`issuance.ledger`), in the same order and
+with the same keys.
+
 SQLite runs the whole batch as one ``BEGIN IMMEDIATE`` transaction by default (single
 issues wait on the write lock for its duration, about a second per 200,000 coupons).
 PostgreSQL runs chunks of :data:`PG_CHUNK` customers, one transaction each, taking locks
@@ -41,11 +45,15 @@ from datetime import date, datetime
 from issuance.clock import business_day, to_db
 from issuance.outcome import IdempotencyConflict
 from issuance.service import Issuer
+from issuance.store import coupon_id_for
 from project.campaign import Campaign
 from serving.db import ServingDB
 
 PG_CHUNK = 500
 """Customers per transaction on PostgreSQL (each takes two advisory locks)."""
+
+ONE_BY_ONE_CHUNK = 1000
+"""Customers per transaction when a budgeted campaign is offered one request at a time."""
 
 ISSUED = "issued"
 REPLAYED = "replayed"
@@ -304,6 +312,8 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
     ``chunk_size`` customers (default: all at once on SQLite, :data:`PG_CHUNK` on
     PostgreSQL) are one transaction each. Returns the counts.
     """
+    if campaign.budget is not None:
+        return _one_by_one(issuer, campaign, day, chunk_size or ONE_BY_ONE_CHUNK)
     db = issuer.db
     sql = _dialect_sql(db)
     if chunk_size is None and db.dialect == "postgresql":
@@ -344,3 +354,33 @@ def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: dateti
     _check_replays(issuer.db, sql, campaign)
     _write(issuer, campaign, now)
     _tally(issuer.db, report)
+
+
+def _one_by_one(issuer: Issuer, campaign: Campaign, day: date,
+                chunk_size: int) -> BatchReport:
+    """A budgeted campaign: each customer's request through
+    :meth:`Issuer.issue_in_transaction` (which reserves the budget in the ledger), in
+    coupon-id order, ``chunk_size`` per transaction, locks in the global order."""
+    members = [int(c) for (c,) in issuer.db.fetchall(
+        "SELECT customer_id FROM coupon_eligibility WHERE segment = ?",
+        (campaign.target_segment,))]
+    keyed = sorted((coupon_id_for(batch_key(campaign.name, c, day)), c) for c in members)
+    report = BatchReport(campaign.name, day, eligible=len(keyed))
+    for start in range(0, len(keyed), chunk_size):
+        chunk = [c for _, c in keyed[start:start + chunk_size]]
+        keys = [batch_key(campaign.name, c, day) for c in chunk]
+        now = issuer.clock.now()
+        with issuer.db.transaction():
+            issuer.lock_keys(keys)
+            issuer.lock_campaign(campaign.name)
+            issuer.lock_customers(chunk)
+            outcomes = [issuer.issue_in_transaction(campaign, c, k, now)
+                        for c, k in zip(chunk, keys, strict=True)]
+        for outcome in outcomes:
+            if outcome.ok and outcome.replayed:
+                report.replayed_issued += 1
+            elif outcome.ok:
+                report.issued += 1
+            else:
+                report.refused[outcome.reason or "unknown"] += 1
+    return report
