@@ -99,6 +99,13 @@ _COUNT_UP = (
 )
 
 
+_PG_ISSUE = (
+    "SELECT * FROM kequn_issue(?::int4, ?::int4, ?, ?, ?, ?, ?::int8, ?::int4, ?::int4, ?, ?, "
+    "?::timestamp, ?::boolean, ?::int8, ?::int8, ?::int8, ?::int2, ?, ?, ?, ?, ?::int4, "
+    "?::date, ?::timestamp, ?::timestamp)"
+)
+
+
 def _lock_key(value: str | int) -> int:
     """A stable signed 32-bit key for an advisory lock on ``value``."""
     return zlib.crc32(str(value).encode()) - 2**31
@@ -160,15 +167,16 @@ class Issuer:
             db.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT}")
 
     # -- plumbing --------------------------------------------------------------------
-    def _run(self, body: Callable[[datetime], T]) -> T:
+    def _run(self, body: Callable[[datetime], T], *, transaction: bool = True) -> T:
         """Run ``body(now)`` in one transaction; retry once on a unique-key race.
 
-        On PostgreSQL two requests with the same new key can both pass the replay check;
-        the second's insert then fails, and its retry sees the first's result.
+        Without ``transaction`` the body is a single statement, its own transaction.
         """
         for attempt in (1, 2):
             now = self.clock.now()
             try:
+                if not transaction:
+                    return body(now)
                 with self.db.transaction():
                     return body(now)
             except INTEGRITY_ERRORS as exc:
@@ -237,7 +245,39 @@ class Issuer:
         per_customer_limit, exclusive_conflict.
         """
         chosen = get_campaign(self.campaigns, campaign)
+        if (self.db.dialect == "postgresql" and not self.db.in_transaction
+                and chosen.budget is None):
+            return self._run(lambda now: self._issue_pg(chosen, customer_id, key, now),
+                             transaction=False)
         return self._run(lambda now: self.issue_in_transaction(chosen, customer_id, key, now))
+
+    def _issue_pg(self, campaign: Campaign, customer_id: int, key: str,
+                  now: datetime) -> Outcome:
+        """PostgreSQL: the whole issue in one statement (``kequn_issue``, see
+        :mod:`issuance.schema`): one round trip, locks held for the server's work only.
+        (A budgeted campaign goes through :meth:`issue_in_transaction`, which reserves
+        the budget in the ledger.)"""
+        request = Request("issue", key, (campaign.name, str(int(customer_id))))
+        day = business_day(now)
+        stored_now = to_db(now)
+        valid_from, valid_until = campaign.validity.period(now)
+        coupon_id = coupon_id_for(key)
+        row = self.db.fetchone(_PG_ISSUE, (
+            _KEY_LOCK, _lock_key(key), key, coupon_id, request.fingerprint, campaign.name,
+            int(customer_id), _CUSTOMER_LOCK, _lock_key(customer_id), campaign.target_segment,
+            day.isoformat(), stored_now, campaign.in_window(now), campaign.total_stock,
+            campaign.effective_daily_limit, campaign.per_customer_limit,
+            int(campaign.exclusive), campaign.template.kind, str(campaign.template.value),
+            campaign.on_failed_drawdown, ",".join(sorted(campaign.channels)),
+            campaign.lease_seconds, day, to_db(valid_from), to_db(valid_until),
+        ))
+        assert row is not None
+        prior = interpret_replay(request, row)
+        if prior is not None:
+            return prior
+        if row[8] is not None:
+            return Outcome("issue", False, str(row[8]))
+        return Outcome("issue", True, None, coupon_id, UNUSED)
 
     def issue_in_transaction(self, campaign: Campaign, customer_id: int, key: str,
                              now: datetime) -> Outcome:
