@@ -18,7 +18,18 @@ import typer
 from typer.core import TyperGroup
 
 from app.context import KequnContext
-from cli import demo, generate, issuance, materialize, segments, sync, tags, trial, validate
+from cli import (
+    demo,
+    economics,
+    generate,
+    issuance,
+    materialize,
+    segments,
+    sync,
+    tags,
+    trial,
+    validate,
+)
 from kequn.errors import KequnError
 from kequn.settings import Settings
 
@@ -65,14 +76,20 @@ def _global_options(
                      "(env KEQUN_PROJECT_DIR)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    user: Annotated[
+        str | None,
+        typer.Option("--as", help="Who runs the command: audit log, approvals (env KEQUN_USER)."),
+    ] = None,
 ) -> None:
     """Global options apply to every command."""
     _state["debug"] = debug
-    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project)
+    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project,
+                                 user=user)
     ctx.obj = KequnContext(settings)
 
 
-for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial):
+for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
+              economics):
     _area.register(app)
 
 

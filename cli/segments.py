@@ -244,8 +244,12 @@ def share(ctx: typer.Context,
           remove: Annotated[bool, typer.Option("--remove", help="Stop sharing.")] = False,
           ) -> None:
     """Share a segment with a team (rewrites shared_with in its definition file)."""
-    segment = kequn_context(ctx).project.segment(name)
+    kequn = kequn_context(ctx)
+    segment = kequn.project.segment(name)
+    before = list(segment.shared_with)
     teams = share_segment(segment, team, remove=remove)
+    kequn.audit("segment_unshare" if remove else "segment_share", f"segment:{name}",
+                before=before, after=list(teams), detail=team)
     typer.echo(f"{name} shared with: {', '.join(teams) or 'nobody'} ({segment.path})")
 
 
@@ -261,6 +265,10 @@ def favorite(ctx: typer.Context,
     kequn.project.segment(name)
     with kequn.connect_warehouse() as con:
         changed = (remove_favorite if remove else add_favorite)(con, user, name)
+    if changed:
+        kequn.audit("segment_unfavorite" if remove else "segment_favorite", f"segment:{name}",
+                    before={"favorite_of": user, "marked": remove},
+                    after={"favorite_of": user, "marked": not remove}, user=user)
     verb = "removed from" if remove else "added to"
     typer.echo(f"{name} {verb} {user}'s favourites" + ("" if changed else " (no change)"))
 

@@ -26,6 +26,8 @@ STOCK_EXHAUSTED: Final = "stock_exhausted"
 DAILY_LIMIT: Final = "daily_limit"
 PER_CUSTOMER_LIMIT: Final = "per_customer_limit"
 EXCLUSIVE_CONFLICT: Final = "exclusive_conflict"
+NOT_LIVE: Final = "not_live"
+BUDGET_EXHAUSTED: Final = "budget_exhausted"
 
 ISSUE_REFUSALS: Final = (
     OUTSIDE_WINDOW,
@@ -34,6 +36,8 @@ ISSUE_REFUSALS: Final = (
     DAILY_LIMIT,
     PER_CUSTOMER_LIMIT,
     EXCLUSIVE_CONFLICT,
+    NOT_LIVE,
+    BUDGET_EXHAUSTED,
 )
 
 MESSAGES: Final[dict[str, str]] = {
@@ -43,6 +47,8 @@ MESSAGES: Final[dict[str, str]] = {
     DAILY_LIMIT: "today's issuance limit is reached",
     PER_CUSTOMER_LIMIT: "the customer has received as many coupons as the campaign allows",
     EXCLUSIVE_CONFLICT: "an exclusive coupon cannot be held together with another live coupon",
+    NOT_LIVE: "the campaign has a budget and is not live (it needs approval and launch)",
+    BUDGET_EXHAUSTED: "the campaign's budget cannot cover one more coupon's worst-case cost",
 }
 
 
