@@ -87,6 +87,11 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign 
         "per_customer_limit": c.per_customer_limit, "stacking": c.stacking,
         "on_failed_drawdown": c.on_failed_drawdown, "lease_seconds": c.lease_seconds,
         "rules": c.rules, "file": c.path, "definition_hash": c.definition_hash,
+        "scope": c.scope.describe(),
+        "loan_bounds": f"principal <= {c.bounds.max_principal}, term <= {c.bounds.max_term}, "
+                       f"rate <= {c.bounds.max_rate}",
+        "max_reduction": f"{c.max_reduction} per coupon (what issuing reserves)",
+        "budget": c.budget if c.budget is not None else "none (issues without approval)",
     }
     for key, value in fields.items():
         typer.echo(f"{key:20} {value}")

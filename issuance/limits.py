@@ -36,9 +36,10 @@ ISSUE_REFUSALS: Final = (
     DAILY_LIMIT,
     PER_CUSTOMER_LIMIT,
     EXCLUSIVE_CONFLICT,
-    NOT_LIVE,
-    BUDGET_EXHAUSTED,
 )
+"""The limits :func:`refusal_for_counts` decides, in its order."""
+BUDGET_REFUSALS: Final = (NOT_LIVE, BUDGET_EXHAUSTED)
+"""Checked after those, for a campaign with a budget (:meth:`Issuer._reserve`)."""
 
 MESSAGES: Final[dict[str, str]] = {
     OUTSIDE_WINDOW: "the campaign is not running at this time",
