@@ -24,6 +24,7 @@ from cli import (
     generate,
     issuance,
     materialize,
+    rules,
     segments,
     sync,
     tags,
@@ -89,7 +90,7 @@ def _global_options(
 
 
 for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
-              economics):
+              economics, rules):
     _area.register(app)
 
 
