@@ -65,11 +65,25 @@ def _global_options(
                      "(env KEQUN_PROJECT_DIR)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Where tags and segments are computed: duckdb or spark "
+                     "(env KEQUN_ENGINE)."),
+    ] = None,
 ) -> None:
     """Global options apply to every command."""
     _state["debug"] = debug
-    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project)
+    settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project,
+                                 engine=_engine_option(engine))
     ctx.obj = KequnContext(settings)
+
+
+def _engine_option(value: str | None) -> str | None:
+    from kequn.settings import ENGINES
+
+    if value is not None and value not in ENGINES:
+        raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--engine")
+    return value
 
 
 for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate):

@@ -15,11 +15,18 @@ def validate(
     ctx: typer.Context,
     warn_only: Annotated[bool, typer.Option(
         "--warn-only", help="Print the problems but exit 0.")] = False,
+    portable: Annotated[bool, typer.Option(
+        "--portable", help="Also report SQL outside the subset that runs the same on DuckDB "
+        "and Spark, with the portable spelling.")] = False,
 ) -> None:
     """Check every definition (tags, segments, campaigns): print each problem as
     file:line:col and exit 1 if there is any."""
     project = kequn_context(ctx).project
     problems = project.problems()
+    if portable:
+        from plan.portable import portable_problems
+
+        problems = [*problems, *portable_problems(project)]
     if problems and not warn_only:
         raise_collected(problems)
     for problem in problems:
@@ -27,7 +34,8 @@ def validate(
     counts = ", ".join(f"{len(table)} {kind}s" for kind, table in (
         ("tag", project.tags), ("segment", project.segments), ("campaign", project.campaigns)))
     broken = len(project.broken)
-    typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else ""))
+    typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else "")
+               + ("; portable to Spark" if portable and not problems else ""))
 
 
 def settings(ctx: typer.Context) -> None:
