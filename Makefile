@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 CUSTOMERS ?= 100000
 UI_PORT ?= 3000
 
-.PHONY: demo test lint ui install clean bench
+.PHONY: demo test lint ui install clean bench spark
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional Spark engine (pyspark); `make test` installs it when KEQUN_TEST_SPARK is set (CI).
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
+spark: $(SPARK_STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -28,8 +36,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -q -n 2
+test: lint $(DAGSTER_HOME)/dagster.yaml $(if $(KEQUN_TEST_SPARK),$(SPARK_STAMP))
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p $(UI_PORT) -m dagster_project.definitions

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from kequn.errors import ExecutionError, Location
 from kequn.lake import Lake
 from plan.segments import CompiledSegment
@@ -107,7 +109,8 @@ def build_file_segment_to_lake(kequn: KequnContext, engine: SparkEngine,
     build_segment(kequn.warehouse, compiled, day, sandbox=kequn.sandbox_limits,
                   max_bytes=kequn.settings.import_max_bytes, report_dir=kequn.reports_dir)
     with kequn.connect_warehouse(read_only=True) as con:
-        ids = run(con, compiled.query, day).to_arrow_table()
+        rows = run(con, compiled.query, day).fetchall()
+    ids = pa.table({"customer_id": pa.array([r[0] for r in rows], pa.int64())})
     return engine.write_ids(compiled.segment.name, day, ids)
 
 

@@ -15,6 +15,7 @@ customer ids (``kequn parity --as-of D``; the parity tests).
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from kequn.errors import ExecutionError, Location
 
 if TYPE_CHECKING:
     import duckdb
+    from pyspark.sql import SparkSession
 
     from app.context import KequnContext
 
@@ -146,11 +148,21 @@ def compare_day(kequn: KequnContext, day: date) -> list[Verdict]:
     return verdicts
 
 
-def run_parity(kequn: KequnContext, days: list[date]) -> list[Verdict]:
-    """Export raw to the lake, build ``days`` on both engines (one Spark session), compare."""
+def run_parity(kequn: KequnContext, days: list[date],
+               spark: SparkSession | None = None) -> list[Verdict]:
+    """Export raw to the lake, build ``days`` on both engines, compare.
+
+    Uses the session ``spark`` when given (tests share one), else starts one and stops it.
+    """
     export_lake(kequn)
-    verdicts: list[Verdict] = []
-    with spark_engine(kequn, "kequn-parity") as engine:
+    with ExitStack() as stack:
+        if spark is None:
+            engine = stack.enter_context(spark_engine(kequn, "kequn-parity"))
+        else:
+            from spark_engine.engine import SparkEngine
+
+            engine = SparkEngine(spark, lake_of(kequn), kequn.plan.tags)
+        verdicts: list[Verdict] = []
         for day in sorted(days):
             build_day_duckdb(kequn, day)
             build_day_spark(kequn, engine, day)

@@ -115,7 +115,8 @@ def date_interval(node: exp.Expression) -> str | None:
     if isinstance(parent, exp.Cast):
         return None
     return ("DATE ± INTERVAL is a TIMESTAMP on DuckDB but a DATE on Spark: write "
-            "CAST(d - INTERVAL n DAY AS DATE) (or AS TIMESTAMP; $as_of_end for the end of a tag's day)")
+            "CAST(d - INTERVAL n DAY AS DATE) (or AS TIMESTAMP; $as_of_end for the end of "
+            "a tag's day)")
 
 
 def _is_safe_divisor(divisor: exp.Expression) -> bool:

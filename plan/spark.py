@@ -11,10 +11,9 @@ portable-subset lint (:mod:`plan.portable`). Pure: sqlglot only.
 >>> import sqlglot
 >>> from datetime import date
 >>> from plan.params import day_values
->>> q = sqlglot.parse_one("SELECT customer_id FROM raw.loans WHERE disbursed_at < $as_of_end",
-...                       read="duckdb")
+>>> q = sqlglot.parse_one("SELECT id FROM raw.loans WHERE paid_at < $as_of_end", read="duckdb")
 >>> spark_sql(q, day_values(date(2026, 11, 21)))
-"SELECT customer_id FROM raw__loans AS loans WHERE disbursed_at < CAST('2026-11-22 00:00:00' AS TIMESTAMP)"
+"SELECT id FROM raw__loans AS loans WHERE paid_at < CAST('2026-11-22 00:00:00' AS TIMESTAMP)"
 """
 
 from __future__ import annotations

@@ -58,5 +58,5 @@ def read_members(con: duckdb.DuckDBPyConnection, lake: Lake, segment: str,
     folder = lake.members_partition(segment, day)
     if not has_parquet(folder):
         return None
-    return con.execute(f"SELECT DISTINCT customer_id FROM read_parquet('{_quoted(folder)}/*."
-                       "parquet') WHERE customer_id IS NOT NULL").to_arrow_table()
+    return con.sql(f"SELECT DISTINCT customer_id FROM read_parquet('{_quoted(folder)}/*.parquet') "
+                   "WHERE customer_id IS NOT NULL").to_arrow_table()
