@@ -18,7 +18,18 @@ import typer
 from typer.core import TyperGroup
 
 from app.context import KequnContext
-from cli import demo, generate, issuance, materialize, segments, spark, sync, tags, validate
+from cli import (
+    demo,
+    generate,
+    issuance,
+    materialize,
+    segments,
+    spark,
+    sync,
+    tags,
+    trial,
+    validate,
+)
 from kequn.errors import KequnError
 from kequn.settings import Settings
 
@@ -86,7 +97,8 @@ def _engine_option(value: str | None) -> str | None:
     return value
 
 
-for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, spark):
+for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
+              spark):
     _area.register(app)
 
 

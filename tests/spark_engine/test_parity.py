@@ -13,7 +13,6 @@ from app.context import KequnContext
 from app.parity import compare_day, run_parity
 from kequn.lake import Lake
 from kequn.settings import REPO_ROOT
-
 from tests.spark_engine.conftest import DAY1, DAY2, spark_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
