@@ -19,10 +19,11 @@ from pathlib import Path
 import dagster as dg
 
 from app.context import KequnContext
+from app.engines import build_segment_on
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
+from assets.spark import SparkResource
 from plan.segments import CompiledSegment
-from segments.build import build_segment
 from segments.materialize import MemberStats
 
 GROUP = "segments"
@@ -139,13 +140,11 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
         },
     )
     def _segment(context: dg.AssetExecutionContext, kequn: Kequn,
-                 config: SegmentBuildConfig) -> dg.MaterializeResult:
+                 config: SegmentBuildConfig, spark: SparkResource) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
-        result = build_segment(kequn.warehouse, compiled, as_of, import_path=import_path,
-                               sandbox=kequn.sandbox_limits,
-                               max_bytes=kequn.settings.import_max_bytes,
-                               report_dir=kequn.reports_dir)
+        result = build_segment_on(kequn, compiled, as_of, import_path=import_path,
+                                  session=spark.for_context(kequn).session)
         metadata = _metadata(compiled, result.stats, result.elapsed_s)
         if result.import_report is not None:
             report = result.import_report

@@ -23,12 +23,14 @@ import dagster as dg
 from sqlglot import exp
 
 from app.context import KequnContext
+from app.engines import tag_engine
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
+from assets.spark import SparkResource
 from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
 from project.tag import Tag
 from tags import checks
-from tags.build import TagStats, build_customer_tags, build_tags, measure_tags
+from tags.build import TagStats, measure_tags
 
 KINDS = {"duckdb", "sql"}
 WIDE_KEY = dg.AssetKey(["tags", "customer_tags"])
@@ -120,16 +122,17 @@ def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
         description=f"Atomic tags over {source}: one fused query, one scan.",
     )
-    def _build(context: dg.AssetExecutionContext,
-               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    def _build(context: dg.AssetExecutionContext, kequn: Kequn,
+               spark: SparkResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
         checked = [t.name for t in members
                    if any(_selected(context, tag_key(t.name), c)
                           for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
         relation = plan.relation(group)
-        with kequn.connect_warehouse() as con:
-            stats = build_tags(con, plan, day, names) if names else {}
+        with tag_engine(kequn, spark.for_context(kequn).session).open() as engine:
+            con = engine.con  # the warehouse, or (engine spark) the day's lake rows
+            stats = engine.build_tags(plan, day, names) if names else {}
             unbuilt = [n for n in checked if n not in stats]
             if unbuilt:  # checks selected without their asset: check what is stored
                 stats.update(measure_tags(con, plan, day, unbuilt))
@@ -179,12 +182,13 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
         description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
     )
-    def _build(context: dg.AssetExecutionContext,
-               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    def _build(context: dg.AssetExecutionContext, kequn: Kequn,
+               spark: SparkResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         wide = exp.to_table(WIDE)
-        with kequn.connect_warehouse() as con:
-            result = build_customer_tags(con, plan, day)
+        with tag_engine(kequn, spark.for_context(kequn).session).open() as engine:
+            con = engine.con
+            result = engine.build_customer_tags(plan, day)
             if result.missing:
                 context.log.warning(
                     f"no stored rows for {day} behind tags {', '.join(result.missing)}: "

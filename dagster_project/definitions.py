@@ -13,6 +13,7 @@ import dagster as dg
 from app.context import KequnContext
 from assets import imports_sensor, issuance, raw, segments, sync, tags
 from assets.common import RESOURCE
+from assets.spark import SPARK_RESOURCE, SparkResource
 
 AREAS = (raw, tags, segments, imports_sensor, sync, issuance)
 """Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
@@ -52,7 +53,7 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
             )
         ],
         executor=dg.in_process_executor,
-        resources={RESOURCE: kequn},
+        resources={RESOURCE: kequn, SPARK_RESOURCE: SparkResource().for_context(kequn)},
     )
     merged = dg.Definitions.merge(*(area.build_definitions(kequn) for area in AREAS), core)
     return merged.permissive_map_resolved_asset_specs(func=_with_default_owner, selection=None)

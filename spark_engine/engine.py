@@ -118,15 +118,8 @@ class SparkEngine:
         return rows
 
     def write_ids(self, segment: str, day: date, ids: pa.Table) -> int:
-        """Replace (segment, day) in the lake with the distinct non-NULL ``customer_id`` of
-        ``ids`` (an Arrow table): how file segments reach the lake. Needs no session."""
-        column = ids.column("customer_id").cast(pa.int64()).drop_null().unique()
-        final = self.lake.members_partition(segment, day)
-        temp = self.lake.temp_beside(final)
-        temp.mkdir(parents=True)
-        pq.write_table(pa.table({"customer_id": column}), temp / "part-0.parquet")
-        replace_dir(temp, final)
-        return len(column)
+        """See :func:`write_ids`."""
+        return write_ids(self.lake, segment, day, ids)
 
     # -- tags ---------------------------------------------------------------------------
     def build_group(self, plan: TagPlan, group: TagGroup, day: date) -> int:
@@ -206,6 +199,18 @@ class SparkEngine:
         finally:
             timer.cancel()
             context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+
+
+def write_ids(lake: Lake, segment: str, day: date, ids: pa.Table) -> int:
+    """Replace (segment, day) in the lake with the distinct non-NULL ``customer_id`` of
+    ``ids`` (an Arrow table): how file segments reach the lake. Needs no Spark session."""
+    column = ids.column("customer_id").cast(pa.int64()).drop_null().unique()
+    final = lake.members_partition(segment, day)
+    temp = lake.temp_beside(final)
+    temp.mkdir(parents=True)
+    pq.write_table(pa.table({"customer_id": column}), temp / "part-0.parquet")
+    replace_dir(temp, final)
+    return len(column)
 
 
 def _split(table: str) -> Table:

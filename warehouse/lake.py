@@ -60,3 +60,48 @@ def read_members(con: duckdb.DuckDBPyConnection, lake: Lake, segment: str,
         return None
     return con.sql(f"SELECT DISTINCT customer_id FROM read_parquet('{_quoted(folder)}/*.parquet') "
                    "WHERE customer_id IS NOT NULL").to_arrow_table()
+
+
+def mirror() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the warehouse's schema, into which lake partitions are loaded
+    so the DuckDB checks and statistics run unchanged over what Spark wrote."""
+    from kequn.migrations import apply_migrations
+    from warehouse.db import DuckDBTarget
+    from warehouse.schema import STREAM, WAREHOUSE_MIGRATIONS
+
+    con = duckdb.connect()
+    apply_migrations(DuckDBTarget(con), STREAM, WAREHOUSE_MIGRATIONS)
+    return con
+
+
+def load_day(con: duckdb.DuckDBPyConnection, table: str, folder: Path, day: date) -> bool:
+    """Replace ``table`` in ``con`` by the rows of the partition ``folder`` (with ``as_of``
+    = ``day`` in front); False (and an untouched table) when the partition does not exist."""
+    if not has_parquet(folder):
+        return False
+    target = exp.to_table(table).sql(dialect="duckdb")
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT CAST(? AS DATE) AS as_of, * "
+                f"FROM read_parquet('{_quoted(folder)}/*.parquet')", [day])
+    return True
+
+
+def load_all(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> bool:
+    """Replace ``table``'s rows by every partition under ``folder`` (hive columns kept)."""
+    if not has_parquet(folder):
+        return False
+    target = exp.to_table(table).sql(dialect="duckdb")
+    con.execute(f"DELETE FROM {target}")
+    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {parquet_relation(folder)}")
+    return True
+
+
+def save_day(con: duckdb.DuckDBPyConnection, table: str, folder: Path, day: date,
+             lake: Lake) -> None:
+    """Write ``table``'s rows of ``day`` (without ``as_of``) to the partition ``folder``."""
+    temp = lake.temp_beside(folder)
+    temp.mkdir(parents=True)
+    source = exp.to_table(table).sql(dialect="duckdb")
+    con.execute(f"COPY (SELECT * EXCLUDE (as_of) FROM {source} WHERE as_of = "
+                f"DATE '{day.isoformat()}') TO '{_quoted(temp / 'data.parquet')}' "
+                "(FORMAT parquet)")
+    replace_dir(temp, folder)
