@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from issuance.service import Issuer
+    from project.roles import Roles
     from segments.sandbox import SandboxLimits
     from serving.db import ServingDB
     from warehouse.db import Warehouse
@@ -98,6 +99,29 @@ class KequnContext:
         db = self.connect_serving()
         try:
             yield Issuer(db, self.project.campaigns if with_campaigns else {})
+        finally:
+            db.close()
+
+    # -- identity, roles and the audit log -------------------------------------------
+    @cached_property
+    def roles(self) -> Roles:
+        """Who may approve what (``<project>/roles.yaml``)."""
+        from project.roles import load_roles
+
+        return load_roles(self.settings.project_dir)
+
+    def audit(self, action: str, obj: str, *, before: object = None, after: object = None,
+              detail: str = "", user: str | None = None) -> None:
+        """Append one audit log entry as ``settings.user`` (else ``user``, else
+        ``anonymous``) for a change made outside the serving database, right after it
+        succeeded."""
+        from serving.audit import record
+
+        user = self.settings.user or user or "anonymous"
+        db = self.connect_serving()
+        try:
+            with db.transaction():
+                record(db, user, action, obj, before=before, after=after, detail=detail)
         finally:
             db.close()
 

@@ -23,3 +23,13 @@ def parse_day(text: str, option: str = "--as-of") -> date:
         raise typer.BadParameter(
             f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option
         ) from exc
+
+
+def parse_context(text: str):  # type: ignore[no-untyped-def]
+    """A ``--loan-context`` value as a LoanContext, or a usage error naming the option."""
+    from project.scope import ContextError, LoanContext
+
+    try:
+        return LoanContext.parse(text)
+    except ContextError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--loan-context") from None

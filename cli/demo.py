@@ -56,6 +56,11 @@ def demo(
     console.print(f"[bold]3/3[/] summary as of {last} "
                   f"(total {time.perf_counter() - started:.1f} s)")
     print_summary(kequn, last, console)
+    from app.economics_demo import economics_demo
+
+    console.print("\n[bold]Coupon economics[/] (approval, trial, ledger)")
+    for line in economics_demo(kequn, last):
+        console.print(f"    {line}")
     console.print("\nOpen the Dagster UI with [bold]make ui[/] (http://127.0.0.1:3000).")
 
 

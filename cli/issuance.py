@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import kequn_context
+from cli.common import kequn_context, parse_context
 from issuance.outcome import Outcome
 from kequn.errors import raise_collected
 from project.loader import load_project
@@ -87,6 +87,11 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign 
         "per_customer_limit": c.per_customer_limit, "stacking": c.stacking,
         "on_failed_drawdown": c.on_failed_drawdown, "lease_seconds": c.lease_seconds,
         "rules": c.rules, "file": c.path, "definition_hash": c.definition_hash,
+        "scope": c.scope.describe(),
+        "loan_bounds": f"principal <= {c.bounds.max_principal}, term <= {c.bounds.max_term}, "
+                       f"rate <= {c.bounds.max_rate}",
+        "max_reduction": f"{c.max_reduction} per coupon (what issuing reserves)",
+        "budget": c.budget if c.budget is not None else "none (issues without approval)",
     }
     for key, value in fields.items():
         typer.echo(f"{key:20} {value}")
@@ -104,6 +109,13 @@ def counters(ctx: typer.Context,
     typer.echo(f"per customer {c.per_customer_limit}")
     states = ", ".join(f"{s} {n}" for s, n in c.by_status.items()) or "none"
     typer.echo(f"by state     {states}")
+    from issuance.ledger import yuan
+
+    budget = f"{c.budget}" if c.budget is not None else "none"
+    typer.echo(f"budget       {budget}: reserved {yuan(c.reserved_cents)}, "
+               f"booked {yuan(c.booked_cents)}")
+    sums = ", ".join(f"{kind} {yuan(n)}" for kind, n in c.ledger.items())
+    typer.echo(f"ledger       {sums}")
 
 
 # -- coupons ------------------------------------------------------------------------------
@@ -130,10 +142,17 @@ def occupy(
     channel: Annotated[str | None, typer.Option(
         "--channel", help="Channel of the loan application (checked against the scope).")]
     = None,
+    loan_context: Annotated[str | None, typer.Option(
+        "--loan-context", help="The loan's context, key=value,... or JSON: channel, "
+        "asset_party, funding_party, first_drawdown, first_drawdown_in_window, "
+        "credit_granted_in_window, customer_type, credit_method, principal, annual_rate, "
+        "term, method, start (checked against the campaign's scope and bounds).")] = None,
 ) -> None:
     """Hold a coupon for a loan application under a lease."""
-    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
-        _report(issuer.occupy(coupon, loan, key, lease_seconds=lease_seconds, channel=channel))
+    context = parse_context(loan_context) if loan_context is not None else None
+    with kequn_context(ctx).issuer(with_campaigns=context is not None) as issuer:
+        _report(issuer.occupy(coupon, loan, key, lease_seconds=lease_seconds, channel=channel,
+                              context=context))
 
 
 @coupons_app.command("confirm")

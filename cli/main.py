@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 from app.context import KequnContext
 from cli import (
     demo,
+    economics,
     generate,
     issuance,
     materialize,
@@ -81,11 +82,15 @@ def _global_options(
         typer.Option("--engine", help="Where tags and segments are computed: duckdb or spark "
                      "(env KEQUN_ENGINE)."),
     ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--as", help="Who runs the command: audit log, approvals (env KEQUN_USER)."),
+    ] = None,
 ) -> None:
     """Global options apply to every command."""
     _state["debug"] = debug
     settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project,
-                                 engine=_engine_option(engine))
+                                 user=user, engine=_engine_option(engine))
     ctx.obj = KequnContext(settings)
 
 
@@ -98,7 +103,7 @@ def _engine_option(value: str | None) -> str | None:
 
 
 for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
-              spark):
+              economics, spark):
     _area.register(app)
 
 

@@ -83,11 +83,12 @@ def validate(ctx: typer.Context,
     project = kequn.project_with(_outside(kequn, files)) if files else kequn.project
     problems = project.problems("segment", paths=files or None)
     raise_collected([*problems, *_waiting_problems(project, files or None)])
-    if files:
-        wanted = {p.resolve() for p in files}
-        count = sum(1 for s in project.segments.values() if s.path.resolve() in wanted)
-    else:
-        count = len(project.segments)
+    wanted = {p.resolve() for p in files}
+    checked = [s for s in project.segments.values() if not files or s.path.resolve() in wanted]
+    from segments.catalog import warehouse_problems
+
+    raise_collected(warehouse_problems(kequn.warehouse.path, checked, project.tags))
+    count = len(checked)
     typer.echo(f"{count} segment(s) OK")
 
 
@@ -102,6 +103,11 @@ def preview(ctx: typer.Context,
     kequn = kequn_context(ctx)
     day = parse_day(as_of)
     compiled = _compiled(kequn, name)
+    if compiled.segment.kind == "sql":
+        from segments.catalog import warehouse_problems
+
+        raise_collected(warehouse_problems(kequn.warehouse.path, [compiled.segment],
+                                           kequn.project.tags))
     result = preview_segment(kequn.warehouse, compiled, day, sample_size=sample,
                              sandbox=kequn.sandbox_limits)
     typer.echo(f"segment {result.segment} ({compiled.segment.kind}) as of {day}")
@@ -228,8 +234,12 @@ def share(ctx: typer.Context,
           remove: Annotated[bool, typer.Option("--remove", help="Stop sharing.")] = False,
           ) -> None:
     """Share a segment with a team (rewrites shared_with in its definition file)."""
-    segment = kequn_context(ctx).project.segment(name)
+    kequn = kequn_context(ctx)
+    segment = kequn.project.segment(name)
+    before = list(segment.shared_with)
     teams = share_segment(segment, team, remove=remove)
+    kequn.audit("segment_unshare" if remove else "segment_share", f"segment:{name}",
+                before=before, after=list(teams), detail=team)
     typer.echo(f"{name} shared with: {', '.join(teams) or 'nobody'} ({segment.path})")
 
 
@@ -245,6 +255,10 @@ def favorite(ctx: typer.Context,
     kequn.project.segment(name)
     with kequn.connect_warehouse() as con:
         changed = (remove_favorite if remove else add_favorite)(con, user, name)
+    if changed:
+        kequn.audit("segment_unfavorite" if remove else "segment_favorite", f"segment:{name}",
+                    before={"favorite_of": user, "marked": remove},
+                    after={"favorite_of": user, "marked": not remove}, user=user)
     verb = "removed from" if remove else "added to"
     typer.echo(f"{name} {verb} {user}'s favourites" + ("" if changed else " (no change)"))
 

@@ -113,6 +113,10 @@ def sync(
         raise typer.BadParameter("give the business day to sync", param_hint="--as-of")
     target, result = run_sync(kequn, segment, parse_day(as_of), force=force, dry_run=dry_run)
     typer.echo(describe(result))
+    if force and not dry_run:
+        kequn.audit("sync_force", f"segment:{segment}", after={
+            "as_of": as_of, "status": result.status, "reason": result.reason},
+            detail=f"forced sync as of {as_of}: {result.status}")
     if result.status == "blocked":
         typer.echo(f"{target.path}: sync of '{segment}' blocked: {result.reason} "
                    "(use --force to apply anyway)", err=True)

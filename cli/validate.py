@@ -23,6 +23,11 @@ def validate(
     file:line:col and exit 1 if there is any."""
     project = kequn_context(ctx).project
     problems = project.problems()
+    if not problems:
+        from segments.catalog import warehouse_problems
+
+        problems = warehouse_problems(kequn_context(ctx).warehouse.path,
+                                      project.segments.values(), project.tags)
     if portable:
         from plan.portable import portable_problems
 

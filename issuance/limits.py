@@ -26,6 +26,8 @@ STOCK_EXHAUSTED: Final = "stock_exhausted"
 DAILY_LIMIT: Final = "daily_limit"
 PER_CUSTOMER_LIMIT: Final = "per_customer_limit"
 EXCLUSIVE_CONFLICT: Final = "exclusive_conflict"
+NOT_LIVE: Final = "not_live"
+BUDGET_EXHAUSTED: Final = "budget_exhausted"
 
 ISSUE_REFUSALS: Final = (
     OUTSIDE_WINDOW,
@@ -35,6 +37,9 @@ ISSUE_REFUSALS: Final = (
     PER_CUSTOMER_LIMIT,
     EXCLUSIVE_CONFLICT,
 )
+"""The limits :func:`refusal_for_counts` decides, in its order."""
+BUDGET_REFUSALS: Final = (NOT_LIVE, BUDGET_EXHAUSTED)
+"""Checked after those, for a campaign with a budget (:meth:`Issuer._reserve`)."""
 
 MESSAGES: Final[dict[str, str]] = {
     OUTSIDE_WINDOW: "the campaign is not running at this time",
@@ -43,6 +48,8 @@ MESSAGES: Final[dict[str, str]] = {
     DAILY_LIMIT: "today's issuance limit is reached",
     PER_CUSTOMER_LIMIT: "the customer has received as many coupons as the campaign allows",
     EXCLUSIVE_CONFLICT: "an exclusive coupon cannot be held together with another live coupon",
+    NOT_LIVE: "the campaign has a budget and is not live (it needs approval and launch)",
+    BUDGET_EXHAUSTED: "the campaign's budget cannot cover one more coupon's worst-case cost",
 }
 
 

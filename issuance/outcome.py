@@ -8,6 +8,7 @@ from typing import Final
 from issuance.limits import EXCLUSIVE_CONFLICT
 from issuance.limits import MESSAGES as ISSUE_MESSAGES
 from kequn.errors import KequnError
+from project.scope import MESSAGES as SCOPE_MESSAGES
 
 NOT_FOUND: Final = "not_found"
 ILLEGAL_TRANSITION: Final = "illegal_transition"
@@ -20,9 +21,12 @@ NOT_YET_VALID: Final = "not_yet_valid"
 CHANNEL_OUT_OF_SCOPE: Final = "channel_out_of_scope"
 EMPTY_ROLLBACK: Final = "empty_rollback"
 ALREADY_CLOSED: Final = "already_closed"
+UNKNOWN_CAMPAIGN: Final = "unknown_campaign"
 
 MESSAGES: Final[dict[str, str]] = {
     **ISSUE_MESSAGES,
+    **SCOPE_MESSAGES,
+    UNKNOWN_CAMPAIGN: "the coupon's campaign is not defined any more; its scope is unknown",
     NOT_FOUND: "no such coupon",
     ILLEGAL_TRANSITION: "the coupon's state does not allow this",
     LEASE_EXPIRED: "the loan's lease on the coupon has expired; the coupon was released",

@@ -155,5 +155,12 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
 
 
 def migrate(db: ServingDB) -> list[int]:
-    """Bring the ``issuance`` stream up to date on ``db``; the versions applied now."""
-    return apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS)
+    """Bring the ``issuance`` stream up to date on ``db``; the versions applied now.
+
+    The ``coupon_economics`` and ``audit`` streams (ledger, budget, approval states, audit
+    log) are brought up to date too."""
+    from issuance.economics_schema import migrate as migrate_economics
+
+    applied = apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS)
+    migrate_economics(db)
+    return applied

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TypeVar
 
+from issuance import ledger
 from issuance import outcome as why
+from issuance.approval import is_live
 from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
-from issuance.limits import Snapshot, refusal
+from issuance.limits import BUDGET_EXHAUSTED, NOT_LIVE, Snapshot, refusal
 from issuance.outcome import Outcome
 from issuance.states import EXPIRED, OCCUPIED, UNUSED, USED, VOIDED
 from issuance.store import (
@@ -49,6 +52,9 @@ from issuance.store import (
 )
 from kequn.errors import ExecutionError, Location
 from project.campaign import Campaign, get_campaign
+from project.scope import LOAN_OUT_OF_BOUNDS, LoanContext, scope_refusal
+from project.trial import TrialError, repayment_plan
+from serving import audit
 from serving.db import INTEGRITY_ERRORS, ServingDB
 
 T = TypeVar("T")
@@ -112,10 +118,24 @@ class Counters:
     daily_limit: int | None
     per_customer_limit: int
     by_status: dict[str, int]
+    budget: Decimal | None = None
+    ledger: dict[str, int] = field(default_factory=dict)
+    """The ledger's sums per kind (cents): reserve, book, release, reversal."""
 
     @property
     def remaining(self) -> int:
         return max(self.total_stock - self.issued, 0)
+
+    @property
+    def reserved_cents(self) -> int:
+        """Reservations still held: reserve − release − reversal."""
+        return self.ledger.get("reserve", 0) - self.ledger.get("release", 0) \
+            - self.ledger.get("reversal", 0)
+
+    @property
+    def booked_cents(self) -> int:
+        """Reductions booked at confirm."""
+        return self.ledger.get("book", 0)
 
 
 class Issuer:
@@ -227,9 +247,11 @@ class Issuer:
             customer_issued=int(mine or 0), conflicting_coupon=bool(conflict),
         )
         reason = refusal(campaign, now, snapshot)
+        coupon_id = coupon_id_for(key)
+        if reason is None and campaign.budget is not None:
+            reason = self._reserve(campaign, coupon_id, now, key)
         if reason is not None:
             return record(self.db, request, Outcome("issue", False, reason), now)
-        coupon_id = coupon_id_for(key)
         valid_from, valid_until = campaign.validity.period(now)
         self.db.execute(_INSERT_COUPON, (
             coupon_id, campaign.name, customer_id, campaign.template.kind,
@@ -240,6 +262,18 @@ class Issuer:
         self.db.execute(_COUNT_UP, (campaign.name, campaign.name, day.isoformat()))
         # The coupon row (its id derived from the key) records this result; see replay().
         return Outcome("issue", True, None, coupon_id, UNUSED)
+
+    def _reserve(self, campaign: Campaign, coupon_id: str, now: datetime,
+                 key: str) -> str | None:
+        """A budgeted campaign: refuse unless it is live and its budget covers the coupon's
+        worst-case reduction, which is then reserved (under the campaign's lock)."""
+        assert campaign.budget is not None
+        if not is_live(self.db, campaign.name):
+            return NOT_LIVE
+        if not ledger.reserve(self.db, campaign.name, ledger.to_cents(campaign.budget),
+                              coupon_id, ledger.to_cents(campaign.max_reduction), now, key):
+            return BUDGET_EXHAUSTED
+        return None
 
     # -- occupy / confirm / reverse ----------------------------------------------------
     def _on_coupon(self, request: Request, coupon_id: str,
@@ -262,18 +296,30 @@ class Issuer:
         return self._run(body)
 
     def occupy(self, coupon_id: str, loan_id: str, key: str, *,
-               lease_seconds: int | None = None, channel: str | None = None) -> Outcome:
+               lease_seconds: int | None = None, channel: str | None = None,
+               context: LoanContext | None = None) -> Outcome:
         """Hold an unused coupon for ``loan_id`` under a lease (default: the campaign's).
+
+        With a loan ``context`` (:class:`project.scope.LoanContext`) the campaign's loan-time
+        scope is checked field by field, and the loan's terms against the campaign's bounds;
+        the coupon's trial reduction on the loan is kept for confirm to book.
 
         Refusals: not_found, dangling_try (the loan's reverse came first), loan_reversed,
         lease_expired (this loan's earlier lease ended), expired, not_yet_valid,
-        channel_out_of_scope, exclusive_conflict (stacking on the loan), illegal_transition.
+        channel_out_of_scope, unknown_campaign, activity_out_of_scope,
+        asset_party_out_of_scope, funding_party_out_of_scope, customer_type_out_of_scope,
+        credit_method_out_of_scope, loan_out_of_bounds, exclusive_conflict (stacking on the
+        loan), illegal_transition.
         """
         if lease_seconds is not None and lease_seconds < 1:
             raise ExecutionError(f"lease must be at least 1 second, not {lease_seconds}",
                                  Location())
-        request = Request("occupy", key, (coupon_id, loan_id, str(lease_seconds or ""),
-                                          channel or ""))
+        if context is not None and context.channel is not None:
+            channel = channel or context.channel
+        arguments = (coupon_id, loan_id, str(lease_seconds or ""), channel or "")
+        if context is not None:
+            arguments += (context.fingerprint(),)
+        request = Request("occupy", key, arguments)
 
         def step(now: datetime, coupon: Coupon) -> Outcome:
             coupon = self._settle(coupon, now, key)
@@ -292,6 +338,12 @@ class Issuer:
                 return self._done(request, now, False, why.NOT_YET_VALID, coupon)
             if channel is not None and channel not in coupon.channels:
                 return self._done(request, now, False, why.CHANNEL_OUT_OF_SCOPE, coupon)
+            reduction: int | None = None
+            if context is not None:
+                scoped = self._scope(coupon, context)
+                if isinstance(scoped, str):
+                    return self._done(request, now, False, scoped, coupon)
+                reduction = scoped
             self._advisory(_LOAN_LOCK, loan_id)
             others = self.db.fetchall(
                 "SELECT exclusive FROM coupons WHERE loan_id = ? AND coupon_id <> ? "
@@ -303,6 +355,9 @@ class Issuer:
             lease = timedelta(seconds=lease_seconds or coupon.lease_seconds)
             coupon = move(self.db, coupon, OCCUPIED, now=now, reason="occupied", key=key,
                           loan_id=loan_id, lease_until=now + lease)
+            if context is not None:
+                ledger.remember_loan(self.db, coupon_id, loan_id, context.fingerprint(),
+                                     reduction, now)
             return self._done(request, now, True, None, coupon)
 
         return self._on_coupon(request, coupon_id, step)
@@ -322,6 +377,7 @@ class Issuer:
                     return self._done(request, now, False, why.LEASE_EXPIRED, coupon)
                 coupon = move(self.db, coupon, USED, now=now, reason="confirmed", key=key,
                               loan_id=loan_id, lease_until=coupon.lease_until)
+                ledger.book(self.db, coupon_id, coupon.campaign, loan_id, now, key)
                 return self._done(request, now, True, None, coupon)
             coupon = self._settle(coupon, now, key)
             closed = closed_try(self.db, coupon_id, loan_id)
@@ -365,6 +421,49 @@ class Issuer:
                 return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
             close_try(self.db, coupon_id, loan_id, why.EMPTY_ROLLBACK, now)
             return self._done(request, now, True, why.EMPTY_ROLLBACK, coupon)
+
+        return self._on_coupon(request, coupon_id, step)
+
+    def _scope(self, coupon: Coupon, context: LoanContext) -> str | int | None:
+        """A scope refusal reason, or the coupon's trial reduction on the loan in cents
+        (None when the context gives no loan terms)."""
+        campaign = self.campaigns.get(coupon.campaign)
+        if campaign is None:
+            return why.UNKNOWN_CAMPAIGN
+        reason = scope_refusal(campaign.scope, context)
+        if reason is not None:
+            return reason
+        loan = context.loan
+        if loan is None:
+            return None
+        if campaign.bounds.problem(loan):
+            return LOAN_OUT_OF_BOUNDS
+        try:
+            plan = repayment_plan(loan, [campaign.template.coupon])
+        except TrialError as exc:
+            raise ExecutionError(f"loan context: {exc}", Location()) from None
+        return ledger.to_cents(plan.total_reduction)
+
+    def void(self, coupon_id: str, key: str, *, user: str, reason: str) -> Outcome:
+        """An operator voids an unused coupon (with a reason); one audit log entry.
+
+        Refusals: not_found, illegal_transition (not unused: occupied, used, expired...).
+        """
+        user = audit.require_user(user)
+        if not reason.strip():
+            raise ExecutionError("a void needs a reason", Location())
+        request = Request("void", key, (coupon_id, user, reason))
+
+        def step(now: datetime, coupon: Coupon) -> Outcome:
+            coupon = self._settle(coupon, now, key)
+            if coupon.status != UNUSED:
+                return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
+            before = coupon.to_dict()
+            coupon = move(self.db, coupon, VOIDED, now=now, reason="operator_void", key=key,
+                          loan_id=None)
+            audit.record(self.db, user, "coupon_void", f"coupon:{coupon_id}", before=before,
+                         after=coupon.to_dict(), detail=reason)
+            return self._done(request, now, True, None, coupon)
 
         return self._on_coupon(request, coupon_id, step)
 
@@ -451,5 +550,6 @@ class Issuer:
             campaign=chosen.name, total_stock=chosen.total_stock, issued=int(issued or 0),
             day=day.isoformat(), day_issued=int(day_issued or 0),
             daily_limit=chosen.daily_limit, per_customer_limit=chosen.per_customer_limit,
-            by_status={str(s): int(n) for s, n in rows},
+            by_status={str(s): int(n) for s, n in rows}, budget=chosen.budget,
+            ledger=ledger.sums(self.db, chosen.name),
         )

@@ -14,8 +14,9 @@ from datetime import date, datetime
 from typing import Any
 
 from issuance.clock import from_db, to_db
+from issuance.ledger import release_reservations
 from issuance.outcome import IdempotencyConflict, Outcome
-from issuance.states import EXPIRED, OCCUPIED, UNUSED, check_move
+from issuance.states import EXPIRED, OCCUPIED, UNUSED, VOIDED, check_move
 from kequn.errors import ExecutionError, Location
 from serving.db import ServingDB
 
@@ -171,6 +172,10 @@ def move_many(
             Location(),
         )
     db.executemany(_HISTORY, history)
+    ended = [p.coupon_id for p in planned if p.status in (EXPIRED, VOIDED)]
+    if ended:  # a coupon that can no longer be used gives its budget reservation back
+        release_reservations(db, ended, now, key,
+                             kind="reversal" if reason == "drawdown_failed" else "release")
     return planned
 
 

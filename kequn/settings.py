@@ -20,6 +20,7 @@ sandbox_timeout_s           KEQUN_SANDBOX_TIMEOUT_S      60
 sandbox_memory_limit        KEQUN_SANDBOX_MEMORY_LIMIT   ``2GB``
 sandbox_threads             KEQUN_SANDBOX_THREADS        2
 import_max_bytes            KEQUN_IMPORT_MAX_BYTES       67108864 (64 MiB)
+user                        KEQUN_USER                   none (``--as USER``)
 engine                      KEQUN_ENGINE                 ``duckdb`` (or ``spark``)
 lake_dir                    KEQUN_LAKE_DIR               ``<data_dir>/lake``
 spark_master                KEQUN_SPARK_MASTER           ``local[2]``
@@ -110,6 +111,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Threads of an analyst's SQL segment."),
     Setting("import_max_bytes", "KEQUN_IMPORT_MAX_BYTES", _positive(int),
             lambda s: 64 * 1024 * 1024, "Largest uploaded file accepted for a file segment."),
+    Setting("user", "KEQUN_USER", str, lambda s: "",
+            "Who runs the command (--as USER): recorded in the audit log, checked for "
+            "approvals."),
     Setting("engine", "KEQUN_ENGINE", _engine, lambda s: "duckdb",
             "Where tags and segments are computed: duckdb (the warehouse file) or spark (the "
             "lake, Parquet)."),
@@ -172,6 +176,7 @@ class Settings:
     sandbox_memory_limit: str = None  # type: ignore[assignment]
     sandbox_threads: int = None  # type: ignore[assignment]
     import_max_bytes: int = None  # type: ignore[assignment]
+    user: str = None  # type: ignore[assignment]
     engine: str = None  # type: ignore[assignment]
     lake_dir: Path = None  # type: ignore[assignment]
     spark_master: str = None  # type: ignore[assignment]

@@ -15,7 +15,8 @@ target_segment             the segment whose synced members are eligible
 channels                   ``APP``, ``MINI_PROGRAM``, ``H5`` (a list) or ``all``
 window_start, window_end   issuance window; a date end is inclusive (whole day)
 interest_free_days         coupon template: N interest-free days, or
-rate_discount              coupon template: multiply the interest by 0 < x < 1
+rate_discount              coupon template: multiply the interest by 0 < x < 1, or
+amount_off                 coupon template: yuan off the interest (period 1, then 2...)
 validity_from, validity_to fixed validity (dates, inclusive), or
 validity_starts_after_days dynamic validity: starts X days after issue ...
 validity_days              ... and lasts Y days
@@ -25,6 +26,19 @@ per_customer_limit         coupons one customer may receive (default 1)
 stacking                   ``exclusive`` (default) or ``stackable``
 on_failed_drawdown         ``void`` (default) or ``restore``
 lease_seconds              default occupation lease (default 900)
+activity_scope             which loans may use it: ``all`` (default), ``first_drawdown``
+                           (首次用信), ``first_drawdown_in_window``, ``drawdown``
+                           (a repeat drawdown, 普通用信), ``credit_granted`` (credit
+                           granted in the campaign window)
+asset_parties              asset parties (资产方) the loan may have (default ``all``)
+funding_parties            funding parties (资金方) the loan may have (default ``all``)
+customer_types             ``NORMAL``, ``STAFF``, ``H5_REFERRAL``, ``OFFLINE`` or ``all``
+credit_methods             ``PRE_APPROVED``, ``SELF_APPLIED`` or ``all``
+max_principal, max_term,   the largest loan the coupon may be used on (defaults 200000
+max_rate                   yuan, 36 months, 0.24); they bound its worst-case cost
+budget                     yuan the campaign may cost (reserved + booked); default none
+expected_use_rate          share of issued coupons expected to be used (default 0.3),
+                           for ``kequn campaigns plan``
 ========================== =====================================================
 
 Times are Asia/Shanghai. Every problem found in a file is reported together, each
@@ -40,16 +54,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from kequn.days import day_start, local
 from kequn.errors import KequnError, Location, ValidationError, did_you_mean
 from kequn.header import DefinitionFile, HeaderField
 from project import fields as f
+from project.trial import Coupon as TrialCoupon
+from project.trial import LoanBounds, max_reduction
 
 CAMPAIGN_TYPES = ("wake_up", "credit", "drawdown")
 CHANNELS = ("APP", "MINI_PROGRAM", "H5")
 STACKING = ("exclusive", "stackable")
+ACTIVITY_SCOPES = ("all", "first_drawdown", "first_drawdown_in_window", "drawdown",
+                   "credit_granted")
+CUSTOMER_TYPES = ("NORMAL", "STAFF", "H5_REFERRAL", "OFFLINE")
+CREDIT_METHODS = ("PRE_APPROVED", "SELF_APPLIED")
+DEFAULT_BOUNDS = LoanBounds(Decimal("200000"), 36, Decimal("0.24"))
+DEFAULT_EXPECTED_USE_RATE = Decimal("0.3")
 ON_FAILED_DRAWDOWN = ("void", "restore")
 SUFFIXES = (".yaml", ".yml", ".sql")
 DEFAULT_LEASE_SECONDS = 900
@@ -85,6 +108,48 @@ def _channels(item: HeaderField) -> frozenset[str]:
     return frozenset(values)
 
 
+def _members(allowed: tuple[str, ...] | None) -> f.Reader:
+    """A list of values (any names when ``allowed`` is None), or ``all`` (read as None)."""
+    def read(item: HeaderField) -> frozenset[str] | None:
+        values = f.items(item)
+        if [v.lower() for v in values] == ["all"]:
+            return None
+        if not values or any(not v.strip() for v in values):
+            raise ValidationError(f"'{item.key}' is empty; give values or 'all'",
+                                  item.value_location)
+        for value in values:
+            if allowed is not None and value not in allowed:
+                raise ValidationError(
+                    f"unknown {item.key} value '{value}' ({', '.join(allowed)} or all)",
+                    item.value_location, hint=did_you_mean(value, allowed))
+        return frozenset(values)
+    return read
+
+
+def _amount(item: HeaderField) -> Decimal:
+    value = f.decimal(item)
+    if value <= 0 or value != value.quantize(Decimal("0.01")):
+        raise ValidationError(f"'{item.key}' must be a positive amount in yuan (at most two "
+                              f"decimals), not {value}", item.value_location)
+    return value
+
+
+def _fraction(item: HeaderField) -> Decimal:
+    value = f.decimal(item)
+    if not Decimal(0) <= value <= Decimal(1):
+        raise ValidationError(f"'{item.key}' must lie between 0 and 1, not {value}",
+                              item.value_location)
+    return value
+
+
+def _annual_rate(item: HeaderField) -> Decimal:
+    value = f.decimal(item)
+    if not Decimal(0) < value < Decimal(10):
+        raise ValidationError(f"'{item.key}' must be an annual rate such as 0.24, not {value}",
+                              item.value_location)
+    return value
+
+
 def _rate(item: HeaderField) -> Decimal:
     rate = f.decimal(item)
     if not Decimal(0) < rate < Decimal(1):
@@ -105,6 +170,7 @@ FIELDS: tuple[f.Field, ...] = (
     f.Field("window_end", f.moment(end=True), required=True),
     f.Field("interest_free_days", f.integer(minimum=1)),
     f.Field("rate_discount", _rate),
+    f.Field("amount_off", _amount),
     f.Field("validity_from", f.day),
     f.Field("validity_to", f.day),
     f.Field("validity_starts_after_days", f.integer(minimum=0)),
@@ -115,21 +181,54 @@ FIELDS: tuple[f.Field, ...] = (
     f.Field("stacking", f.choice(STACKING), default="exclusive"),
     f.Field("on_failed_drawdown", f.choice(ON_FAILED_DRAWDOWN), default="void"),
     f.Field("lease_seconds", f.integer(minimum=1), default=DEFAULT_LEASE_SECONDS),
+    f.Field("activity_scope", f.choice(ACTIVITY_SCOPES), default="all"),
+    f.Field("asset_parties", _members(None)),
+    f.Field("funding_parties", _members(None)),
+    f.Field("customer_types", _members(CUSTOMER_TYPES)),
+    f.Field("credit_methods", _members(CREDIT_METHODS)),
+    f.Field("max_principal", _amount, default=DEFAULT_BOUNDS.max_principal),
+    f.Field("max_term", f.integer(minimum=1), default=DEFAULT_BOUNDS.max_term),
+    f.Field("max_rate", _annual_rate, default=DEFAULT_BOUNDS.max_rate),
+    f.Field("budget", _amount),
+    f.Field("expected_use_rate", _fraction, default=DEFAULT_EXPECTED_USE_RATE),
 )
 
 
 @dataclass(frozen=True)
 class CouponTemplate:
-    """What the coupon gives: ``interest_free_days`` (int N) or ``rate_discount`` (0<x<1)."""
+    """What the coupon gives: ``interest_free_days`` (int N), ``rate_discount`` (0<x<1)
+    or ``amount_off`` (yuan)."""
 
     kind: str
     value: int | Decimal
 
     def describe(self) -> str:
         """A short human description, e.g. ``30 interest-free days``."""
-        if self.kind == "interest_free_days":
-            return f"{self.value} interest-free days"
-        return f"interest x {self.value}"
+        return self.coupon.describe()
+
+    @property
+    def coupon(self) -> TrialCoupon:
+        """The template as the trial calculation applies it."""
+        return TrialCoupon(self.kind, Decimal(self.value))
+
+
+@dataclass(frozen=True)
+class LoanScope:
+    """Where a coupon applies at loan time (网贷配置); ``None`` means any value."""
+
+    activity: str = "all"
+    asset_parties: frozenset[str] | None = None
+    funding_parties: frozenset[str] | None = None
+    customer_types: frozenset[str] | None = None
+    credit_methods: frozenset[str] | None = None
+
+    def describe(self) -> str:
+        """``activity first_drawdown; asset_parties KQ_SELF; ...`` (``any`` when open)."""
+        parts = [f"activity {self.activity}"]
+        for key in ("asset_parties", "funding_parties", "customer_types", "credit_methods"):
+            values = getattr(self, key)
+            parts.append(f"{key} {','.join(sorted(values)) if values else 'all'}")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -184,6 +283,10 @@ class Campaign:
     rules: str = ""
     owner: str | None = None
     lease_seconds: int = DEFAULT_LEASE_SECONDS
+    scope: LoanScope = LoanScope()
+    bounds: LoanBounds = DEFAULT_BOUNDS
+    budget: Decimal | None = None
+    expected_use_rate: Decimal = DEFAULT_EXPECTED_USE_RATE
     path: Path | None = None
     definition_hash: str = ""
     locations: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
@@ -196,6 +299,12 @@ class Campaign:
     def effective_daily_limit(self) -> int:
         """The daily cap actually enforced (the total stock when none is set)."""
         return self.daily_limit if self.daily_limit is not None else self.total_stock
+
+    @cached_property
+    def max_reduction(self) -> Decimal:
+        """The most one coupon can take off a loan within the campaign's bounds (yuan);
+        what issuing it reserves from the budget."""
+        return max_reduction(self.template.coupon, self.bounds)
 
     def in_window(self, when: datetime) -> bool:
         """Whether ``when`` lies in ``[window_start, window_end)``."""
@@ -226,6 +335,11 @@ def build_campaign(d: DefinitionFile, values: f.Values, errors: list[KequnError]
         on_failed_drawdown=values["on_failed_drawdown"], channels=values["channels"],
         title=values["title"], rules=values["rules"], owner=values["owner"],
         lease_seconds=values["lease_seconds"], path=d.path,
+        scope=LoanScope(values["activity_scope"], values["asset_parties"],
+                        values["funding_parties"], values["customer_types"],
+                        values["credit_methods"]),
+        bounds=LoanBounds(values["max_principal"], values["max_term"], values["max_rate"]),
+        budget=values["budget"], expected_use_rate=values["expected_use_rate"],
         definition_hash=hashlib.sha256(d.text.encode()).hexdigest()[:16],
         locations={key: item.value_location for key, item in d.fields.items()},
     )
@@ -233,12 +347,16 @@ def build_campaign(d: DefinitionFile, values: f.Values, errors: list[KequnError]
 
 def _template(d: DefinitionFile, values: f.Values,
               errors: list[KequnError]) -> CouponTemplate | None:
-    has_days, has_rate = values.given("interest_free_days"), values.given("rate_discount")
-    if has_days and has_rate:
+    given = [k for k in ("interest_free_days", "rate_discount", "amount_off") if values.given(k)]
+    if len(given) > 1:
         errors.append(ValidationError(
-            "a coupon is either 'interest_free_days' or 'rate_discount', not both",
-            d.location("rate_discount")))
+            "a coupon is one of 'interest_free_days', 'rate_discount' or 'amount_off', not "
+            f"{' and '.join(repr(k) for k in given)}", d.location(given[1])))
         return None
+    has_days, has_rate = values.given("interest_free_days"), values.given("rate_discount")
+    if values.given("amount_off"):
+        amount = values["amount_off"]
+        return CouponTemplate("amount_off", amount) if amount is not None else None
     if has_days:
         days = values["interest_free_days"]
         return CouponTemplate("interest_free_days", days) if days is not None else None
@@ -246,8 +364,8 @@ def _template(d: DefinitionFile, values: f.Values,
         rate = values["rate_discount"]
         return CouponTemplate("rate_discount", rate) if rate is not None else None
     errors.append(ValidationError(
-        "campaign has no coupon template: give 'interest_free_days' N or 'rate_discount' x "
-        "(0 < x < 1)", d.location("name")))
+        "campaign has no coupon template: give 'interest_free_days' N, 'rate_discount' x "
+        "(0 < x < 1) or 'amount_off' A (yuan)", d.location("name")))
     return None
 
 

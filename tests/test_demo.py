@@ -18,6 +18,9 @@ def test_demo_builds_every_area_through_dagster(isolated_data: Path) -> None:
     for expected in ("Tags", "credit_granted", "overdue_days", "Segments", "wake_up",
                      "Syncs to coupon_eligibility", "applied", "Coupons", "wake_up_30d"):
         assert expected in result.output
+    for expected in ("Coupon economics", "launched -> live", "trial: 10000.00 at 18%",
+                     "ledger drawdown_rate_discount: booked"):
+        assert expected in result.output
     with duckdb.connect(str(isolated_data / "warehouse.duckdb"), read_only=True) as con:
         days = con.execute(
             "SELECT count(DISTINCT as_of), count(*) FROM tags.customer_tags").fetchone()

@@ -155,7 +155,8 @@ def test_header_errors_point_at_values(tmp_path: Path) -> None:
         (("window_end: 2026-01-31", "window_end: 2025-12-01"),
          "8:13: the campaign window ends before it starts"),
         (("interest_free_days: 30", "interest_free_days: 30\nrate_discount: 0.5"),
-         "10:16: a coupon is either 'interest_free_days' or 'rate_discount', not both"),
+         "10:16: a coupon is one of 'interest_free_days', 'rate_discount' or 'amount_off', not "
+         "'interest_free_days' and 'rate_discount'"),
         (("validity_days: 30", "validity_to: 2026-05-01"),
          "10:29: validity is either fixed"),
         (("owner: team:growth", "owner: growth"),
@@ -261,3 +262,51 @@ def test_targets_must_exist_be_synced_and_shared(tmp_path: Path) -> None:
 def test_repository_campaigns_target_synced_shared_segments() -> None:
     project = load_project(SQL)
     assert project.problems("campaign") == [] and len(project.campaigns) == 2
+
+
+def test_scope_bounds_and_budget_default_for_existing_campaigns(tmp_path: Path) -> None:
+    campaign = load_campaign(write(tmp_path, "c.yaml", YAML))
+    assert campaign.scope.activity == "all"
+    assert campaign.scope.asset_parties is None and campaign.scope.customer_types is None
+    assert (campaign.bounds.max_principal, campaign.bounds.max_term,
+            campaign.bounds.max_rate) == (Decimal("200000"), 36, Decimal("0.24"))
+    assert campaign.budget is None
+    # 30 free days at the default bounds: P·r·D/28 = 200000 * 0.02 * 30/28 = 4285.714..
+    # plus one cent per period (36) for rounding, rounded up: 4286.08.
+    assert campaign.max_reduction == Decimal("4286.08")
+    for shipped in load_campaigns(SQL / "campaigns").values():
+        assert shipped.scope.activity == "all" and shipped.budget is None
+
+
+def test_scope_fields_and_amount_off(tmp_path: Path) -> None:
+    text = YAML.replace("interest_free_days: 30", "amount_off: 88.50") + (
+        "activity_scope: first_drawdown_in_window\nasset_parties: [KQ_SELF]\n"
+        "funding_parties: all\ncustomer_types: [STAFF, OFFLINE]\n"
+        "credit_methods: PRE_APPROVED\nmax_principal: 50000\nmax_term: 12\n"
+        "max_rate: 0.18\nbudget: 100000\nexpected_use_rate: 0.25\n")
+    campaign = load_campaign(write(tmp_path, "c.yaml", text))
+    assert campaign.template.kind == "amount_off"
+    assert campaign.template.describe() == "88.50 off the interest"
+    assert campaign.max_reduction == Decimal("88.50")
+    scope = campaign.scope
+    assert (scope.activity, scope.asset_parties, scope.funding_parties, scope.customer_types,
+            scope.credit_methods) == ("first_drawdown_in_window", frozenset({"KQ_SELF"}), None,
+                                      frozenset({"STAFF", "OFFLINE"}),
+                                      frozenset({"PRE_APPROVED"}))
+    assert campaign.budget == Decimal("100000")
+    assert campaign.bounds.max_term == 12
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("customer_types: [STAF]", "14:17: unknown customer_types value 'STAF'"),
+    ("activity_scope: first", "14:17: 'activity_scope' must be one of"),
+    ("budget: -5", "14:9: 'budget' must be a positive amount"),
+    ("max_rate: 0", "14:11: 'max_rate' must be an annual rate"),
+    ("amount_off: 10", "14:13: a coupon is one of 'interest_free_days', 'rate_discount' or "
+                       "'amount_off', not 'interest_free_days' and 'amount_off'"),
+])
+def test_scope_field_errors(tmp_path: Path, extra: str, message: str) -> None:
+    path = write(tmp_path, "c.yaml", YAML + extra + "\n")
+    with pytest.raises(KequnError) as caught:
+        load_campaign(path)
+    assert caught.value.headline().startswith(f"{path}:{message}")

@@ -50,7 +50,7 @@ def rejection(sql: str) -> str:
      "segments.members)"),
     ("SELECT customer_id FROM '/etc/passwd'",
      "<input>:1:25: table '/etc/passwd' is not allowed (read raw.*, tags.* or segments.members, "
-     "or a CTE of this query)"),
+     "or a CTE of this query visible here)"),
     ("SELECT customer_id FROM query('SELECT 1 AS customer_id')",
      "<input>:1:25: table function query() is not allowed (read tables of raw, tags or "
      "segments.members)"),
@@ -61,7 +61,8 @@ def rejection(sql: str) -> str:
      "<input>:1:25: table function generate_series() is not allowed (read tables of raw, tags "
      "or segments.members)"),
     ("SELECT customer_id FROM raw.customers WHERE getenv('HOME') IS NOT NULL",
-     "<input>:1:45: function getenv() is not allowed in a segment query"),
+     "<input>:1:45: function getenv() is not allowed in a segment query (it reads, writes, "
+     "configures or reveals something outside the query)"),
     ("SELECT customer_id FROM main.secrets",
      "<input>:1:25: table 'main.secrets' is outside the allowed schemas (raw.*, tags.*, "
      "segments.members)"),
@@ -72,7 +73,7 @@ def rejection(sql: str) -> str:
      "<input>:1:25: table 'segments.favorites' is not allowed (of segments only members)"),
     ("SELECT customer_id FROM customers",
      "<input>:1:25: table 'customers' is not allowed (read raw.*, tags.* or segments.members, "
-     "or a CTE of this query)"),
+     "or a CTE of this query visible here)"),
     ("SELECT customer_id FROM other.raw.customers",
      "<input>:1:25: 'other.raw.customers': name tables as schema.table (raw.*, tags.*, "
      "segments.members)"),
@@ -82,7 +83,7 @@ def rejection(sql: str) -> str:
     ("SELECT city FROM raw.customers",
      "<input>:1:8: the output column must be named customer_id, not 'city' (add AS customer_id)"),
     ("SELECT customer_id FROM raw.customers WHERE x = $other",
-     "<input>:1:1: unknown parameter '$other' (only $as_of, the day being built)"),
+     "<input>:1:49: unknown parameter '$other' (only $as_of, the day being built)"),
     ("", "<input>:1:1: the SQL is empty; write one SELECT returning customer_id"),
 ])
 def test_gate_rejects(sql: str, message: str) -> None:

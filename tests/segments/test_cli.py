@@ -132,3 +132,25 @@ def test_share_list_and_favorites(cli) -> None:
     unknown = cli("favorite", "wake_upp", "--user", "x")
     assert unknown.exit_code == 1
     assert "did you mean 'wake_up'?" in (unknown.stderr or unknown.output)
+
+
+def test_validate_and_preview_check_names_against_the_warehouse(cli) -> None:
+    """Unknown tables and columns are caught before running, at the name, with a hint."""
+    table = write(cli.project / "segments" / "typo_table.sql",
+                  "SEGMENT (name typo_table, kind sql, owner 'team:a');\n"
+                  "SELECT customer_id\nFROM raw.loan\n")
+    column = write(cli.project / "segments" / "typo_column.sql",
+                   "SEGMENT (name typo_column, kind sql, owner 'team:a');\n"
+                   "SELECT customer_id FROM raw.loans\nWHERE stauts = 'SETTLED'\n")
+    result = cli("validate")
+    err = result.stderr or result.output
+    assert result.exit_code == 1
+    assert (f"{table}:3:6: table 'raw.loan' does not exist in the warehouse "
+            "(did you mean 'loans'?)") in err
+    assert (f"{column}:3:7: column 'stauts' does not exist in the tables the query reads "
+            "(did you mean 'status'?)") in err
+    assert "Traceback" not in err
+    preview = cli("preview", "typo_column", "--as-of", "2025-06-30")
+    err = preview.stderr or preview.output
+    assert preview.exit_code == 1
+    assert f"{column}:3:7: column 'stauts' does not exist" in err

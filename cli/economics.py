@@ -1,0 +1,211 @@
+"""What coupons cost and who approves them: approval, budget plan, ledger, usable coupons,
+operator void and the audit log. Thin commands over :mod:`issuance.approval`,
+:mod:`issuance.ledger`, :mod:`issuance.usable` and :mod:`serving.audit`.
+
+Commands that change state need an identity: ``--as USER`` or ``KEQUN_USER``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from cli.common import kequn_context, parse_context
+from cli.issuance import KeyOption, _report, campaigns_app, coupons_app
+
+NameArgument = Annotated[str, typer.Argument(help="Campaign name.")]
+ContextOption = Annotated[str, typer.Option(
+    "--loan-context", help="key=value,... or JSON: channel, asset_party, funding_party, "
+    "first_drawdown, first_drawdown_in_window, credit_granted_in_window, customer_type, "
+    "credit_method, principal, annual_rate, term, method, start.")]
+
+
+def _state_line(state) -> str:  # type: ignore[no-untyped-def]
+    approvals = ", ".join(f"{what} by {who}" for what, who in (
+        ("activity", state.activity_approved_by), ("budget", state.budget_approved_by)) if who)
+    submitted = f" submitted by {state.submitted_by}" if state.submitted_by else ""
+    return f"{state.campaign}: {state.state}{submitted}" + (
+        f"; approved: {approvals}" if approvals else "")
+
+
+def _change(ctx: typer.Context, name: str, operation: str, *args: object) -> None:
+    from issuance import approval
+
+    kequn = kequn_context(ctx)
+    campaign = kequn.project.campaign(name)
+    db = kequn.connect_serving()
+    try:
+        state = getattr(approval, operation)(db, campaign, kequn.settings.user, *args)
+    finally:
+        db.close()
+    typer.echo(_state_line(state))
+
+
+@campaigns_app.command("state")
+def state(ctx: typer.Context, name: NameArgument) -> None:
+    """The campaign's approval state and who submitted and approved it."""
+    from issuance.approval import needed, read_state
+
+    kequn = kequn_context(ctx)
+    campaign = kequn.project.campaign(name)
+    db = kequn.connect_serving()
+    try:
+        typer.echo(_state_line(read_state(db, campaign.name)))
+    finally:
+        db.close()
+    typer.echo(f"needs: {', '.join(needed(campaign))} approval"
+               + ("; a campaign without a budget issues without approval"
+                  if campaign.budget is None else "; issues only when live"))
+
+
+@campaigns_app.command("submit")
+def submit(ctx: typer.Context, name: NameArgument) -> None:
+    """draft -> pending_approval (you become the submitter)."""
+    _change(ctx, name, "submit")
+
+
+@campaigns_app.command("approve")
+def approve(ctx: typer.Context, name: NameArgument,
+            what: Annotated[str, typer.Argument(help="activity or budget.")]) -> None:
+    """Approve the campaign's activity or budget (an approver other than the submitter);
+    with every needed approval it is approved."""
+    _change(ctx, name, "approve", what, kequn_context(ctx).roles)
+
+
+@campaigns_app.command("reject")
+def reject(ctx: typer.Context, name: NameArgument,
+           reason: Annotated[str, typer.Option("--reason", help="Why.")]) -> None:
+    """pending_approval -> draft (approvals cleared)."""
+    _change(ctx, name, "reject", reason, kequn_context(ctx).roles)
+
+
+@campaigns_app.command("launch")
+def launch(ctx: typer.Context, name: NameArgument) -> None:
+    """approved -> live: the campaign issues."""
+    _change(ctx, name, "launch")
+
+
+@campaigns_app.command("end")
+def end(ctx: typer.Context, name: NameArgument) -> None:
+    """live -> ended: no more issues."""
+    _change(ctx, name, "end")
+
+
+@campaigns_app.command("plan")
+def plan(ctx: typer.Context, name: NameArgument,
+         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Forecast the campaign's cost before launch: eligible customers, stock, expected use,
+    worst-case and expected cost."""
+    from issuance.forecast import forecast
+
+    kequn = kequn_context(ctx)
+    campaign = kequn.project.campaign(name)
+    db = kequn.connect_serving()
+    try:
+        result = forecast(db, campaign)
+    finally:
+        db.close()
+    data = result.to_dict()
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for key, value in data.items():
+        typer.echo(f"{key:24} {value}")
+
+
+@campaigns_app.command("ledger")
+def ledger_(ctx: typer.Context, name: NameArgument) -> None:
+    """Every ledger entry of the campaign (reserve, book, release, reversal), oldest first."""
+    from issuance.ledger import entries, yuan
+
+    kequn = kequn_context(ctx)
+    campaign = kequn.project.campaign(name)
+    db = kequn.connect_serving()
+    try:
+        rows = entries(db, campaign=campaign.name)
+    finally:
+        db.close()
+    for e in rows:
+        typer.echo(f"{e.entry_id:6} {e.at!s:26} {e.coupon_id} {e.kind:9} {yuan(e.cents):>12}"
+                   + (f" loan {e.loan_id}" if e.loan_id else ""))
+    if not rows:
+        typer.echo(f"no ledger entries for {campaign.name}")
+
+
+@coupons_app.command("void")
+def void(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coupon id.")],
+         reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+         key: KeyOption) -> None:
+    """An operator voids an unused coupon (needs the 'operators' role)."""
+    from kequn.errors import Location, ValidationError
+    from serving.audit import require_user
+
+    kequn = kequn_context(ctx)
+    user = require_user(kequn.settings.user)
+    roles = kequn.roles
+    if not roles.may(user, "operators"):
+        raise ValidationError(f"{user} may not void coupons", Location(),
+                              hint=f"operators in {roles.path}: "
+                              f"{', '.join(roles.who('operators')) or 'none'}")
+    with kequn.issuer(with_campaigns=False) as issuer:
+        _report(issuer.void(coupon, key, user=user, reason=reason))
+
+
+@coupons_app.command("usable")
+def usable(ctx: typer.Context,
+           customer: Annotated[int, typer.Argument(help="Customer id.")],
+           loan_context: ContextOption,
+           as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The customer's coupons usable on this loan, each with its trial reduction, best first;
+    and the best choice honouring stacking (one exclusive coupon, or the stackable ones
+    together)."""
+    from issuance.usable import usable_coupons
+
+    context = parse_context(loan_context)
+    with kequn_context(ctx).issuer() as issuer:
+        result = usable_coupons(issuer, customer, context)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for option in result.options:
+        typer.echo(f"{option.coupon_id}  {option.campaign:24} {option.describe:28} "
+                   f"{option.stacking:10} reduction {option.reduction}")
+    for coupon_id, reason in result.refused:
+        typer.echo(f"{coupon_id}  not usable: {reason}")
+    if result.best:
+        typer.echo(f"best: {' + '.join(result.best)} (reduction {result.best_reduction})")
+    else:
+        typer.echo(f"customer {customer} has no coupon usable on this loan")
+
+
+def audit(
+    ctx: typer.Context,
+    obj: Annotated[str | None, typer.Option("--object", help="e.g. campaign:NAME, "
+                                            "coupon:ID, segment:NAME.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this user.")] = None,
+    action: Annotated[str | None, typer.Option("--action", help="Only this action.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Latest N entries.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The audit log (who, what, when, before/after hash), oldest first."""
+    from serving.audit import entries
+
+    db = kequn_context(ctx).connect_serving()
+    try:
+        rows = entries(db, obj=obj, user=user, action=action, limit=limit)
+    finally:
+        db.close()
+    for e in rows:
+        if as_json:
+            typer.echo(json.dumps(e.to_dict(), ensure_ascii=False))
+        else:
+            typer.echo(f"{e.entry_id:6} {e.at:%Y-%m-%d %H:%M:%S} {e.user:16} {e.action:24} "
+                       f"{e.object:36} {e.before_hash or '-':16} -> {e.after_hash or '-':16} "
+                       f"{e.detail}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``audit`` (the campaign and coupon commands join their sub-apps on import)."""
+    app.command("audit")(audit)

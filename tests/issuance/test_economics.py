@@ -1,0 +1,301 @@
+"""Coupon economics on both back ends: loan-time scope, ledger, budget, approval, void.
+
+Amounts: campaigns here use ``amount_off`` 100 (its worst case is exactly 100.00 under the
+default bounds) unless said, so reservations are easy to check by hand.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from dataclasses import replace
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+
+from issuance import approval
+from issuance.clock import SHANGHAI, ManualClock
+from issuance.ledger import budget_use, entries, outstanding
+from issuance.service import Issuer
+from issuance.usable import usable_coupons
+from kequn.errors import ValidationError
+from project.campaign import CouponTemplate, LoanScope
+from project.roles import Roles
+from project.scope import LoanContext
+from serving import audit
+from serving.db import ServingDB
+from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
+from tests.issuance.workers import batch_worker, issue_worker
+
+NOW = datetime(2026, 3, 10, 10, 0, tzinfo=SHANGHAI)
+ROLES = Roles({"activity_approvers": frozenset({"ann", "maker"}),
+               "budget_approvers": frozenset({"bob"}), "operators": frozenset({"olga"})})
+# 10000 yuan at 18% for 12 months, equal installments, from 2026-03-10.
+TERMS = dict(principal=Decimal("10000"), annual_rate=Decimal("0.18"), term=12,
+             start=date(2026, 3, 10))
+
+
+def budgeted(name: str = "paid", budget: str = "1000", **overrides: object):  # type: ignore[no-untyped-def]
+    return make_campaign(name, template=CouponTemplate("amount_off", Decimal("100")),
+                         budget=Decimal(budget), **overrides)
+
+
+def make_live(db: ServingDB, campaign) -> None:  # type: ignore[no-untyped-def]
+    approval.submit(db, campaign, "maker")
+    approval.approve(db, campaign, "ann", "activity", ROLES)
+    if campaign.budget is not None:
+        approval.approve(db, campaign, "bob", "budget", ROLES)
+    approval.launch(db, campaign, "maker")
+
+
+# -- loan-time scope ----------------------------------------------------------------------
+@pytest.mark.parametrize(("scope", "context", "reason"), [
+    (LoanScope("first_drawdown"), LoanContext(first_drawdown=False), "activity_out_of_scope"),
+    (LoanScope("first_drawdown"), LoanContext(), "activity_out_of_scope"),
+    (LoanScope("first_drawdown_in_window"), LoanContext(first_drawdown_in_window=False),
+     "activity_out_of_scope"),
+    (LoanScope("drawdown"), LoanContext(first_drawdown=True), "activity_out_of_scope"),
+    (LoanScope("credit_granted"), LoanContext(credit_granted_in_window=False),
+     "activity_out_of_scope"),
+    (LoanScope(asset_parties=frozenset({"KQ_SELF"})), LoanContext(asset_party="WEBANK"),
+     "asset_party_out_of_scope"),
+    (LoanScope(funding_parties=frozenset({"ICBC"})), LoanContext(funding_party="CMB"),
+     "funding_party_out_of_scope"),
+    (LoanScope(customer_types=frozenset({"STAFF"})), LoanContext(customer_type="NORMAL"),
+     "customer_type_out_of_scope"),
+    (LoanScope(credit_methods=frozenset({"PRE_APPROVED"})),
+     LoanContext(credit_method="SELF_APPLIED"), "credit_method_out_of_scope"),
+    (LoanScope(), LoanContext(channel="H5"), "channel_out_of_scope"),
+    (LoanScope(), LoanContext(principal=Decimal("300000"), annual_rate=Decimal("0.1"), term=12,
+                              start=date(2026, 3, 10)), "loan_out_of_bounds"),
+])
+def test_occupy_refuses_per_scope_field(db: ServingDB, clock: ManualClock, scope: LoanScope,
+                                        context: LoanContext, reason: str) -> None:
+    make_eligible(db, "wake_up", [1])
+    campaign = make_campaign(scope=scope, channels=frozenset({"APP"}))
+    issuer = make_issuer(db, clock, campaign)
+    coupon = issuer.issue("wake", 1, "i1").coupon_id
+    assert coupon is not None
+    outcome = issuer.occupy(coupon, "L1", "o1", context=context)
+    assert (outcome.ok, outcome.reason) == (False, reason)
+    assert issuer.coupon(coupon).status == "unused"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("scope", "context"), [
+    (LoanScope("first_drawdown"), LoanContext(first_drawdown=True)),
+    (LoanScope("drawdown"), LoanContext(first_drawdown=False)),
+    (LoanScope("credit_granted", customer_types=frozenset({"STAFF"})),
+     LoanContext(credit_granted_in_window=True, customer_type="STAFF", channel="APP")),
+])
+def test_occupy_accepts_a_loan_in_scope(db: ServingDB, clock: ManualClock, scope: LoanScope,
+                                        context: LoanContext) -> None:
+    make_eligible(db, "wake_up", [1])
+    issuer = make_issuer(db, clock, make_campaign(scope=scope))
+    coupon = issuer.issue("wake", 1, "i1").coupon_id
+    assert issuer.occupy(coupon, "L1", "o1", context=context).ok  # type: ignore[arg-type]
+    # the same key with another context is a different request
+    with pytest.raises(Exception, match="already used for a different request"):
+        issuer.occupy(coupon, "L1", "o1", context=replace(context, customer_type="OFFLINE"))  # type: ignore[arg-type]
+
+
+# -- ledger and budget --------------------------------------------------------------------
+def test_ledger_reserve_book_release_and_reversal(db: ServingDB, clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", [1, 2, 3])
+    campaign = budgeted()
+    issuer = make_issuer(db, clock, campaign)
+    make_live(db, campaign)
+    ids = [issuer.issue("paid", c, f"i{c}").coupon_id for c in (1, 2, 3)]
+    assert budget_use(db, "paid").reserved_cents == 3 * 100_00
+    # Coupon 1: a 10000 loan at 18% over 12 months: period 1 interest 10000 * 0.015 =
+    # 150.00, so amount_off 100 takes 100.00 from period 1. Booked 100.00, released 100.00.
+    context = LoanContext(**TERMS)  # type: ignore[arg-type]
+    assert issuer.occupy(ids[0], "L1", "o1", context=context).ok
+    assert issuer.confirm(ids[0], "L1", "c1").ok
+    # Coupon 2: occupied, then the drawdown fails (policy void): a reversal of 100.00.
+    assert issuer.occupy(ids[1], "L2", "o2", context=context).ok
+    assert issuer.reverse(ids[1], "L2", "r2").ok
+    # Coupon 3: expires unused: released.
+    clock.advance(days=40)
+    issuer.expire()
+    kinds = [(e.coupon_id, e.kind, e.cents) for e in entries(db, campaign="paid")]
+    assert kinds == [(ids[0], "reserve", 10000), (ids[1], "reserve", 10000),
+                     (ids[2], "reserve", 10000), (ids[0], "book", 10000),
+                     (ids[0], "release", 10000), (ids[1], "reversal", 10000),
+                     (ids[2], "release", 10000)]
+    use = budget_use(db, "paid")
+    assert (use.reserved_cents, use.booked_cents) == (0, 10000)
+    counters = issuer.counters("paid")
+    assert (counters.reserved_cents, counters.booked_cents) == (0, 10000)
+    with pytest.raises(Exception, match="append-only"), db.transaction():
+        db.execute("DELETE FROM coupon_ledger")
+
+
+def test_confirm_books_the_trial_reduction_of_the_loan(db: ServingDB, clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", [1])
+    campaign = make_campaign(template=CouponTemplate("interest_free_days", 30),
+                             budget=Decimal("100000"))
+    issuer = make_issuer(db, clock, campaign)
+    make_live(db, campaign)
+    coupon = issuer.issue("wake", 1, "i1").coupon_id
+    # 10000 at 18%, equal installments from 2026-03-10: period 1 (Mar 10 -> Apr 10, 31 days)
+    # interest 150.00; 30 free days cover 30/31 of it: 150 * 30/31 = 145.16.
+    assert issuer.occupy(coupon, "L1", "o1", context=LoanContext(**TERMS)).ok  # type: ignore[arg-type]
+    assert issuer.confirm(coupon, "L1", "c1").ok  # type: ignore[arg-type]
+    booked = [e.cents for e in entries(db, coupon_id=coupon) if e.kind == "book"]
+    assert booked == [14516]
+    assert outstanding(db, [coupon]) == {}  # type: ignore[list-item]
+
+
+def test_budget_refuses_rather_than_exceeds_and_needs_live(db: ServingDB,
+                                                           clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", range(10))
+    campaign = budgeted(budget="350")
+    issuer = make_issuer(db, clock, campaign)
+    assert issuer.issue("paid", 0, "early").reason == "not_live"
+    make_live(db, campaign)
+    outcomes = [issuer.issue("paid", c, f"k{c}") for c in range(1, 6)]
+    assert [o.reason for o in outcomes] == [None, None, None, "budget_exhausted",
+                                            "budget_exhausted"]
+    assert budget_use(db, "paid").used_cents == 300_00
+    approval.end(db, campaign, "maker")
+    assert issuer.issue("paid", 9, "late").reason == "not_live"
+
+
+def test_restore_keeps_the_reservation(db: ServingDB, clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", [1])
+    campaign = budgeted(on_failed_drawdown="restore")
+    issuer = make_issuer(db, clock, campaign)
+    make_live(db, campaign)
+    coupon = issuer.issue("paid", 1, "i1").coupon_id
+    assert issuer.occupy(coupon, "L1", "o1").ok  # type: ignore[arg-type]
+    assert issuer.reverse(coupon, "L1", "r1").ok  # type: ignore[arg-type]
+    assert budget_use(db, "paid").reserved_cents == 100_00
+
+
+# -- approval and audit -------------------------------------------------------------------
+def test_maker_checker(db: ServingDB) -> None:
+    campaign = budgeted()
+    with pytest.raises(ValidationError, match="is draft; 'campaign_approve_activity' needs"):
+        approval.approve(db, campaign, "ann", "activity", ROLES)
+    approval.submit(db, campaign, "maker")
+    with pytest.raises(ValidationError, match="maker submitted campaign 'paid' and cannot"):
+        approval.approve(db, campaign, "maker", "activity", ROLES)
+    with pytest.raises(ValidationError, match="bob may not approve a campaign's activity"):
+        approval.approve(db, campaign, "bob", "activity", ROLES)
+    with pytest.raises(ValidationError, match="needs to know who you are"):
+        approval.approve(db, campaign, "", "activity", ROLES)
+    assert approval.approve(db, campaign, "ann", "activity", ROLES).state == "pending_approval"
+    with pytest.raises(ValidationError, match="already approved by ann"):
+        approval.approve(db, campaign, "ann", "activity", ROLES)
+    with pytest.raises(ValidationError, match="'campaign_launch' needs it approved"):
+        approval.launch(db, campaign, "maker")
+    assert approval.approve(db, campaign, "bob", "budget", ROLES).state == "approved"
+    assert approval.launch(db, campaign, "maker").state == "live"
+    log = audit.entries(db, obj="campaign:paid")
+    assert [(e.user, e.action) for e in log] == [
+        ("maker", "campaign_submit"), ("ann", "campaign_approve_activity"),
+        ("bob", "campaign_approve_budget"), ("maker", "campaign_launch")]
+    assert all(e.before_hash != e.after_hash for e in log)
+    assert log[0].before_hash == audit.state_hash(
+        {"campaign": "paid", "state": "draft", "submitted_by": None,
+         "activity_approved_by": None, "budget_approved_by": None, "definition_hash": None})
+    with pytest.raises(Exception, match="append-only"), db.transaction():
+        db.execute("UPDATE audit_log SET user_name = 'x'")
+
+
+def test_no_budget_needs_only_activity_and_reject(db: ServingDB) -> None:
+    campaign = make_campaign()
+    approval.submit(db, campaign, "maker")
+    with pytest.raises(ValidationError, match="needs no budget approval"):
+        approval.approve(db, campaign, "bob", "budget", ROLES)
+    assert approval.reject(db, campaign, "ann", "too generous", ROLES).state == "draft"
+    approval.submit(db, campaign, "maker")
+    assert approval.approve(db, campaign, "ann", "activity", ROLES).state == "approved"
+
+
+def test_operator_void(db: ServingDB, clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", [1])
+    campaign = budgeted()
+    issuer = make_issuer(db, clock, campaign)
+    make_live(db, campaign)
+    coupon = issuer.issue("paid", 1, "i1").coupon_id
+    assert coupon is not None
+    outcome = issuer.void(coupon, "v1", user="olga", reason="sent by mistake")
+    assert (outcome.ok, outcome.status) == (True, "voided")
+    assert issuer.void(coupon, "v2", user="olga", reason="again").reason == "illegal_transition"
+    assert [(e.action, e.detail) for e in audit.entries(db, obj=f"coupon:{coupon}")] == [
+        ("coupon_void", "sent by mistake")]
+    assert budget_use(db, "paid").reserved_cents == 0
+    assert issuer.history(coupon)[-1][5] == "operator_void"
+
+
+# -- usable coupons -----------------------------------------------------------------------
+def test_usable_best_first_honouring_stacking(db: ServingDB, clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", [1])
+    campaigns = [
+        make_campaign("free30", template=CouponTemplate("interest_free_days", 30)),
+        make_campaign("off50", template=CouponTemplate("amount_off", Decimal("50"))),
+        make_campaign("off80", template=CouponTemplate("amount_off", Decimal("80"))),
+        make_campaign("staff", template=CouponTemplate("amount_off", Decimal("500")),
+                      scope=LoanScope(customer_types=frozenset({"STAFF"}))),
+    ]
+    issuer = Issuer(db, {c.name: c for c in campaigns}, clock)
+    ids = {c.name: issuer.issue(c.name, 1, f"i-{c.name}").coupon_id for c in campaigns}
+    result = usable_coupons(issuer, 1, LoanContext(customer_type="NORMAL", **TERMS))  # type: ignore[arg-type]
+    # free30: period 1 (Mar 10 -> Apr 10, 31 days) interest 150.00 * 30/31 = 145.16;
+    # off80: 80.00; off50: 50.00 (each alone, from period 1).
+    assert [(o.campaign, str(o.reduction)) for o in result.options] == [
+        ("free30", "145.16"), ("off80", "80.00"), ("off50", "50.00")]
+    assert result.refused == [(ids["staff"], "customer_type_out_of_scope")]
+    # Stacked in that order: free30 leaves 4.84 of period 1; off80 takes it and 75.16 of
+    # period 2 (interest 9233.20 * 0.015 = 138.50); off50 takes 50.00 more: 275.16.
+    assert result.best == [ids["free30"], ids["off80"], ids["off50"]]
+    assert str(result.best_reduction) == "275.16"
+    # The customer's exclusive coupon alone, when it takes more than the stackable ones.
+    make_eligible(db, "solo_seg", [2])
+    solo = make_campaign("solo", target_segment="solo_seg", stacking="exclusive",
+                         template=CouponTemplate("amount_off", Decimal("120")))
+    issuer = Issuer(db, {solo.name: solo}, clock)
+    coupon = issuer.issue("solo", 2, "i-solo").coupon_id
+    alone = usable_coupons(issuer, 2, LoanContext(**TERMS))  # type: ignore[arg-type]
+    assert (alone.best, str(alone.best_reduction)) == ([coupon], "120.00")
+
+
+# -- concurrency --------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_stray_children() -> None:
+    yield
+    assert not multiprocessing.active_children()
+
+
+def _run_procs(procs: list, results) -> None:  # type: ignore[no-untyped-def]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        results.get(timeout=180)
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+
+
+@pytest.mark.parametrize("path", ["single", "batch"])
+def test_budget_exact_under_eight_processes(db: ServingDB, serving_url: str, path: str) -> None:
+    """Budget 1050 covers ten 100.00 reservations: 8 processes issuing one by one (or 8
+    running the batch) at the same moment never get an eleventh."""
+    make_eligible(db, "wake_up", range(40))
+    campaign = budgeted(budget="1050", total_stock=1000)
+    make_live(db, campaign)
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(8), ctx.Queue()
+    if path == "single":
+        procs = [ctx.Process(target=issue_worker, args=(
+            serving_url, [campaign], NOW, barrier, results, p,
+            [("paid", (p * 5 + a) % 40, f"s{p}-{a}") for a in range(5)])) for p in range(8)]
+    else:
+        procs = [ctx.Process(target=batch_worker, args=(serving_url, campaign, NOW, barrier,
+                                                         results, 3)) for _ in range(8)]
+    _run_procs(procs, results)
+    assert db.scalar("SELECT count(*) FROM coupons") == 10
+    assert budget_use(db, "paid").reserved_cents == 10 * 100_00
+    assert Counter(e.kind for e in entries(db, campaign="paid")) == Counter({"reserve": 10})
