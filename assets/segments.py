@@ -22,7 +22,7 @@ from app.context import KequnContext
 from app.engines import build_segment_on
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
-from assets.spark import SparkResource
+from assets.spark import session_of, spark_keys
 from plan.segments import CompiledSegment
 from segments.materialize import MemberStats
 
@@ -104,7 +104,7 @@ def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float) -> 
     }
 
 
-def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
+def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg.AssetsDefinition:
     """The ``segments/<name>`` asset with its two blocking checks."""
     segment = compiled.segment
     key = segment_key(segment.name)
@@ -132,6 +132,7 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
         check_specs=check_specs,
         tags={"segment_kind": segment.kind},
+        required_resource_keys=spark_keys(spark),
         metadata={
             "segment_kind": segment.kind,
             "shared_with": ", ".join(segment.shared_with) or "none",
@@ -140,11 +141,11 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
         },
     )
     def _segment(context: dg.AssetExecutionContext, kequn: Kequn,
-                 config: SegmentBuildConfig, spark: SparkResource) -> dg.MaterializeResult:
+                 config: SegmentBuildConfig) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
         result = build_segment_on(kequn, compiled, as_of, import_path=import_path,
-                                  session=spark.for_context(kequn).session)
+                                  session=session_of(context, kequn))
         metadata = _metadata(compiled, result.stats, result.elapsed_s)
         if result.import_report is not None:
             report = result.import_report
@@ -161,7 +162,8 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
     """Every segment asset of the compiled plan, and the broken segments' assets."""
-    assets = [build_segment_asset(compiled)
+    spark = kequn.settings.engine == "spark"
+    assets = [build_segment_asset(compiled, spark=spark)
               for _, compiled in sorted(kequn.plan.segments.items())]
     broken = list(kequn.project.broken_of("segment").values())
     return dg.Definitions(assets=[*assets, *broken_assets(broken)])

@@ -34,13 +34,14 @@ class SparkResource(dg.ConfigurableResource):
         """The run's SparkSession, started on the first call (a session already active in
         this process, e.g. a test's shared one, is used and left running)."""
         if self._session is None:
+            from pyspark import SparkContext
             from pyspark.sql import SparkSession
 
             from spark_engine.session import start_session
 
-            active = SparkSession.getActiveSession()
-            if active is not None:
-                return active
+            # a session another owner started in this process (any thread): use, never stop
+            if SparkContext._active_spark_context is not None:
+                return SparkSession.builder.getOrCreate()
             kequn = self._kequn or KequnContext()
             self._session = start_session(kequn.settings, "kequn-dagster")
         return self._session
@@ -52,3 +53,15 @@ class SparkResource(dg.ConfigurableResource):
 
             stop_session(self._session)
             self._session = None
+
+
+def spark_keys(spark: bool) -> set[str]:
+    """The resource keys an asset needs for the engine: ``{'spark'}`` on Spark, none else
+    (so definitions built for DuckDB never ask for the resource)."""
+    return {SPARK_RESOURCE} if spark else set()
+
+
+def session_of(context: dg.AssetExecutionContext, kequn: KequnContext) -> Any:
+    """What gives the run's Spark session (None when the asset runs on DuckDB)."""
+    resource = getattr(context.resources, SPARK_RESOURCE, None)
+    return resource.for_context(kequn).session if resource is not None else None

@@ -26,7 +26,7 @@ from app.context import KequnContext
 from app.engines import tag_engine
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
-from assets.spark import SparkResource
+from assets.spark import session_of, spark_keys
 from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
 from project.tag import Tag
 from tags import checks
@@ -107,7 +107,7 @@ def _selected(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) ->
     return dg.AssetCheckKey(key, name) in context.selected_asset_check_keys
 
 
-def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
+def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.AssetsDefinition:
     members = [plan.tags[n] for n in group.tags]
     specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in members]
     check_specs = [c for t in members for c in _tag_checks(t, rows=True)]
@@ -121,16 +121,17 @@ def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
         description=f"Atomic tags over {source}: one fused query, one scan.",
+        required_resource_keys=spark_keys(spark),
     )
-    def _build(context: dg.AssetExecutionContext, kequn: Kequn,
-               spark: SparkResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    def _build(context: dg.AssetExecutionContext,
+               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
         checked = [t.name for t in members
                    if any(_selected(context, tag_key(t.name), c)
                           for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
         relation = plan.relation(group)
-        with tag_engine(kequn, spark.for_context(kequn).session).open() as engine:
+        with tag_engine(kequn, session_of(context, kequn)).open() as engine:
             con = engine.con  # the warehouse, or (engine spark) the day's lake rows
             stats = engine.build_tags(plan, day, names) if names else {}
             unbuilt = [n for n in checked if n not in stats]
@@ -156,7 +157,7 @@ def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
     return _build
 
 
-def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
+def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
     derived = [t for t in plan.tags.values() if t.kind == "derived"]
     specs = [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
     all_keys = [tag_key(n) for n in plan.tags]
@@ -181,12 +182,13 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
         description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
+        required_resource_keys=spark_keys(spark),
     )
-    def _build(context: dg.AssetExecutionContext, kequn: Kequn,
-               spark: SparkResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    def _build(context: dg.AssetExecutionContext,
+               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         wide = exp.to_table(WIDE)
-        with tag_engine(kequn, spark.for_context(kequn).session).open() as engine:
+        with tag_engine(kequn, session_of(context, kequn)).open() as engine:
             con = engine.con
             result = engine.build_customer_tags(plan, day)
             if result.missing:
@@ -224,9 +226,11 @@ def _combined_hash(plan: TagPlan) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def tag_assets(plan: TagPlan) -> list[dg.AssetsDefinition]:
-    """Every tag asset of ``plan``: one multi-asset per source group, plus the wide step."""
-    return [*(_group_asset(plan, g) for g in plan.groups), _wide_asset(plan)]
+def tag_assets(plan: TagPlan, *, spark: bool = False) -> list[dg.AssetsDefinition]:
+    """Every tag asset of ``plan``: one multi-asset per source group, plus the wide step
+    (``spark``: they need the ``spark`` resource, engine spark)."""
+    return [*(_group_asset(plan, g, spark=spark) for g in plan.groups),
+            _wide_asset(plan, spark=spark)]
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
@@ -235,4 +239,5 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
     broken = list(kequn.project.broken_of("tag").values())
     if not plan.tags and not broken:
         return dg.Definitions()
-    return dg.Definitions(assets=[*tag_assets(plan), *broken_assets(broken)])
+    spark = kequn.settings.engine == "spark"
+    return dg.Definitions(assets=[*tag_assets(plan, spark=spark), *broken_assets(broken)])

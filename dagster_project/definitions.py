@@ -53,7 +53,8 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
             )
         ],
         executor=dg.in_process_executor,
-        resources={RESOURCE: kequn, SPARK_RESOURCE: SparkResource().for_context(kequn)},
+        resources={RESOURCE: kequn, **({SPARK_RESOURCE: SparkResource().for_context(kequn)}
+                                       if kequn.settings.engine == "spark" else {})},
     )
     merged = dg.Definitions.merge(*(area.build_definitions(kequn) for area in AREAS), core)
     return merged.permissive_map_resolved_asset_specs(func=_with_default_owner, selection=None)
