@@ -19,10 +19,10 @@ from pathlib import Path
 import dagster as dg
 
 from app.context import KequnContext
-from app.engines import build_segment_on
+from app.engines import SessionSource, build_segment_on
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
-from assets.spark import session_of, spark_keys
+from assets.common import DAILY, DUCKDB_POOL, as_of_day
+from assets.spark import on_engine_with_config
 from plan.segments import CompiledSegment
 from segments.materialize import MemberStats
 
@@ -120,7 +120,7 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
     ]
     kinds = {"duckdb", "sql"} if segment.kind != "file" else {"duckdb", "csv"}
 
-    @dg.asset(
+    decorate = dg.asset(
         key=key,
         partitions_def=DAILY,
         deps=segment_deps(compiled),
@@ -132,7 +132,6 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
         pool=DUCKDB_POOL,
         check_specs=check_specs,
         tags={"segment_kind": segment.kind},
-        required_resource_keys=spark_keys(spark),
         metadata={
             "segment_kind": segment.kind,
             "shared_with": ", ".join(segment.shared_with) or "none",
@@ -140,12 +139,13 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
             "compiled_sql": dg.MetadataValue.md(f"```sql\n{compiled.sql('duckdb')}\n```"),
         },
     )
-    def _segment(context: dg.AssetExecutionContext, kequn: Kequn,
-                 config: SegmentBuildConfig) -> dg.MaterializeResult:
+    def _segment(context: dg.AssetExecutionContext, kequn: KequnContext,
+                 config: SegmentBuildConfig,
+                 session: SessionSource | None) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
         result = build_segment_on(kequn, compiled, as_of, import_path=import_path,
-                                  session=session_of(context, kequn))
+                                  session=session)
         metadata = _metadata(compiled, result.stats, result.elapsed_s)
         if result.import_report is not None:
             report = result.import_report
@@ -157,7 +157,7 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
         return dg.MaterializeResult(metadata=metadata,
                                     check_results=check_results(compiled, result.stats))
 
-    return _segment
+    return decorate(on_engine_with_config(_segment, SegmentBuildConfig, spark=spark))
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:

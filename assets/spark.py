@@ -7,14 +7,14 @@ segment step of a run starts the session from the settings (``local[2]``,
 later step of the run (in-process executor) reuses it, and it is stopped when the run ends.
 """
 
-from __future__ import annotations
-
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from app.context import KequnContext
+from assets.common import Kequn
 
 SPARK_RESOURCE = "spark"
 
@@ -25,7 +25,7 @@ class SparkResource(dg.ConfigurableResource):
     _session: Any = PrivateAttr(default=None)
     _kequn: Any = PrivateAttr(default=None)
 
-    def for_context(self, kequn: KequnContext) -> SparkResource:
+    def for_context(self, kequn: KequnContext) -> "SparkResource":
         """Remember the settings the session is started from; returns ``self``."""
         self._kequn = kequn
         return self
@@ -55,13 +55,36 @@ class SparkResource(dg.ConfigurableResource):
             self._session = None
 
 
-def spark_keys(spark: bool) -> set[str]:
-    """The resource keys an asset needs for the engine: ``{'spark'}`` on Spark, none else
-    (so definitions built for DuckDB never ask for the resource)."""
-    return {SPARK_RESOURCE} if spark else set()
+
+Body = Callable[..., Any]
 
 
-def session_of(context: dg.AssetExecutionContext, kequn: KequnContext) -> Any:
-    """What gives the run's Spark session (None when the asset runs on DuckDB)."""
-    resource = getattr(context.resources, SPARK_RESOURCE, None)
-    return resource.for_context(kequn).session if resource is not None else None
+def on_engine(body: Body, *, spark: bool) -> Body:
+    """The asset function for ``body(context, kequn, session)`` (a generator): with the
+    ``spark`` resource when the engine is Spark, without it (so definitions built for DuckDB
+    never need the resource) otherwise."""
+    if spark:
+        def with_spark(context: dg.AssetExecutionContext, kequn: Kequn,
+                       spark: SparkResource) -> Iterator[Any]:
+            yield from body(context, kequn, spark.for_context(kequn).session)
+        return with_spark
+
+    def on_duckdb(context: dg.AssetExecutionContext, kequn: Kequn) -> Iterator[Any]:
+        yield from body(context, kequn, None)
+    return on_duckdb
+
+
+def on_engine_with_config(body: Body, config_type: type[dg.Config], *, spark: bool) -> Body:
+    """Like :func:`on_engine` for a segment asset: ``body(context, kequn, config, session)``
+    returning its result, ``config`` of ``config_type``."""
+    if spark:
+        def with_spark(context: dg.AssetExecutionContext, kequn: Kequn,
+                       config: config_type, spark: SparkResource  # type: ignore[valid-type]
+                       ) -> dg.MaterializeResult:
+            return body(context, kequn, config, spark.for_context(kequn).session)
+        return with_spark
+
+    def on_duckdb(context: dg.AssetExecutionContext, kequn: Kequn,
+                  config: config_type) -> dg.MaterializeResult:  # type: ignore[valid-type]
+        return body(context, kequn, config, None)
+    return on_duckdb

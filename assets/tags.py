@@ -23,10 +23,10 @@ import dagster as dg
 from sqlglot import exp
 
 from app.context import KequnContext
-from app.engines import tag_engine
+from app.engines import SessionSource, tag_engine
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
-from assets.spark import session_of, spark_keys
+from assets.common import DAILY, DUCKDB_POOL, as_of_day
+from assets.spark import on_engine
 from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
 from project.tag import Tag
 from tags import checks
@@ -113,7 +113,7 @@ def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.A
     check_specs = [c for t in members for c in _tag_checks(t, rows=True)]
     source = ", ".join(group.tables)
 
-    @dg.multi_asset(
+    decorate = dg.multi_asset(
         name=f"tags_{group.key}",
         specs=specs,
         check_specs=check_specs,
@@ -121,17 +121,17 @@ def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.A
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
         description=f"Atomic tags over {source}: one fused query, one scan.",
-        required_resource_keys=spark_keys(spark),
     )
-    def _build(context: dg.AssetExecutionContext,
-               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+
+    def _build(context: dg.AssetExecutionContext, kequn: KequnContext, session: SessionSource
+               | None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
         checked = [t.name for t in members
                    if any(_selected(context, tag_key(t.name), c)
                           for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
         relation = plan.relation(group)
-        with tag_engine(kequn, session_of(context, kequn)).open() as engine:
+        with tag_engine(kequn, session).open() as engine:
             con = engine.con  # the warehouse, or (engine spark) the day's lake rows
             stats = engine.build_tags(plan, day, names) if names else {}
             unbuilt = [n for n in checked if n not in stats]
@@ -154,7 +154,7 @@ def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.A
             yield dg.MaterializeResult(asset_key=tag_key(name), metadata=_metadata(stats[name]))
         yield from results
 
-    return _build
+    return decorate(on_engine(_build, spark=spark))
 
 
 def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
@@ -175,20 +175,20 @@ def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
                                      description="Exactly one row per registered customer.")]
     check_specs += [c for t in derived for c in _tag_checks(t, rows=False)]
 
-    @dg.multi_asset(
+    decorate = dg.multi_asset(
         name="tags_customer_tags",
         specs=specs,
         check_specs=check_specs,
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
         description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
-        required_resource_keys=spark_keys(spark),
     )
-    def _build(context: dg.AssetExecutionContext,
-               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+
+    def _build(context: dg.AssetExecutionContext, kequn: KequnContext, session: SessionSource
+               | None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         wide = exp.to_table(WIDE)
-        with tag_engine(kequn, session_of(context, kequn)).open() as engine:
+        with tag_engine(kequn, session).open() as engine:
             con = engine.con
             result = engine.build_customer_tags(plan, day)
             if result.missing:
@@ -218,7 +218,7 @@ def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
             "dagster/row_count": result.catalog_rows})
         yield from results
 
-    return _build
+    return decorate(on_engine(_build, spark=spark))
 
 
 def _combined_hash(plan: TagPlan) -> str:
