@@ -79,13 +79,15 @@ class KequnContext:
         return self.warehouse.connect(read_only=read_only)
 
     def connect_serving(self) -> ServingDB:
-        """The serving database with the serving and issuance schemas up to date."""
+        """The serving database with the serving, issuance and rules schemas up to date."""
         from issuance.schema import migrate as migrate_issuance
+        from rules.schema import migrate as migrate_rules
         from serving.db import connect as connect_serving
 
         db = connect_serving(self.settings.serving_url)
         try:
             migrate_issuance(db)
+            migrate_rules(db)
         except BaseException:
             db.close()
             raise

@@ -12,9 +12,9 @@ import dagster as dg
 from assets.common import DAILY
 from project.model import Broken
 
-KEY_PREFIX = {"tag": "tags", "segment": "segments", "campaign": "issuance"}
+KEY_PREFIX = {"tag": "tags", "segment": "segments", "campaign": "issuance", "rule": "rules"}
 """The asset-key prefix of each definition kind."""
-GROUP = {"tag": "tags", "segment": "segments", "campaign": "issuance"}
+GROUP = {"tag": "tags", "segment": "segments", "campaign": "issuance", "rule": "rules"}
 
 
 def definition_key(kind: str, name: str) -> dg.AssetKey:

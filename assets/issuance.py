@@ -116,9 +116,10 @@ expiry_schedule = dg.ScheduleDefinition(
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
-    """Campaign batch assets (broken ones failing), the expiry job and its schedule."""
+    """Campaign batch assets (broken ones failing; none for a campaign with
+    ``batch_offer false``, whose coupons rules issue), the expiry job and its schedule."""
     kind = serving_kind(kequn.settings.serving_url)
-    campaigns = kequn.project.campaigns
+    campaigns = {n: c for n, c in kequn.project.campaigns.items() if c.batch_offer}
     broken = list(kequn.project.broken_of("campaign").values())
     return dg.Definitions(
         assets=[*(build_campaign_asset(c, kind) for c in campaigns.values()),

@@ -24,6 +24,7 @@ from cli import (
     generate,
     issuance,
     materialize,
+    rules,
     segments,
     spark,
     sync,
@@ -103,7 +104,7 @@ def _engine_option(value: str | None) -> str | None:
 
 
 for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
-              economics, spark):
+              economics, rules, spark):
     _area.register(app)
 
 

@@ -1,4 +1,4 @@
-"""The end-of-demo summary: tags with coverage, segments, syncs and coupons for one day."""
+"""The end-of-demo summary: tags with coverage, segments, syncs, coupons and rule orders."""
 
 from __future__ import annotations
 
@@ -60,6 +60,7 @@ def _print_serving(kequn: KequnContext, console: Console) -> None:
                 table.add_row(*[str(v) if v is not None else "" for v in row])
             console.print(table)
         _print_coupons(kequn, db, console)
+        _print_rules(kequn, db, console)
     finally:
         db.close()
 
@@ -78,3 +79,25 @@ def _print_coupons(kequn: KequnContext, db: ServingDB, console: Console) -> None
                       f"{counters.issued:,}", f"{counters.remaining:,}",
                       f"{counters.day_issued:,}", states or "-")
     console.print(table)
+
+
+def _print_rules(kequn: KequnContext, db: ServingDB, console: Console) -> None:
+    """Each rule's orders by day and decision, and the touch outbox by channel and state."""
+    if not kequn.project.rules or not db.has_table("rule_orders"):
+        return
+    table = Table("rule", "as of", "orders", "by decision", title="Rule orders")
+    rows = db.fetchall("SELECT rule, as_of, decision, count(*) FROM rule_orders "
+                       "GROUP BY rule, as_of, decision ORDER BY rule, as_of, decision")
+    grouped: dict[tuple[str, str], dict[str, int]] = {}
+    for rule, as_of, decision, n in rows:
+        grouped.setdefault((str(rule), str(as_of)), {})[str(decision)] = int(n)
+    for (rule, as_of), counts in grouped.items():
+        table.add_row(rule, as_of, f"{sum(counts.values()):,}",
+                      ", ".join(f"{d} {n:,}" for d, n in counts.items()))
+    console.print(table)
+    outbox = Table("rule", "channel", "state", "messages", title="Touch outbox")
+    for rule, channel, state, n in db.fetchall(
+            "SELECT rule, channel, state, count(*) FROM touch_outbox "
+            "GROUP BY rule, channel, state ORDER BY rule, channel, state"):
+        outbox.add_row(str(rule), str(channel), str(state), f"{int(n):,}")
+    console.print(outbox)

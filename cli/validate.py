@@ -19,7 +19,7 @@ def validate(
         "--portable", help="Also report SQL outside the subset that runs the same on DuckDB "
         "and Spark, with the portable spelling.")] = False,
 ) -> None:
-    """Check every definition (tags, segments, campaigns): print each problem as
+    """Check every definition (tags, segments, campaigns, rules): print each problem as
     file:line:col and exit 1 if there is any."""
     project = kequn_context(ctx).project
     problems = project.problems()
@@ -37,7 +37,8 @@ def validate(
     for problem in problems:
         typer.echo(problem.render(), err=True)
     counts = ", ".join(f"{len(table)} {kind}s" for kind, table in (
-        ("tag", project.tags), ("segment", project.segments), ("campaign", project.campaigns)))
+        ("tag", project.tags), ("segment", project.segments), ("campaign", project.campaigns),
+        ("rule", project.rules)))
     broken = len(project.broken)
     typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else "")
                + ("; portable to Spark" if portable and not problems else ""))

@@ -11,11 +11,11 @@ from __future__ import annotations
 import dagster as dg
 
 from app.context import KequnContext
-from assets import imports_sensor, issuance, raw, segments, sync, tags
+from assets import imports_sensor, issuance, raw, rules, segments, sync, tags
 from assets.common import RESOURCE
 from assets.spark import SPARK_RESOURCE, SparkResource
 
-AREAS = (raw, tags, segments, imports_sensor, sync, issuance)
+AREAS = (raw, tags, segments, imports_sensor, sync, issuance, rules)
 """Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
 DEFAULT_OWNER = "team:data_platform"
 DAILY_BUILD_JOB = "daily_build"

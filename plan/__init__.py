@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plan.rules import CompiledRule, compile_rules
 from plan.segments import CompiledSegment, compile_segment
 from plan.tags import TagPlan, compile_tags
 from project.model import Project
@@ -22,6 +23,7 @@ class Plan:
     project: Project
     tags: TagPlan
     segments: dict[str, CompiledSegment]
+    rules: dict[str, CompiledRule]
 
 
 def compile_project(project: Project) -> Plan:
@@ -30,4 +32,5 @@ def compile_project(project: Project) -> Plan:
         project=project,
         tags=compile_tags(project.tags, project.broken_of("tag"), project.root / "tags"),
         segments={name: compile_segment(s) for name, s in project.segments.items()},
+        rules=compile_rules(project.rules, project.campaigns),
     )

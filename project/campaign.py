@@ -26,6 +26,8 @@ per_customer_limit         coupons one customer may receive (default 1)
 stacking                   ``exclusive`` (default) or ``stackable``
 on_failed_drawdown         ``void`` (default) or ``restore``
 lease_seconds              default occupation lease (default 900)
+batch_offer                ``true`` (default): a daily batch offer to every eligible
+                           customer; ``false``: issued only by rules (``issue_coupon``)
 activity_scope             which loans may use it: ``all`` (default), ``first_drawdown``
                            (首次用信), ``first_drawdown_in_window``, ``drawdown``
                            (a repeat drawdown, 普通用信), ``credit_granted`` (credit
@@ -181,6 +183,8 @@ FIELDS: tuple[f.Field, ...] = (
     f.Field("stacking", f.choice(STACKING), default="exclusive"),
     f.Field("on_failed_drawdown", f.choice(ON_FAILED_DRAWDOWN), default="void"),
     f.Field("lease_seconds", f.integer(minimum=1), default=DEFAULT_LEASE_SECONDS),
+    f.Field("batch_offer", f.switch, default=True,
+            help="false: no daily batch offer; coupons come from rules only"),
     f.Field("activity_scope", f.choice(ACTIVITY_SCOPES), default="all"),
     f.Field("asset_parties", _members(None)),
     f.Field("funding_parties", _members(None)),
@@ -290,6 +294,8 @@ class Campaign:
     path: Path | None = None
     definition_hash: str = ""
     locations: dict[str, Location] = field(default_factory=dict, compare=False, repr=False)
+    batch_offer: bool = True
+    """Whether the campaign has a daily batch offer (False: rules issue its coupons)."""
 
     @property
     def exclusive(self) -> bool:
@@ -342,6 +348,7 @@ def build_campaign(d: DefinitionFile, values: f.Values, errors: list[KequnError]
         budget=values["budget"], expected_use_rate=values["expected_use_rate"],
         definition_hash=hashlib.sha256(d.text.encode()).hexdigest()[:16],
         locations={key: item.value_location for key, item in d.fields.items()},
+        batch_offer=values["batch_offer"],
     )
 
 

@@ -21,12 +21,13 @@ from typing import Any
 from kequn.errors import KequnError, Location, ParseError, flatten, raise_collected
 from kequn.header import DefinitionFile, parse_header, read_text
 from kequn.yaml_header import YAML_SUFFIXES, parse_yaml_header
-from project import campaign, segment, tag
+from project import campaign, rule, segment, tag
 from project.fields import Field, Values, read_fields
 from project.model import Broken, Project
 from project.references import (
     Entry,
     check_campaigns,
+    check_rules,
     check_segments,
     check_tags,
     relative,
@@ -56,6 +57,7 @@ KINDS: tuple[Kind, ...] = (
          segment.build_segment),
     Kind("campaign", "CAMPAIGN", "campaigns", (".sql", *YAML_SUFFIXES), campaign.SAMPLE,
          campaign.FIELDS, campaign.build_campaign),
+    Kind("rule", "RULE", "rules", (".sql",), rule.SAMPLE, rule.FIELDS, rule.build_rule),
 )
 KIND_BY_NAME = {kind.name: kind for kind in KINDS}
 
@@ -131,6 +133,7 @@ def load_project(root: Path, *, drafts: Iterable[Path] = (),
     order = check_tags(entries["tag"])
     check_segments(entries["segment"], entries["tag"])
     check_campaigns(entries["campaign"], entries["segment"])
+    check_rules(entries["rule"], entries["tag"], entries["segment"], entries["campaign"])
     return _assemble(root, entries, every, order)
 
 
@@ -181,6 +184,8 @@ def _assemble(root: Path, entries: dict[str, dict[str, Entry]],
                         if e.usable}
     project.campaigns = {name: e.definition for name, e in sorted(entries["campaign"].items())
                          if e.usable}
+    project.rules = {name: e.definition for name, e in sorted(entries["rule"].items())
+                     if e.usable}
     return project
 
 

@@ -16,12 +16,13 @@ from typing import TypeVar
 
 from kequn.errors import KequnError, Location, ValidationError, did_you_mean, raise_collected
 from project.campaign import Campaign
+from project.rule import Rule
 from project.segment import Segment
 from project.tag import Tag
 
-D = TypeVar("D", Tag, Segment, Campaign)
+D = TypeVar("D", Tag, Segment, Campaign, Rule)
 
-KINDS = ("tag", "segment", "campaign")
+KINDS = ("tag", "segment", "campaign", "rule")
 """Definition kinds, each in its folder of the project (``tags/``, ``segments/``...)."""
 
 
@@ -38,7 +39,7 @@ class Broken:
     """(kind, name) of the broken definitions this one needs."""
     reason: str = ""
     """Why, in one or more lines: the located errors, or what it waits for."""
-    definition: Tag | Segment | Campaign | None = None
+    definition: Tag | Segment | Campaign | Rule | None = None
     """The definition itself when its own file is fine (it only waits for ``upstream``)."""
 
     @property
@@ -56,6 +57,7 @@ class Project:
     """Valid tags in dependency order (atomic first, each derived tag after its inputs)."""
     segments: dict[str, Segment] = field(default_factory=dict)
     campaigns: dict[str, Campaign] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)
     broken: dict[tuple[str, str], Broken] = field(default_factory=dict)
     """Broken definitions by (kind, name)."""
     errors: dict[str, list[KequnError]] = field(default_factory=dict)
@@ -93,6 +95,10 @@ class Project:
         """The valid campaign ``name``, or a located error (its own problems if broken)."""
         return self._get("campaign", self.campaigns, name)
 
+    def rule(self, name: str) -> Rule:
+        """The valid rule ``name``, or a located error (its own problems if broken)."""
+        return self._get("rule", self.rules, name)
+
     def _get(self, kind: str, table: Mapping[str, D], name: str) -> D:
         if name in table:
             return table[name]
@@ -113,7 +119,7 @@ class Project:
         """Valid derived tags, each after the tags it reads."""
         return [t for t in self.tags.values() if t.kind == "derived"]
 
-    def waiting(self, kind: str) -> dict[str, Tag | Segment | Campaign]:
+    def waiting(self, kind: str) -> dict[str, Tag | Segment | Campaign | Rule]:
         """Definitions of ``kind`` whose own file is fine but which need a broken one."""
         return {name: b.definition for name, b in self.broken_of(kind).items()
                 if b.definition is not None}

@@ -7,7 +7,9 @@ rules here need several files at once:
 * a derived tag reads existing tags, of fitting types, without a cycle;
 * a rule names existing tags and is a condition; a combine names existing segments,
   without a cycle;
-* a campaign targets an existing segment that is synced and shared with its owner.
+* a campaign targets an existing segment that is synced and shared with its owner;
+* a rule's condition and templates name existing tags or its event's fields, the
+  condition is a condition, and its segment and campaigns exist.
 
 A reference to a definition whose own file is broken is not reported again: the
 referring definition is marked as waiting for it (``Entry.upstream``), so that it is
@@ -26,6 +28,7 @@ from kequn.sqlsource import node_location
 from project.campaign import Campaign
 from project.combine import walk_refs
 from project.expressions import check_condition, fits, infer_type, references, unknown_names
+from project.rule import ALWAYS, Rule
 from project.segment import Segment
 from project.tag import Tag
 
@@ -274,3 +277,48 @@ def check_campaigns(campaigns: dict[str, Entry], segments: dict[str, Entry]) -> 
                 f"(owner {segment.owner}; shared with "
                 f"{', '.join(segment.shared_with) or 'nobody'})", campaign.location("owner"),
                 hint=f"kequn segments share {segment.name} {campaign.owner}"))
+
+
+def check_rules(rules: dict[str, Entry], tags: dict[str, Entry], segments: dict[str, Entry],
+                campaigns: dict[str, Entry]) -> None:
+    """Each rule's names against the tags, its event's fields, segments and campaigns."""
+    tag_types = {name: e.definition.value_type for name, e in tags.items() if e.usable}
+    for entry in rules.values():
+        rule: Rule | None = entry.definition
+        if rule is None or entry.errors:
+            continue
+        path, source = rule.path, rule.definition.text
+        local = rule.event_fields
+        known = {**tags, **local}
+        context = f" (tags and the {rule.trigger.kind} event's fields: " \
+                  f"{', '.join(local) or 'none'})"
+        entry.errors.extend(unknown_names(rule.condition, known, path, source, context))
+        readable = {**known, **ALWAYS}
+        used = {a.template for a in rule.actions if a.kind == "touch"}
+        for template in (t for t in rule.templates.values() if t.name in used):
+            for place in template.placeholders:
+                if place.name not in readable:
+                    entry.errors.append(ValidationError(
+                        f"unknown placeholder '{{{place.name}}}' in template '{template.name}'"
+                        f"{context}", place.location, hint=did_you_mean(place.name, readable)))
+        for name, location, table, kind in (
+                *((a.campaign, a.location, campaigns, "campaign") for a in rule.actions
+                  if a.kind == "issue_coupon"),
+                *(((rule.trigger.argument, rule.trigger.location, campaigns, "campaign"),)
+                  if rule.trigger.kind == "first_drawdown_in_campaign" else ()),
+                *(((rule.trigger.argument, rule.trigger.location, segments, "segment"),)
+                  if rule.trigger.kind == "segment" else ())):
+            if name not in table:
+                entry.errors.append(ValidationError(f"unknown {kind} '{name}'", location,
+                                                    hint=did_you_mean(name, table)))
+            else:
+                _waits_for(entry, table[name])
+        if entry.errors:
+            continue
+        waiting = [_waits_for(entry, tags[name]) for name in rule.tags if name in tags]
+        if any(waiting):
+            continue
+        try:
+            check_condition(rule.condition, {**tag_types, **local}, path, source)
+        except KequnError as err:
+            entry.errors.append(err)

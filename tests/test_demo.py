@@ -16,7 +16,9 @@ def test_demo_builds_every_area_through_dagster(isolated_data: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "--customers", "3000", "--seed", "7"])
     assert result.exit_code == 0, result.output
     for expected in ("Tags", "credit_granted", "overdue_days", "Segments", "wake_up",
-                     "Syncs to coupon_eligibility", "applied", "Coupons", "wake_up_30d"):
+                     "Syncs to coupon_eligibility", "applied", "Coupons", "wake_up_30d",
+                     "Rule orders", "drawdown_repayment_coupon", "wake_up_touch",
+                     "Touch outbox"):
         assert expected in result.output
     for expected in ("Coupon economics", "launched -> live", "trial: 10000.00 at 18%",
                      "ledger drawdown_rate_discount: booked"):

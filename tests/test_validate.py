@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_the_repository_validates() -> None:
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "34 tags, 5 segments, 2 campaigns OK"
+    assert result.stdout.strip() == "34 tags, 6 segments, 3 campaigns, 2 rules OK"
 
 
 def test_every_problem_of_every_kind_is_named_and_exits_1(tmp_path: Path) -> None:

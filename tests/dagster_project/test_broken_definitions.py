@@ -40,6 +40,11 @@ BREAKAGES = {
                  "drawdown, not 'wakeup'",
                  [],
                  ["segments/wake_up", "sync/wake_up", "issuance/drawdown_rate_discount"]),
+    "rule": ("rules/wake_up_touch.sql", "credit_limit >= 10000", "credit_limt >= 10000",
+             "rules/wake_up_touch.sql:18:1: unknown tag 'credit_limt'",
+             [],
+             ["segments/wake_up", "sync/wake_up", "sync/borrowers",
+              "rules/drawdown_repayment_coupon"]),
 }
 
 
@@ -77,7 +82,7 @@ def test_a_broken_file_breaks_only_itself(kind: str, generated: Path, tmp_path: 
     defs = build_defs(kequn)
     dg.Definitions.validate_loadable(defs)  # the code location loads
     broken_key = {"tag": "tags/drawn", "segment": "segments/overdue_now",
-                  "campaign": "issuance/wake_up_30d"}[kind]
+                  "campaign": "issuance/wake_up_30d", "rule": "rules/wake_up_touch"}[kind]
     spec = next(s for s in defs.resolve_all_asset_specs()
                 if s.key.to_user_string() == broken_key)
     assert "BROKEN" in (spec.description or "") and error.split(":", 1)[1] in spec.description

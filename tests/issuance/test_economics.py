@@ -13,6 +13,8 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from issuance import approval
 from issuance.clock import SHANGHAI, ManualClock
@@ -20,7 +22,7 @@ from issuance.ledger import budget_use, entries, outstanding
 from issuance.service import Issuer
 from issuance.usable import usable_coupons
 from kequn.errors import ValidationError
-from project.campaign import CouponTemplate, LoanScope
+from project.campaign import CouponTemplate, LoanScope, Validity
 from project.roles import Roles
 from project.scope import LoanContext
 from serving import audit
@@ -299,3 +301,63 @@ def test_budget_exact_under_eight_processes(db: ServingDB, serving_url: str, pat
     assert db.scalar("SELECT count(*) FROM coupons") == 10
     assert budget_use(db, "paid").reserved_cents == 10 * 100_00
     assert Counter(e.kind for e in entries(db, campaign="paid")) == Counter({"reserve": 10})
+
+
+# -- the budget invariant over random operations -------------------------------------------
+OPERATIONS = st.lists(st.tuples(
+    st.sampled_from(["issue", "occupy", "confirm", "reverse", "void", "expire", "wait"]),
+    st.integers(0, 5), st.integers(1, 3)), max_size=30)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(OPERATIONS)
+def test_budget_invariant_over_random_operations(tmp_path_factory, operations) -> None:  # type: ignore[no-untyped-def]
+    """Whatever happens, reserved + booked stays within the budget, the budget row equals
+    the ledger's sums, a live coupon holds exactly its reservation and a finished one none."""
+    from issuance.schema import migrate
+    from serving.db import connect
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('inv') / 'serving.sqlite'}"
+    db = connect(url)
+    migrate(db)
+    try:
+        clock = ManualClock(datetime(2026, 3, 10, 10, 0))
+        make_eligible(db, "wake_up", range(6))
+        campaign = budgeted(budget="420", per_customer_limit=2,
+                            on_failed_drawdown="restore" if len(operations) % 2 else "void",
+                            validity=Validity(starts_after_days=0, days=3))
+        issuer = make_issuer(db, clock, campaign)
+        make_live(db, campaign)
+        context = LoanContext(**TERMS)  # type: ignore[arg-type]
+        for n, (op, customer, loan) in enumerate(operations):
+            ids = [c.coupon_id for c in issuer.coupons_of(customer)]
+            coupon = ids[0] if ids else "none"
+            if op == "issue":
+                issuer.issue("paid", customer, f"i{n}")
+            elif op == "occupy":
+                issuer.occupy(coupon, f"L{loan}", f"o{n}", context=context)
+            elif op == "confirm":
+                issuer.confirm(coupon, f"L{loan}", f"c{n}")
+            elif op == "reverse":
+                issuer.reverse(coupon, f"L{loan}", f"r{n}")
+            elif op == "void":
+                issuer.void(coupon, f"v{n}", user="olga", reason="test")
+            elif op == "expire":
+                issuer.expire()
+            else:
+                clock.advance(days=loan)
+            use = budget_use(db, "paid")
+            assert use.used_cents <= 420_00
+            sums = {k: 0 for k in ("reserve", "book", "release", "reversal")}
+            for e in entries(db, campaign="paid"):
+                sums[e.kind] += e.cents
+            assert use.reserved_cents == sums["reserve"] - sums["release"] - sums["reversal"]
+            assert use.booked_cents == sums["book"]
+        coupons = [k for c in range(6) for k in issuer.coupons_of(c)]
+        held = outstanding(db, [k.coupon_id for k in coupons])
+        for coupon in coupons:
+            expected = 100_00 if coupon.status in ("unused", "occupied") else 0
+            assert held.get(coupon.coupon_id, ("paid", 0))[1] == expected
+    finally:
+        db.close()

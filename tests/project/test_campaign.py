@@ -261,7 +261,7 @@ def test_targets_must_exist_be_synced_and_shared(tmp_path: Path) -> None:
 
 def test_repository_campaigns_target_synced_shared_segments() -> None:
     project = load_project(SQL)
-    assert project.problems("campaign") == [] and len(project.campaigns) == 2
+    assert project.problems("campaign") == [] and len(project.campaigns) == 3
 
 
 def test_scope_bounds_and_budget_default_for_existing_campaigns(tmp_path: Path) -> None:

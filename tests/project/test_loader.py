@@ -56,7 +56,7 @@ def test_a_valid_owner_is_valid_in_every_kind(tmp_path: Path) -> None:
 
 
 def test_every_kind_is_declared_once() -> None:
-    assert [k.name for k in KINDS] == ["tag", "segment", "campaign"]
+    assert [k.name for k in KINDS] == ["tag", "segment", "campaign", "rule"]
     for kind in KINDS:
         keys = [f.key for f in kind.fields]
         assert len(keys) == len(set(keys)), kind.name

@@ -1,0 +1,274 @@
+"""Run a rule for a day: evaluate in DuckDB, decide, write orders and messages, issue coupons.
+
+:func:`run_rule` is what the ``rules/<name>`` asset calls:
+
+1. the compiled query (:mod:`plan.rules`) gives the day's candidates from the warehouse;
+   the rules ranked above it in its exclusion group give the customers it must leave;
+2. in one serving transaction it reads what is already decided (orders, earlier acts,
+   touches planned per customer and day), decides (:func:`rules.decide.decide`), and
+   writes the rule's version (first use), the new ``rule_orders`` and their
+   ``touch_outbox`` messages (state ``pending``, or ``suppressed`` for an opt-out);
+3. coupon actions go through the issuance module (its ``Issuer``, handed in by the caller),
+   one idempotency key per (rule, version, customer, event, campaign); each order's
+   results are written back and it stops being ``pending``.
+
+Re-running a day adds nothing: an order is unique per (rule, customer_id, event_key), and
+a crash between 2 and 3 is completed by the next run (the issue keys replay).
+:func:`preview_rule` decides the same way and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+
+from plan.rules import CompiledRule
+from project.rule import Rule
+from rules.decide import Decided, decide
+from rules.schema import migrate
+from serving.db import ServingDB, utcnow
+from warehouse.db import run as run_query
+
+
+class CouponIssuer(Protocol):
+    """What a rule needs from the issuance module (its ``Issuer`` fits): one idempotent
+    issue, returning an outcome with ``ok``, ``reason``, ``coupon_id`` and ``replayed``."""
+
+    def issue(self, campaign: str, customer_id: int, key: str) -> Any: ...
+
+
+CAPS_LOCK = 0x6B71_0012
+"""PostgreSQL advisory lock serialising rule writes (the caps span every rule)."""
+CHUNK = 5000
+
+
+@dataclass
+class RuleReport:
+    """What one run of a rule for a day did."""
+
+    rule: str
+    day: date
+    version: str
+    candidates: int = 0
+    already_ordered: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    messages: int = 0
+    suppressed: int = 0
+    coupons: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for logs and the command line."""
+        decided = ", ".join(f"{k} {v}" for k, v in sorted(self.decisions.items())) or "none"
+        coupons = ", ".join(f"{k} {v}" for k, v in sorted(self.coupons.items())) or "none"
+        return (f"{self.rule} {self.day}: {self.candidates} candidate(s), "
+                f"{self.already_ordered} already ordered; new orders: {decided}; "
+                f"{self.messages} message(s) ({self.suppressed} suppressed); coupons: {coupons}")
+
+
+def candidates(con: duckdb.DuckDBPyConnection, compiled: CompiledRule, day: date
+               ) -> pl.DataFrame:
+    """The rule's candidate rows for ``day`` (its compiled query's result)."""
+    with warnings.catch_warnings():  # the copy is of the day's candidates only
+        warnings.simplefilter("ignore", UserWarning)
+        table = run_query(con, compiled.query, day).to_arrow_table()
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def excluded_customers(con: duckdb.DuckDBPyConnection, compiled: CompiledRule,
+                       group: list[CompiledRule], day: date) -> pl.Series | None:
+    """Customers a higher-ranked rule of ``compiled``'s exclusion group has on ``day``.
+
+    Rank: higher priority first, then name. Any event of a higher-ranked rule that day
+    (acted on or held out) takes the customer.
+    """
+    rule = compiled.rule
+    if rule.exclusion_group is None:
+        return None
+    above = [c for c in group if c.rule.exclusion_group == rule.exclusion_group
+             and (-c.rule.priority, c.rule.name) < (-rule.priority, rule.name)]
+    if not above:
+        return None
+    frames = [candidates(con, c, day).select("customer_id") for c in above]
+    return pl.concat(frames)["customer_id"].unique()
+
+
+def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, date]
+              ) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+    keys = db.fetchall("SELECT customer_id, event_key FROM rule_orders WHERE rule = ? "
+                       "AND as_of = ?", (rule.name, day))
+    acts = db.scalar("SELECT count(*) FROM rule_orders WHERE rule = ? AND decision IN "
+                     "('act', 'quiet_delayed')", (rule.name,)) if rule.first_n else 0
+    touches = db.fetchall(
+        "SELECT customer_id, send_day, count(*) FROM touch_outbox WHERE state <> 'suppressed' "
+        "AND send_day >= ? AND send_day <= ? GROUP BY customer_id, send_day", decided_days)
+    return (
+        pl.DataFrame(keys, schema={"customer_id": pl.Int64, "event_key": pl.Utf8},
+                     orient="row"),
+        int(acts or 0),
+        pl.DataFrame([(int(c), d if isinstance(d, date) else date.fromisoformat(str(d)[:10]),
+                       int(n)) for c, d, n in touches],
+                     schema={"customer_id": pl.Int64, "send_day": pl.Date, "n": pl.Int64},
+                     orient="row"),
+    )
+
+
+def _window(day: date, frame: pl.DataFrame) -> tuple[date, date]:
+    """The send days a cap check may need: a week before the day to the last due date."""
+    last = day + timedelta(days=400)
+    if "due_date" in frame.columns and frame.height:
+        latest = frame["due_date"].max()
+        if isinstance(latest, date) and latest + timedelta(days=30) > last:
+            last = latest + timedelta(days=30)
+    return day - timedelta(days=6), last
+
+
+def decide_for_day(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
+                   excluded: pl.Series | None) -> Decided:
+    """Read what is already decided and decide the day's new orders (no write)."""
+    keys, acts, touches = _existing(db, rule, day, _window(day, frame))
+    return decide(rule, frame, day, existing_keys=keys, prior_acts=acts,
+                  existing_touches=touches, excluded=excluded)
+
+
+def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
+    """Insert the version, orders and messages (inside the caller's transaction);
+    returns the messages suppressed by an opt-out."""
+    now = utcnow()
+    db.execute("INSERT INTO rule_versions (rule, version_hash, text, first_used_at) "
+               "VALUES (?, ?, ?, ?) ON CONFLICT (rule, version_hash) DO NOTHING",
+               (rule.name, rule.version_hash, rule.definition.text, now))
+    orders = decided.orders
+    db.executemany(
+        "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, event_key, "
+        "decision, actions, created_at, branch, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        ((o, rule.name, rule.version_hash, day, c, k, d, a, now, b, p)
+         for o, c, k, b, d, a, p in orders.iter_rows()))
+    messages = decided.messages
+    if messages.is_empty():
+        return 0
+    opted = db.fetchall("SELECT customer_id, channel FROM touch_opt_out")
+    if opted:
+        out = pl.DataFrame(opted, schema={"customer_id": pl.Int64, "channel": pl.Utf8},
+                           orient="row").with_columns(pl.lit(True).alias("opted"))
+        messages = messages.join(out, on=["customer_id", "channel"], how="left")
+    else:
+        messages = messages.with_columns(pl.lit(None, dtype=pl.Boolean).alias("opted"))
+    messages = messages.with_columns(
+        pl.when(pl.col("opted")).then(pl.lit("suppressed")).otherwise(pl.lit("pending"))
+        .alias("state"))
+    db.executemany(
+        "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
+        "send_at, send_day, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
+        "ON CONFLICT DO NOTHING",
+        ((m, o, rule.name, ch, c, t, s, d, st) for m, o, ch, c, t, s, d, _, st in
+         messages.iter_rows()))
+    return int((messages["state"] == "suppressed").sum())
+
+
+def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> Counter[str]:
+    """Apply the coupon actions of ``rule``'s pending orders of ``day`` through the Issuer;
+    returns results by outcome (``issued``, ``replayed``, ``refused:<reason>``)."""
+    results: Counter[str] = Counter()
+    rows = db.fetchall("SELECT order_id, customer_id, event_key, version_hash, actions FROM "
+                       "rule_orders WHERE rule = ? AND as_of = ? AND pending = 1 "
+                       "ORDER BY order_id", (rule, day))
+    for start in range(0, len(rows), 500):
+        updates = []
+        for order_id, customer, event_key, version, actions_text in rows[start:start + 500]:
+            actions = json.loads(actions_text)
+            for action in actions:
+                if action["action"] != "issue_coupon":
+                    continue
+                key = f"rule:{rule}:{version}:{int(customer)}:{event_key}:{action['campaign']}"
+                outcome = issuer.issue(action["campaign"], int(customer), key)
+                if outcome.ok:
+                    action["result"] = "issued"
+                    action["coupon_id"] = outcome.coupon_id
+                    results["replayed" if outcome.replayed else "issued"] += 1
+                else:
+                    action["result"] = f"refused:{outcome.reason}"
+                    results[f"refused:{outcome.reason}"] += 1
+            updates.append((json.dumps(actions, ensure_ascii=False), order_id))
+        with db.transaction():
+            db.executemany("UPDATE rule_orders SET actions = ?, pending = 0 WHERE order_id = ?",
+                           updates)
+    return results
+
+
+def run_rule(con: duckdb.DuckDBPyConnection, db: ServingDB, issuer: CouponIssuer | None,
+             compiled: CompiledRule, day: date, *, group: list[CompiledRule] = ()
+             ) -> RuleReport:
+    """Evaluate ``compiled`` for ``day`` and write its orders; see the module docstring.
+
+    ``group``: every compiled rule (those of the same exclusion group are consulted).
+    ``issuer`` may be None only for a rule without coupon actions.
+    """
+    started = time.perf_counter()
+    rule = compiled.rule
+    migrate(db)
+    frame = candidates(con, compiled, day)
+    excluded = excluded_customers(con, compiled, list(group), day)
+    report = RuleReport(rule.name, day, rule.version_hash, candidates=frame.height)
+    with db.transaction():
+        if db.dialect == "postgresql":
+            db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))
+        decided = decide_for_day(db, rule, frame, day, excluded)
+        report.suppressed = _write(db, rule, day, decided)
+    report.already_ordered = decided.skipped
+    report.decisions = decided.counts()
+    report.messages = decided.messages.height
+    if rule.campaigns:
+        if issuer is None:
+            raise ValueError(f"rule {rule.name} issues coupons: an Issuer is needed")
+        report.coupons = issue_pending(db, issuer, rule.name, day)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class Preview:
+    """What a rule would do for a day, written nowhere."""
+
+    rule: str
+    day: date
+    candidates: int
+    already_ordered: int
+    decisions: dict[str, int]
+    actions: dict[str, int]
+    """Planned actions by ``issue_coupon <campaign>`` / ``touch <channel>``."""
+    sample: list[dict]
+
+
+def preview_rule(con: duckdb.DuckDBPyConnection, db: ServingDB | None,
+                 compiled: CompiledRule, day: date, *, group: list[CompiledRule] = (),
+                 sample: int = 5) -> Preview:
+    """Decide ``compiled`` for ``day`` as :func:`run_rule` would, writing nothing.
+
+    Without a serving database nothing is taken as decided yet (no caps consumed)."""
+    rule = compiled.rule
+    frame = candidates(con, compiled, day)
+    excluded = excluded_customers(con, compiled, list(group), day)
+    if db is not None and db.has_table("rule_orders"):
+        decided = decide_for_day(db, rule, frame, day, excluded)
+    else:
+        decided = decide(rule, frame, day, excluded=excluded)
+    actions: Counter[str] = Counter()
+    acting = decided.orders.filter(pl.col("decision").is_in(["act", "quiet_delayed"]))
+    for branch, n in acting.group_by("branch").len().iter_rows():
+        for action in (rule.then if branch == "then" else (rule.otherwise or ())):
+            label = (f"issue_coupon {action.campaign}" if action.kind == "issue_coupon"
+                     else f"touch {action.channel}")
+            actions[label] += int(n)
+    rows = decided.messages.head(sample).to_dicts()
+    return Preview(rule.name, day, frame.height, decided.skipped, decided.counts(),
+                   dict(sorted(actions.items())), rows)

@@ -1,0 +1,111 @@
+"""The ``rules`` migration stream: rule versions, orders and the touch outbox (DESIGN §11).
+
+Tables (timestamps naive UTC, days Asia/Shanghai business days):
+
+* ``rule_versions(rule, version_hash, text, first_used_at)``: a rule file's text, kept
+  the first time that version decides anything.
+* ``rule_orders(order_id, rule, version_hash, as_of, customer_id, event_key, decision,
+  actions, created_at, branch, pending)``: one row per application of a rule, unique
+  (``rule``, ``customer_id``, ``event_key``), so re-running a day adds nothing.
+  ``decision`` in ``act | control | capped | excluded | quiet_delayed``; ``actions`` is
+  JSON: the planned actions and their results; ``pending`` = 1 while a coupon action has
+  not been applied yet.
+* ``touch_outbox(message_id, order_id, rule, channel, customer_id, text, send_at,
+  send_day, state, attempts, sent_at, claimed_by, lease_until, last_error)`` with
+  ``state`` in ``pending | sent | failed | suppressed``; a dispatcher claims a message by
+  setting ``claimed_by``/``lease_until`` in one transaction.
+* ``touch_opt_out(customer_id, channel, created_at)``: opted-out customers per channel.
+* ``touch_attempts(message_id, attempt, at, ok, detail)``: every delivery attempt.
+"""
+
+from __future__ import annotations
+
+from kequn.migrations import Migration, apply_migrations
+from project.rule import DECISIONS
+from serving.db import ServingDB
+
+STREAM = "rules"
+STATES = ("pending", "sent", "failed", "suppressed")
+
+_VERSIONS = """
+CREATE TABLE rule_versions (
+    rule VARCHAR(200) NOT NULL,
+    version_hash VARCHAR(64) NOT NULL,
+    text TEXT NOT NULL,
+    first_used_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (rule, version_hash)
+)
+"""
+
+_ORDERS = f"""
+CREATE TABLE rule_orders (
+    order_id VARCHAR(64) NOT NULL PRIMARY KEY,
+    rule VARCHAR(200) NOT NULL,
+    version_hash VARCHAR(64) NOT NULL,
+    as_of DATE NOT NULL,
+    customer_id BIGINT NOT NULL,
+    event_key VARCHAR(200) NOT NULL,
+    decision VARCHAR(16) NOT NULL CHECK (decision IN ({", ".join(f"'{d}'" for d in DECISIONS)})),
+    actions TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    branch VARCHAR(8) NOT NULL,
+    pending SMALLINT NOT NULL DEFAULT 0,
+    UNIQUE (rule, customer_id, event_key)
+)
+"""
+
+_OUTBOX = f"""
+CREATE TABLE touch_outbox (
+    message_id VARCHAR(80) NOT NULL PRIMARY KEY,
+    order_id VARCHAR(64) NOT NULL,
+    rule VARCHAR(200) NOT NULL,
+    channel VARCHAR(32) NOT NULL,
+    customer_id BIGINT NOT NULL,
+    text TEXT NOT NULL,
+    send_at TIMESTAMP NOT NULL,
+    send_day DATE NOT NULL,
+    state VARCHAR(16) NOT NULL CHECK (state IN ({", ".join(f"'{s}'" for s in STATES)})),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at TIMESTAMP,
+    claimed_by VARCHAR(80),
+    lease_until TIMESTAMP,
+    last_error TEXT
+)
+"""
+
+_OPT_OUT = """
+CREATE TABLE touch_opt_out (
+    customer_id BIGINT NOT NULL,
+    channel VARCHAR(32) NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (customer_id, channel)
+)
+"""
+
+_ATTEMPTS = """
+CREATE TABLE touch_attempts (
+    message_id VARCHAR(80) NOT NULL,
+    attempt INTEGER NOT NULL,
+    at TIMESTAMP NOT NULL,
+    worker VARCHAR(80) NOT NULL,
+    ok SMALLINT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (message_id, attempt)
+)
+"""
+
+_INDEXES = (
+    "CREATE INDEX rule_orders_day ON rule_orders (rule, as_of)",
+    "CREATE INDEX touch_outbox_due ON touch_outbox (state, send_at)",
+    "CREATE INDEX touch_outbox_customer ON touch_outbox (customer_id, send_day)",
+)
+
+RULES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "rule versions, rule orders, touch outbox, opt-outs and attempts",
+              (_VERSIONS, _ORDERS, _OUTBOX, _OPT_OUT, _ATTEMPTS, *_INDEXES)),
+)
+
+
+def migrate(db: ServingDB) -> list[int]:
+    """Bring the ``rules`` stream up to date on ``db``; the versions applied now."""
+    return apply_migrations(db, STREAM, RULES_MIGRATIONS)

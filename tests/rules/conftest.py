@@ -1,0 +1,85 @@
+"""Rule test fixtures: serving databases (SQLite and PostgreSQL), rules from text, and a
+generated warehouse with tags and segments built through Dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from kequn.settings import REPO_ROOT, Settings
+from project.loader import read_definition
+from project.rule import Rule, holdout_bucket
+from rules.schema import migrate
+from serving.db import ServingDB, connect
+from tests.pg import postgres_base_url, postgres_url  # noqa: F401  (fixtures)
+
+DAY1, DAY2 = date(2025, 6, 29), date(2025, 6, 30)
+CUSTOMERS = 3000
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def serving_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh serving database URL: a SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'serving' / 'serving.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def db(serving_url: str) -> Iterator[ServingDB]:
+    """The serving database with the rules schema."""
+    handle = connect(serving_url)
+    migrate(handle)
+    yield handle
+    handle.close()
+
+
+def rule_from(tmp_path: Path, text: str, name: str = "r") -> Rule:
+    """A rule read on its own from ``text`` (no checks against other definitions)."""
+    path = tmp_path / f"{name}.sql"
+    path.write_text(text, encoding="utf-8")
+    rule = read_definition(path, "rule")
+    assert isinstance(rule, Rule)
+    return rule
+
+
+def frame(rule: str, rows: list[tuple[int, str]], branch: str = "then", **columns: list
+          ) -> pl.DataFrame:
+    """Candidate rows as a compiled rule query returns them: (customer_id, event_key)."""
+    data = {
+        "order_id": [f"{rule}-{c}-{k}" for c, k in rows],
+        "customer_id": [c for c, _ in rows],
+        "event_key": [k for _, k in rows],
+        "branch": [branch] * len(rows),
+        "holdout_bucket": [holdout_bucket(rule, c) for c, _ in rows],
+        **columns,
+    }
+    return pl.DataFrame(data, schema_overrides={"customer_id": pl.Int64,
+                                                "holdout_bucket": pl.UInt64})
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated warehouse with tags and segments built for DAY1 and DAY2 (read only)."""
+    import assets.segments as seg_assets
+    import assets.tags as tag_assets
+    from app.context import KequnContext
+    from generate import generate_warehouse
+
+    path = tmp_path_factory.mktemp("rules-built") / "warehouse.duckdb"
+    generate_warehouse(path, customers=CUSTOMERS, seed=7, end_date=DAY2)
+    kequn = KequnContext(Settings(warehouse=path, project_dir=REPO_ROOT / "sql",
+                                  data_dir=path.parent / "data"))
+    assets = (list(tag_assets.build_definitions(kequn).assets)
+              + list(seg_assets.build_definitions(kequn).assets))
+    for day in (DAY1, DAY2):
+        result = dg.materialize(assets, resources={"kequn": kequn},
+                                partition_key=day.isoformat(),
+                                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        assert all(e.event_type_value != "STEP_FAILURE" for e in result.all_events)
+    return path
