@@ -80,7 +80,9 @@ def check_results(compiled: CompiledSegment, stats: MemberStats) -> list[dg.Asse
         dg.AssetCheckResult(
             asset_key=key, check_name=CHECK_SIZE, passed=size_ok,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"size {stats.size} {'within' if size_ok else 'outside'} {bounds}",
+            description=(f"size {stats.size} within {bounds}" if size_ok else
+                         f"size {stats.size} < min_size {low}" if stats.size < low else
+                         f"size {stats.size} > max_size {high}"),
             metadata={"size": stats.size, "min_size": low, "max_size": high if high else -1}),
         dg.AssetCheckResult(
             asset_key=key, check_name=CHECK_CHANGE, passed=change_ok,

@@ -93,6 +93,16 @@ def _metadata(stats: TagStats) -> dict[str, object]:
     }
 
 
+def _counts(stats: TagStats | None) -> tuple[int, int] | None:
+    """(rows, distinct customers) of the day counted by a statistics scan, if there was one."""
+    return (stats.relation_rows, stats.relation_customers) if stats and stats.sql else None
+
+
+def _bad(stats: TagStats | None) -> int | None:
+    """Out-of-domain values counted by a statistics scan (None: count them in the check)."""
+    return stats.out_of_domain if stats and stats.sql else None
+
+
 def _check_result(key: dg.AssetKey, name: str,
                   outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
@@ -138,14 +148,17 @@ def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.A
             if unbuilt:  # checks selected without their asset: check what is stored
                 stats.update(measure_tags(con, plan, day, unbuilt))
             results = []
-            rows_outcome = checks.one_row_per_customer(con, relation, day)
+            # the checks' counts come from the statistics scan of the build (or measure)
+            counted = next((s for s in stats.values() if s.sql), None)
+            rows_outcome = checks.one_row_per_customer(
+                con, relation, day, counts=_counts(counted))
             for name in checked:
                 key, tag = tag_key(name), plan.tags[name]
                 if _selected(context, key, CHECK_ROWS):
                     results.append(_check_result(key, CHECK_ROWS, rows_outcome))
                 if _selected(context, key, CHECK_DOMAIN):
-                    results.append(_check_result(
-                        key, CHECK_DOMAIN, checks.values_in_domain(con, relation, tag, day)))
+                    results.append(_check_result(key, CHECK_DOMAIN, checks.values_in_domain(
+                        con, relation, tag, day, out_of_domain=_bad(stats.get(name)))))
                 if _selected(context, key, CHECK_COVERAGE):
                     s = stats[name]
                     results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
@@ -198,12 +211,13 @@ def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
             if plan.broken:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
+            counted = next(iter(result.tags.values()), None)
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
-                con, wide, day, every_customer=True))]
+                con, wide, day, every_customer=True, counts=_counts(counted)))]
             for tag in derived:
                 key, s = tag_key(tag.name), result.tags[tag.name]
-                results.append(_check_result(key, CHECK_DOMAIN,
-                                             checks.values_in_domain(con, wide, tag, day)))
+                results.append(_check_result(key, CHECK_DOMAIN, checks.values_in_domain(
+                    con, wide, tag, day, out_of_domain=_bad(s))))
                 results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
                     con, tag, day, s.coverage, s.coverage_ratio)))
         for tag in derived:

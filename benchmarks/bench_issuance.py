@@ -9,7 +9,12 @@
 2. Four processes issuing at once (started together at a barrier), distinct customers:
    aggregate requests per second, and the exact count is checked.
 3. Batch issuance (:func:`issuance.batch.issue_batch`, what the ``issuance/<campaign>``
-   asset runs) of 1M coupons to 1M eligible customers.
+   asset runs) of 1M coupons to 1M eligible customers, alternating with its floor: one
+   bare ``INSERT ... SELECT`` of as many coupon rows into the same table.
+4. PostgreSQL hot row: ``--pg-procs`` (8) processes issue to one campaign at once,
+   alternating with ``pgbench`` running the bare hot-row transaction (decrement the stock
+   where it is > 0, insert the coupon) with as many clients on the same server; the
+   paired ratio is the figure to watch (target >= 0.80).
 
 Each run uses a fresh database file. Prints a Markdown report and records it in
 ``benchmarks/results/issuance.md``. With ``--postgres URL`` (or local PostgreSQL server
@@ -17,6 +22,7 @@ binaries) the single-process and concurrent figures are also taken on PostgreSQL
 
     python -m benchmarks.bench_issuance                     # 20k single, 40k x4, 1M batch
     python -m benchmarks.bench_issuance --single 5000 --batch 20000 --no-record
+    python -m benchmarks.bench_issuance --no-sqlite --no-record     # the PostgreSQL part
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ import argparse
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,6 +48,7 @@ from issuance.batch import issue_batch
 from issuance.clock import SHANGHAI, SystemClock
 from issuance.schema import migrate
 from issuance.service import Issuer
+from issuance.store import coupon_id_for
 from project.campaign import Campaign, CouponTemplate, Validity
 from serving.db import ServingDB, connect
 
@@ -174,6 +183,68 @@ def run_batch(url: str, n: int) -> tuple[float, float, float]:
     return seconds, n / seconds, expiry_seconds
 
 
+PGBENCH_SCRIPT = """\\set c random(1, 1000000000)
+BEGIN;
+UPDATE bench_stock SET stock = stock - 1 WHERE campaign = 'bench' AND stock > 0;
+INSERT INTO bench_coupons (customer_id, status) VALUES (:c, 'unused');
+END;
+"""
+
+
+def run_pgbench(base_url: str, clients: int, seconds: int, folder: Path) -> float:
+    """The bare hot-row transaction (decrement the stock where it is > 0, insert the
+    coupon) with ``pgbench`` on the same server: transactions per second."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from tests import pg
+
+    bindir, why = pg.find_server_binaries()
+    if bindir is None or not (bindir / "pgbench").exists():
+        raise RuntimeError(f"pgbench not found: {why}")
+    with psycopg.connect(base_url, autocommit=True) as con:
+        con.execute("DROP TABLE IF EXISTS bench_stock, bench_coupons")
+        con.execute("CREATE TABLE bench_stock (campaign text PRIMARY KEY, stock bigint)")
+        con.execute("CREATE TABLE bench_coupons (coupon_id bigserial PRIMARY KEY, "
+                    "customer_id bigint NOT NULL, status text NOT NULL)")
+        con.execute("INSERT INTO bench_stock VALUES ('bench', 1000000000)")
+    script = folder / "hot_row.sql"
+    script.write_text(PGBENCH_SCRIPT, encoding="utf-8")
+    info = conninfo_to_dict(base_url)
+    out = subprocess.run(
+        [str(bindir / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j",
+         str(min(clients, os.cpu_count() or 2)), "-T", str(seconds), "-f", str(script),
+         "-h", str(info.get("host", "127.0.0.1")), "-p", str(info.get("port", 5432)),
+         "-U", str(info.get("user", "postgres")), str(info.get("dbname", "postgres"))],
+        capture_output=True, text=True, check=True)
+    match = re.search(r"tps = ([0-9.]+)", out.stdout)
+    if match is None:
+        raise RuntimeError(f"no tps in pgbench output: {out.stdout[-500:]}")
+    return float(match.group(1))
+
+
+def run_bare_batch(url: str, n: int) -> float:
+    """The floor of a batch: one ``INSERT ... SELECT`` of ``n`` coupon rows (ids
+    precomputed, no decision) into the same migrated table, and its commit; seconds."""
+    db = prepare(url, 0)
+    db.execute("CREATE TEMP TABLE src (customer_id BIGINT, coupon_id TEXT)")
+    db.executemany("INSERT INTO src VALUES (?, ?)",
+                   ((c, coupon_id_for(f"bare:{c}")) for c in range(1, n + 1)))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    start = time.perf_counter()
+    with db.transaction():
+        db.execute(
+            "INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, "
+            "template_value, exclusive, on_failed_drawdown, channels, lease_seconds, "
+            "issued_at, issue_day, valid_from, valid_until, loan_id, lease_until, version, "
+            "updated_at) SELECT coupon_id, 'bench', customer_id, 'unused', "
+            "'interest_free_days', '30', 1, 'void', 'APP,H5,MINI_PROGRAM', 900, ?, ?, ?, ?, "
+            "NULL, NULL, 1, ? FROM src ORDER BY coupon_id", (now, now.date(), now, now, now))
+    seconds = time.perf_counter() - start
+    db.close()
+    return seconds
+
+
 @dataclass
 class Figure:
     """One measured quantity over several runs."""
@@ -218,31 +289,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--postgres", help="PostgreSQL URL (default: local throwaway cluster)")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--pg-procs", type=int, default=8,
+                        help="processes (and pgbench clients) of the hot-row comparison")
+    parser.add_argument("--pg-requests", type=int, default=16_000,
+                        help="requests per PostgreSQL hot-row run (split over --pg-procs)")
+    parser.add_argument("--pgbench-seconds", type=int, default=8)
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL figures only")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="kequn-bench-issuance-"))
     rows: list[tuple[str, str, Figure]] = []
-    single, bare = [], []
-    for _ in range(args.runs):  # alternate, so both see the same load
-        bare.append(run_bare(folder, args.single))
-        single.append(run_single(fresh_sqlite(folder, "single"), args.single))
-    rows.append(("sqlite", f"bare check-insert-decrement, {args.single:,} tx",
-                 Figure("bare", bare, "tx/s")))
-    rows.append(("sqlite", f"issue, all limits, 1 process, {args.single:,} requests",
-                 Figure("single", single, "requests/s")))
-    concurrent = repeat(args.runs, lambda: run_concurrent(
-        fresh_sqlite(folder, "concurrent"), args.concurrent, args.procs))
-    rows.append(("sqlite", f"issue, all limits, {args.procs} processes, "
-                 f"{args.concurrent:,} requests", Figure("concurrent", concurrent,
-                                                         "requests/s")))
-    batch = [run_batch(fresh_sqlite(folder, "batch"), args.batch) for _ in range(args.runs)]
-    rows.append(("sqlite", f"batch issue of {args.batch:,} coupons (seconds)",
-                 Figure("batch_s", [b[0] for b in batch], "s")))
-    rows.append(("sqlite", f"batch issue of {args.batch:,} coupons (coupons/s)",
-                 Figure("batch_rate", [b[1] for b in batch], "coupons/s")))
-    rows.append(("sqlite", f"expiry pass over {args.batch:,} coupons, nothing due (seconds)",
-                 Figure("expiry_s", [b[2] for b in batch], "s")))
+    if not args.no_sqlite:
+        single, bare = [], []
+        for _ in range(args.runs):  # alternate, so both see the same load
+            bare.append(run_bare(folder, args.single))
+            single.append(run_single(fresh_sqlite(folder, "single"), args.single))
+        rows.append(("sqlite", f"bare check-insert-decrement, {args.single:,} tx",
+                     Figure("bare", bare, "tx/s")))
+        rows.append(("sqlite", f"issue, all limits, 1 process, {args.single:,} requests",
+                     Figure("single", single, "requests/s")))
+        concurrent = repeat(args.runs, lambda: run_concurrent(
+            fresh_sqlite(folder, "concurrent"), args.concurrent, args.procs))
+        rows.append(("sqlite", f"issue, all limits, {args.procs} processes, "
+                     f"{args.concurrent:,} requests", Figure("concurrent", concurrent,
+                                                             "requests/s")))
+        batch, bare_batch = [], []
+        for _ in range(args.runs):  # alternate, so both see the same load
+            bare_batch.append(run_bare_batch(fresh_sqlite(folder, "bare_batch"), args.batch))
+            batch.append(run_batch(fresh_sqlite(folder, "batch"), args.batch))
+        rows.append(("sqlite", f"bare INSERT ... SELECT of {args.batch:,} coupon rows (seconds)",
+                     Figure("bare_batch_s", bare_batch, "s")))
+        rows.append(("sqlite", f"batch issue of {args.batch:,} coupons (seconds)",
+                     Figure("batch_s", [b[0] for b in batch], "s")))
+        rows.append(("sqlite", f"batch issue of {args.batch:,} coupons (coupons/s)",
+                     Figure("batch_rate", [b[1] for b in batch], "coupons/s")))
+        rows.append(("sqlite", f"expiry pass over {args.batch:,} coupons, nothing due (seconds)",
+                     Figure("expiry_s", [b[2] for b in batch], "s")))
     pg_note = "PostgreSQL: not measured."
     if not args.no_postgres:
         base, stop = postgres_url(args.postgres)
@@ -260,6 +343,22 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(("postgresql", f"issue, all limits, {args.procs} processes, "
                              f"{args.concurrent // 4:,} requests",
                              Figure("pg_conc", pg_conc, "requests/s")))
+                pgbench, kequn = [], []
+                for _ in range(args.runs):  # alternate, so both see the same load
+                    pgbench.append(run_pgbench(base, args.pg_procs, args.pgbench_seconds,
+                                               folder))
+                    kequn.append(run_concurrent(fresh_schema_url(base, "bench"),
+                                                args.pg_requests, args.pg_procs))
+                rows.append(("postgresql", f"bare hot-row transaction (pgbench, "
+                             f"{args.pg_procs} clients, {args.pgbench_seconds} s)",
+                             Figure("pgbench", pgbench, "tx/s")))
+                rows.append(("postgresql", f"issue, all limits, {args.pg_procs} processes, "
+                             f"{args.pg_requests:,} requests",
+                             Figure("pg_hot", kequn, "requests/s")))
+                ratios = [k / b for k, b in zip(kequn, pgbench, strict=True)]
+                rows.append(("postgresql", f"issue / bare with {args.pg_procs} processes "
+                             "(paired runs; target >= 0.80)",
+                             Figure("pg_ratio", ratios, "ratio")))
                 pg_note = ("PostgreSQL: " + ("the given server." if args.postgres else
                            "local throwaway cluster (tests/pg.py: fsync=off, "
                            "synchronous_commit=off), same machine."))

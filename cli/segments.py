@@ -11,7 +11,7 @@ from app.context import KequnContext
 from cli.common import kequn_context, parse_day
 from kequn.errors import KequnError, Location, ValidationError, raise_collected
 from plan.segments import CompiledSegment, compile_segment
-from project.edit import ensure_file_segment
+from project.edit import ensure_file_segment, existing_file_segment
 from project.edit import share as share_segment
 from project.model import Project
 
@@ -107,7 +107,8 @@ def preview(ctx: typer.Context,
         from segments.catalog import warehouse_problems
 
         raise_collected(warehouse_problems(kequn.warehouse.path, [compiled.segment],
-                                           kequn.project.tags))
+                                           kequn.project.tags, allow_pending=False,
+                                           day=day.isoformat()))
     result = preview_segment(kequn.warehouse, compiled, day, sample_size=sample,
                              sandbox=kequn.sandbox_limits)
     typer.echo(f"segment {result.segment} ({compiled.segment.kind}) as of {day}")
@@ -149,8 +150,9 @@ def import_(ctx: typer.Context,
             file: Annotated[Path, typer.Argument(help="CSV or XLSX file.", exists=True,
                                                   dir_okay=False)],
             name: Annotated[str, typer.Option("--name", help="Segment name.")],
-            match: Annotated[str, typer.Option("--match", help="id, phone or phone_hash.")]
-            = "id",
+            match: Annotated[str | None, typer.Option(
+                "--match", help="id, phone or phone_hash (default: the segment's own, "
+                "else id).")] = None,
             column: Annotated[str, typer.Option(help="Column to read (default: guess).")] = "",
             owner: Annotated[str, typer.Option(help="Owner of a new segment.")]
             = "team:data_platform",
@@ -161,10 +163,18 @@ def import_(ctx: typer.Context,
     from segments.imports import import_file
 
     kequn = kequn_context(ctx)
-    path, created = ensure_file_segment(kequn.settings.segments_dir, name, match, owner=owner)
+    segments_dir = kequn.settings.segments_dir
+    existing = existing_file_segment(segments_dir, name)
+    if existing is not None and match is not None and match != existing.match:
+        raise ValidationError(f"segment '{name}' matches by {existing.match}, not {match}: "
+                              f"re-import with --match {existing.match} (or without --match)",
+                              existing.definition.location("match"))
+    match = match or (existing.match if existing is not None else "id")
     cap = max_bytes if max_bytes is not None else kequn.settings.import_max_bytes
     with kequn.connect_warehouse() as con:
         report = import_file(con, name, file, match, column=column, max_bytes=cap)
+    # the definition is written only once the import is stored
+    path, created = ensure_file_segment(segments_dir, name, match, owner=owner)
     if created:
         typer.echo(f"created {path}")
     typer.echo(report.summary())

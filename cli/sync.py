@@ -17,7 +17,7 @@ from rich.table import Table
 
 from app.context import KequnContext
 from cli.common import kequn_context, parse_day
-from kequn.errors import ValidationError
+from kequn.errors import ExecutionError, ValidationError
 from project.segment import Segment
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def synced_segment(kequn: KequnContext, name: str) -> Segment:
 def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
              dry_run: bool) -> tuple[Segment, SyncResult]:
     """Sync ``name`` for ``as_of`` with the settings of its definition file."""
+    from serving.db import CONNECTION_ERRORS
     from sync.run import sync_segment  # the sync engine loads only for this command
 
     segment = synced_segment(kequn, name)
@@ -46,7 +47,12 @@ def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
 
         stage_from_lake(kequn, name, as_of)
     with kequn.connect_warehouse(read_only=dry_run) as con:
-        db = kequn.connect_serving()
+        try:
+            db = kequn.connect_serving()
+        except CONNECTION_ERRORS as exc:
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExecutionError(f"cannot reach the serving database ({detail}); nothing "
+                                 "was synced") from None
         try:
             result = sync_segment(con, db, name, as_of, segment.sync, force=force,
                                   dry_run=dry_run, definition_hash=segment.definition_hash,

@@ -7,7 +7,9 @@ started from the command line shows in the UI's run history.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -26,6 +28,8 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 """Run config that keeps Dagster's console log quiet: the command reports failures itself
 (ExecutionError, one line per failed step) and the UI still has every event."""
 _DAGSTER_YAML = Path(__file__).with_name("dagster.yaml")
+PID_TAG, HOST_TAG, STARTED_TAG = "kequn/pid", "kequn/host", "kequn/process_started"
+"""Run tags naming the process that runs a CLI run, so a later run can tell it died."""
 
 
 @dataclass
@@ -75,14 +79,98 @@ def _selection(defs: dg.Definitions, select: str | None) -> dg.AssetSelection:
     return chosen & base
 
 
+_WRAPPERS = ("dagster._core.errors.", "DagsterExecutionStepExecutionError",
+             "DagsterUserCodeExecutionError")
+
+
+def underlying_message(error) -> str:
+    """The innermost error of a Dagster step failure, without Dagster's wrapper text
+    ('Error occurred while executing op ...') or the exception's module path."""
+    while error is not None and error.cause is not None and (
+            error.cls_name in ("DagsterExecutionStepExecutionError",
+                               "DagsterUserCodeExecutionError")
+            or error.message.startswith(_WRAPPERS)):
+        error = error.cause
+    if error is None:
+        return "failed"
+    message = error.message.strip()
+    prefix = f"{error.cls_name}: " if error.cls_name else ""
+    for head in (prefix, f"kequn.errors.{prefix}"):
+        if head and message.startswith(head):
+            message = message[len(head):]
+    if message.startswith("kequn.errors."):
+        message = message.split(": ", 1)[-1]
+    return message
+
+
 def _failure_text(result: dg.ExecuteInProcessResult) -> str:
     lines = []
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
             error = event.step_failure_data.error if event.step_failure_data else None
-            message = error.message.strip() if error else "failed"
+            message = underlying_message(error) if error else "failed"
             lines.append(f"  {event.step_key}: {message}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            lines.append(f"  check {evaluation.asset_key.to_user_string()}:"
+                         f"{evaluation.check_name} failed: {evaluation.description or ''}")
     return "\n".join(lines) or "  (no step failure recorded)"
+
+
+def _process_started(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks since boot ('' when unknown): with
+    the pid it identifies one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def run_tags() -> dict[str, str]:
+    """Tags recording which process (pid, host, start time) executes a run."""
+    pid = os.getpid()
+    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(),
+            STARTED_TAG: _process_started(pid)}
+
+
+def _process_gone(tags: dict[str, str]) -> bool:
+    """Whether the process a run's tags name is certainly gone (same host only)."""
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return False
+    pid = int(tags[PID_TAG])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    started = tags.get(STARTED_TAG, "")
+    return bool(started) and _process_started(pid) not in ("", started)
+
+
+def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed every unfinished run whose process is gone, and free its pool slots.
+
+    A run whose process was killed (SIGKILL, power loss) stays STARTED and keeps its
+    concurrency slot (the ``duckdb`` pool has one), so every later run would wait forever.
+    Only runs tagged by :func:`run_tags` on this host are judged; returns their ids.
+    """
+    unfinished = instance.get_runs(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.CANCELING]))
+    recovered = []
+    for run in unfinished:
+        if not _process_gone(dict(run.tags)):
+            continue
+        instance.report_run_failed(run, message=(
+            f"the process running this run (pid {run.tags[PID_TAG]} on "
+            f"{run.tags[HOST_TAG]}) is gone (killed?); marked failed by the next kequn run"))
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        recovered.append(run.run_id)
+    return recovered
 
 
 def materialize_days(
@@ -94,8 +182,10 @@ def materialize_days(
 ) -> list[DayRun]:
     """Materialise the selected daily assets for each day in order; stop at the first failure.
 
-    Raises ExecutionError naming the day and every failed step (a failed blocking check or
-    a broken definition included) when a run fails; runs already finished stay
+    Runs left unfinished by a killed process are first marked failed and their pool slots
+    freed (:func:`recover_dead_runs`), so nothing waits for them. Raises ExecutionError
+    naming the day and every failed step (a failed blocking check or a broken definition
+    included, with the underlying kequn message) when a run fails; runs already finished stay
     materialised, and the steps of a failed run that did not need the failure completed.
     """
     defs = build_defs(kequn)
@@ -107,12 +197,13 @@ def materialize_days(
     )
     job = job_defs.resolve_job_def(CLI_JOB)
     instance = instance or dagster_instance(kequn.settings)
+    recover_dead_runs(instance)
     runs = []
     for day in days:
         _check_partition(day)
         result = job.execute_in_process(
             partition_key=day.isoformat(), instance=instance, raise_on_error=False,
-            run_config=QUIET_LOGS,
+            run_config=QUIET_LOGS, tags=run_tags(),
         )
         run = DayRun(day, result.run_id)
         for event in result.get_asset_materialization_events():
@@ -153,9 +244,11 @@ def generate_demo_warehouse(
     raw_keys = [k for k in defs.resolve_all_asset_keys() if k.path[0] == "raw"]
     config = {"customers": customers, "seed": seed,
               "end_date": end_date.isoformat() if end_date else ""}
+    instance = instance or dagster_instance(kequn.settings)
+    recover_dead_runs(instance)
     result = job.execute_in_process(
         run_config={"ops": {"demo_warehouse": {"config": config}}, **QUIET_LOGS},
-        instance=instance or dagster_instance(kequn.settings),
+        instance=instance, tags=run_tags(),
         asset_selection=raw_keys,
         raise_on_error=False,
     )

@@ -6,11 +6,16 @@ different request raises :class:`~issuance.outcome.IdempotencyConflict`. Refusal
 results too (``ok=False`` with a ``reason``) and are recorded under their key.
 
 Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
-PostgreSQL an issue locks its campaign's ``issuance_counters`` total row first (``FOR UPDATE``),
-so the campaign's counters are read and written by one transaction at a time, then
-takes a transaction-scoped advisory lock on the customer (so the exclusive-stacking
-check holds across campaigns); occupy/confirm/reverse lock the coupon row and, for an
-occupy, the loan. Locks are always taken in that order, so requests cannot deadlock.
+PostgreSQL every request first takes a transaction-scoped advisory lock on its
+idempotency key, so two requests with one key (whatever their operations) run one after
+the other and the second replays or refuses the first's result. An issue then locks its
+campaign's ``issuance_counters`` total row (``FOR UPDATE``), so the campaign's counters
+are read and written by one transaction at a time, then takes an advisory lock on the
+customer (so the exclusive-stacking check holds across campaigns); occupy/confirm/reverse
+lock the coupon row and, for an occupy, the loan. Every path, the batch
+(:mod:`issuance.batch`) included, takes its locks in this one global order (keys, the
+campaign row, customers in ascending lock order, the coupon, the loan), so requests
+cannot deadlock.
 
 Time comes from the injected :class:`~issuance.clock.Clock`; expiry is also enforced
 when a coupon is read or touched (an ended lease releases the coupon, a coupon past its
@@ -20,7 +25,7 @@ validity reads as ``expired``), not only by the scheduled expiry job.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -64,6 +69,7 @@ SQLITE_WAL_AUTOCHECKPOINT = 10_000
 # Namespaces of PostgreSQL two-key advisory locks (distinct from the one-key migration lock).
 _CUSTOMER_LOCK = 0x6B71_0001
 _LOAN_LOCK = 0x6B71_0002
+_KEY_LOCK = 0x6B71_0003
 
 # One statement reads everything an issue decides on: the key's first result (columns
 # 0-7, see issuance.store.REPLAY_SELECT), then the counters and facts of the Snapshot.
@@ -90,6 +96,13 @@ VALUES (?, ?, ?, 'unused', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 1, ?)
 _COUNT_UP = (
     "INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (?, 'total', 1), "
     "(?, ?, 1) ON CONFLICT (campaign, bucket) DO UPDATE SET issued = issuance_counters.issued + 1"
+)
+
+
+_PG_ISSUE = (
+    "SELECT * FROM kequn_issue(?::int4, ?::int4, ?, ?, ?, ?, ?::int8, ?::int4, ?::int4, ?, ?, "
+    "?::timestamp, ?::boolean, ?::int8, ?::int8, ?::int8, ?::int2, ?, ?, ?, ?, ?::int4, "
+    "?::date, ?::timestamp, ?::timestamp)"
 )
 
 
@@ -154,15 +167,16 @@ class Issuer:
             db.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT}")
 
     # -- plumbing --------------------------------------------------------------------
-    def _run(self, body: Callable[[datetime], T]) -> T:
+    def _run(self, body: Callable[[datetime], T], *, transaction: bool = True) -> T:
         """Run ``body(now)`` in one transaction; retry once on a unique-key race.
 
-        On PostgreSQL two requests with the same new key can both pass the replay check;
-        the second's insert then fails, and its retry sees the first's result.
+        Without ``transaction`` the body is a single statement, its own transaction.
         """
         for attempt in (1, 2):
             now = self.clock.now()
             try:
+                if not transaction:
+                    return body(now)
                 with self.db.transaction():
                     return body(now)
             except INTEGRITY_ERRORS as exc:
@@ -176,14 +190,23 @@ class Issuer:
             self.db.execute("SELECT pg_advisory_xact_lock(?, ?)",
                             (namespace, _lock_key(value)))
 
-    def lock_customers(self, customers: list[int]) -> None:
-        """PostgreSQL: take the customer locks of a batch chunk up front, in ascending
-        order, so that concurrent batches cannot deadlock (no-op on SQLite)."""
-        if self.db.dialect == "postgresql":
-            for customer in customers:
-                self._advisory(_CUSTOMER_LOCK, customer)
+    def _advisory_many(self, namespace: int, values: Iterable[str | int]) -> None:
+        """PostgreSQL: advisory-lock every value in ascending lock-key order, in one
+        statement (``unnest`` keeps the array's order)."""
+        keys = sorted({_lock_key(v) for v in values})
+        if self.db.dialect == "postgresql" and keys:
+            self.db.execute("SELECT count(pg_advisory_xact_lock(?, k)) "
+                            "FROM unnest(?::int4[]) AS k", (namespace, keys))
 
-    def _lock_campaign(self, name: str) -> None:
+    def lock_keys(self, keys: Iterable[str]) -> None:
+        """PostgreSQL: lock idempotency keys (the first locks any request takes)."""
+        self._advisory_many(_KEY_LOCK, keys)
+
+    def lock_customers(self, customers: Iterable[int]) -> None:
+        """PostgreSQL: lock customers, after the campaign row (no-op on SQLite)."""
+        self._advisory_many(_CUSTOMER_LOCK, customers)
+
+    def lock_campaign(self, name: str) -> None:
         """PostgreSQL: lock the campaign's stock row (creating it at 0 if needed)."""
         if self.db.dialect != "postgresql":
             return
@@ -222,13 +245,46 @@ class Issuer:
         per_customer_limit, exclusive_conflict.
         """
         chosen = get_campaign(self.campaigns, campaign)
+        if (self.db.dialect == "postgresql" and not self.db.in_transaction
+                and chosen.budget is None):
+            return self._run(lambda now: self._issue_pg(chosen, customer_id, key, now),
+                             transaction=False)
         return self._run(lambda now: self.issue_in_transaction(chosen, customer_id, key, now))
+
+    def _issue_pg(self, campaign: Campaign, customer_id: int, key: str,
+                  now: datetime) -> Outcome:
+        """PostgreSQL: the whole issue in one statement (``kequn_issue``, see
+        :mod:`issuance.schema`): one round trip, locks held for the server's work only.
+        (A budgeted campaign goes through :meth:`issue_in_transaction`, which reserves
+        the budget in the ledger.)"""
+        request = Request("issue", key, (campaign.name, str(int(customer_id))))
+        day = business_day(now)
+        stored_now = to_db(now)
+        valid_from, valid_until = campaign.validity.period(now)
+        coupon_id = coupon_id_for(key)
+        row = self.db.fetchone(_PG_ISSUE, (
+            _KEY_LOCK, _lock_key(key), key, coupon_id, request.fingerprint, campaign.name,
+            int(customer_id), _CUSTOMER_LOCK, _lock_key(customer_id), campaign.target_segment,
+            day.isoformat(), stored_now, campaign.in_window(now), campaign.total_stock,
+            campaign.effective_daily_limit, campaign.per_customer_limit,
+            int(campaign.exclusive), campaign.template.kind, str(campaign.template.value),
+            campaign.on_failed_drawdown, ",".join(sorted(campaign.channels)),
+            campaign.lease_seconds, day, to_db(valid_from), to_db(valid_until),
+        ))
+        assert row is not None
+        prior = interpret_replay(request, row)
+        if prior is not None:
+            return prior
+        if row[8] is not None:
+            return Outcome("issue", False, str(row[8]))
+        return Outcome("issue", True, None, coupon_id, UNUSED)
 
     def issue_in_transaction(self, campaign: Campaign, customer_id: int, key: str,
                              now: datetime) -> Outcome:
         """The body of :meth:`issue`, for callers that already opened the transaction."""
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
-        self._lock_campaign(campaign.name)
+        self._advisory(_KEY_LOCK, key)
+        self.lock_campaign(campaign.name)
         self._advisory(_CUSTOMER_LOCK, customer_id)
         day = business_day(now)
         stored_now = to_db(now)
@@ -285,6 +341,7 @@ class Issuer:
         """
 
         def body(now: datetime) -> Outcome:
+            self._advisory(_KEY_LOCK, request.key)
             coupon = read_coupon(self.db, coupon_id, lock=True)
             prior = replay(self.db, request)
             if prior is not None:

@@ -371,17 +371,42 @@ def day_rows(relation: exp.Expression) -> exp.Select:
         exp.EQ(this=exp.column("as_of"), expression=as_of()))
 
 
+def domain_condition(tag: Tag) -> exp.Expression | None:
+    """A condition true for values outside the tag's declared domain (None: no domain)."""
+    col = exp.column(tag.name)
+    parts: list[exp.Expression] = []
+    if tag.domain.values:
+        parts.append(exp.not_(col.isin(*[exp.Literal.string(v) for v in tag.domain.values])))
+    if tag.domain.minimum is not None:
+        parts.append(exp.LT(this=col.copy(),
+                            expression=exp.Literal.number(str(tag.domain.minimum))))
+    if tag.domain.maximum is not None:
+        parts.append(exp.GT(this=col.copy(),
+                            expression=exp.Literal.number(str(tag.domain.maximum))))
+    return exp.or_(*parts) if parts else None
+
+
 def stats_query(tags: Mapping[str, Tag], relation: exp.Expression,
                 names: Iterable[str]) -> exp.Select:
-    """Per tag, over the day's rows of ``relation``: ``<name>__rows`` (non-NULL values) and
-    ``<name>__covered`` (values neither NULL nor FALSE); plus ``_rows`` (all rows)."""
-    columns: list[exp.Expression] = [exp.Count(this=exp.Star()).as_("_rows")]
+    """Per tag, over the day's rows of ``relation``: ``<name>__rows`` (non-NULL values),
+    ``<name>__covered`` (values neither NULL nor FALSE) and, for a tag with a declared
+    domain, ``<name>__bad`` (values outside it); plus ``_rows`` (all rows) and
+    ``_customers`` (distinct customer ids). One scan serves the build's statistics and
+    the checks' counts."""
+    columns: list[exp.Expression] = [
+        exp.Count(this=exp.Star()).as_("_rows"),
+        exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])).as_(
+            "_customers"),
+    ]
     for name in names:
         tag = tags[name]
         col = exp.column(tag.name)
         covered = exp.CountIf(this=col) if tag.value_type == "boolean" else exp.Count(this=col)
         columns.append(exp.Count(this=col.copy()).as_(f"{name}__rows"))
         columns.append(covered.as_(f"{name}__covered"))
+        outside = domain_condition(tag)
+        if outside is not None:
+            columns.append(exp.CountIf(this=outside).as_(f"{name}__bad"))
     return exp.select(*columns).from_(day_rows(relation).subquery("d"))
 
 

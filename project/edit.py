@@ -91,6 +91,24 @@ def file_definition_text(name: str, match: str, owner: str, description: str) ->
             ");\n")
 
 
+def existing_file_segment(segments_dir: Path, name: str) -> Segment | None:
+    """The saved file segment ``name``, or None when there is no definition file yet.
+
+    A definition that is broken or of another kind is an error (located).
+    """
+    path = segments_dir / f"{name}.sql"
+    if not path.exists():
+        return None
+    entry = read_entry(_SEGMENT, path, segments_dir)
+    if entry.errors:
+        raise entry.errors[0]
+    existing: Segment = entry.definition
+    if existing.kind != "file":
+        raise ValidationError(f"segment '{name}' is a {existing.kind} segment, not a file "
+                              "segment", existing.definition.location("kind"))
+    return existing
+
+
 def ensure_file_segment(segments_dir: Path, name: str, match: str, *,
                         owner: str = DEFAULT_OWNER, description: str = "") -> tuple[Path, bool]:
     """The definition file of file segment ``name``, written (atomically) if missing.
@@ -103,14 +121,7 @@ def ensure_file_segment(segments_dir: Path, name: str, match: str, *,
     if match not in MATCH_MODES:
         raise ValidationError(f"unknown match mode '{match}' (one of {', '.join(MATCH_MODES)})")
     path = segments_dir / f"{name}.sql"
-    if path.exists():
-        entry = read_entry(_SEGMENT, path, segments_dir)
-        if entry.errors:
-            raise entry.errors[0]
-        existing: Segment = entry.definition
-        if existing.kind != "file":
-            raise ValidationError(f"segment '{name}' is a {existing.kind} segment, not a file "
-                                  "segment", existing.definition.location("kind"))
+    if existing_file_segment(segments_dir, name) is not None:
         return path, False
     segments_dir.mkdir(parents=True, exist_ok=True)
     text = file_definition_text(name, match, owner,

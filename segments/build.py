@@ -9,6 +9,7 @@ holds it).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,7 @@ import pyarrow as pa
 from kequn.errors import ExecutionError, ValidationError
 from plan.segments import CompiledSegment
 from segments.imports import ImportReport, content_hash, import_file, was_imported
+from segments.imports.decode import read_upload
 from segments.imports.normalise import DEFAULT_MAX_BYTES
 from segments.materialize import MemberStats, is_materialized, write_members
 from segments.sandbox import SandboxLimits, run_restricted
@@ -33,6 +35,21 @@ class BuildResult:
     import_report: ImportReport | None = None
 
 
+def missing_tags(con, tags: Sequence[str], as_of: date) -> list[str]:
+    """The tags among ``tags`` that the wide table does not hold for ``as_of``: no column
+    yet (added but never built), or not in that day's tag catalog."""
+    columns = {r[0].lower() for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'tags' "
+        "AND table_name = 'customer_tags'").fetchall()}
+    missing = [t for t in tags if t.lower() not in columns]
+    if table_exists(con, "tags", "catalog"):
+        built = {r[0].lower() for r in con.execute(
+            "SELECT name FROM tags.catalog WHERE as_of = ?", [as_of]).fetchall()}
+        if built:
+            missing += [t for t in tags if t.lower() not in built and t not in missing]
+    return missing
+
+
 def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
     """Fail clearly when what the segment reads is missing for ``as_of``."""
     segment = compiled.segment
@@ -44,7 +61,15 @@ def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
                           [as_of]).fetchall()
         if not row:
             raise ExecutionError(f"tags.customer_tags has no rows for {as_of}; build the tags "
-                                 "for that day first", segment.definition.location("rule"))
+                                 f"for that day first: kequn materialize --as-of {as_of} "
+                                 "--select 'key:tags/*'", segment.definition.location("rule"))
+        missing = missing_tags(con, segment.tags, as_of)
+        if missing:
+            names = ", ".join(f"'{t}'" for t in missing)
+            raise ExecutionError(
+                f"tag{'s' if len(missing) > 1 else ''} {names} not built for {as_of}: run "
+                f"kequn materialize --as-of {as_of} --select 'key:tags/*'",
+                segment.definition.location("rule"))
     for child in compiled.segments:
         if not is_materialized(con, child, as_of):
             raise ExecutionError(f"segment '{child}' is not materialised for {as_of}; build it "
@@ -76,8 +101,8 @@ def build_segment(warehouse: Warehouse, compiled: CompiledSegment, as_of: date, 
         if segment.kind == "file":
             source = import_path or segment.file
             if import_path is None and segment.file is not None and was_imported(
-                    con, segment.name, content_hash(segment.file.read_bytes(), segment.match,
-                                                    segment.column)):
+                    con, segment.name, content_hash(read_upload(segment.file, max_bytes),
+                                                    segment.match, segment.column)):
                 source = None
             if source is not None:
                 target_dir = None if import_path is not None else report_dir

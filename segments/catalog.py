@@ -50,19 +50,32 @@ def read_catalog(warehouse: Path) -> Catalog | None:
 
 
 def catalog_problems(catalog: Catalog, segments: Iterable[Segment],
-                     pending_columns: Iterable[str] = ()) -> list[KequnError]:
+                     pending_columns: Iterable[str] = (), *,
+                     allow_pending: bool = True, day: str = "DAY") -> list[KequnError]:
     """One located error per unknown table or column in the sql segments' queries.
 
     ``pending_columns`` are names that will exist once built (tags defined but not built
-    yet): they are not reported.
+    yet): with ``allow_pending`` they are not reported (validation); without, they are
+    reported as tags to build first (a preview or a run needs them now).
     """
     pending = {c.lower() for c in pending_columns}
     problems: list[KequnError] = []
     for segment in segments:
         if segment.kind != "sql" or segment.query is None:
             continue
-        problems.extend(_query_problems(catalog, segment, pending))
+        found = _query_problems(catalog, segment, pending if allow_pending else set())
+        if not allow_pending:
+            found = [_as_unbuilt_tag(e, pending, day) for e in found]
+        problems.extend(found)
     return problems
+
+
+def _as_unbuilt_tag(error: KequnError, pending: set[str], day: str) -> KequnError:
+    match = re.match(r"column '([^']+)'", error.message)
+    if not match or match.group(1).lower() not in pending:
+        return error
+    return ValidationError(f"tag '{match.group(1)}' is defined but not built yet: run kequn "
+                           f"materialize --as-of {day} --select 'key:tags/*'", error.location)
 
 
 def _query_problems(catalog: Catalog, segment: Segment, pending: set[str]) -> list[KequnError]:
@@ -126,7 +139,9 @@ def _column_error(message: str, segment: Segment, catalog: Catalog, path: Path,
 
 
 def warehouse_problems(warehouse: Path, segments: Iterable[Segment],
-                       pending_columns: Iterable[str] = ()) -> list[KequnError]:
+                       pending_columns: Iterable[str] = (), *,
+                       allow_pending: bool = True, day: str = "DAY") -> list[KequnError]:
     """:func:`catalog_problems` against the warehouse file, or [] when there is none."""
     catalog = read_catalog(warehouse)
-    return [] if catalog is None else catalog_problems(catalog, segments, pending_columns)
+    return [] if catalog is None else catalog_problems(catalog, segments, pending_columns,
+                                                       allow_pending=allow_pending, day=day)

@@ -58,6 +58,12 @@ INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.errors.IntegrityError,
 )
 
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+"""The server went away or the connection broke (PostgreSQL), for ``except``."""
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # One number for all kequn migration runs: pg_advisory_xact_lock(MIGRATION_LOCK_KEY).

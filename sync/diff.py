@@ -180,3 +180,40 @@ def id_chunks(
                 yield batch.column(0).to_pylist()
     finally:
         reader.close()
+
+
+_FINGERPRINT = (
+    "count(*), coalesce(sum(customer_id % 2147483629), 0), "
+    "coalesce(sum((customer_id % 2147483629) * 48271 % 2147483647), 0)"
+)
+"""Count and two order-independent sums of a mix of each id: equal sets give equal
+fingerprints; a deleted, added or changed row almost surely changes it. The same integer
+arithmetic (``%`` and ``*`` within BIGINT) in DuckDB, SQLite and PostgreSQL."""
+
+Fingerprint = tuple[int, int, int]
+
+
+def serving_fingerprint(db: ServingDB, segment: str) -> Fingerprint:
+    """The fingerprint of the segment's ``coupon_eligibility`` rows as they are now."""
+    row = db.fetchone(f"SELECT {_FINGERPRINT} FROM coupon_eligibility WHERE segment = ?",
+                      (segment,))
+    return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+
+
+def tracking_fingerprint(con: duckdb.DuckDBPyConnection, segment: str) -> Fingerprint:
+    """The fingerprint of what the last sync wrote (``sync.applied``)."""
+    row = con.execute(f"SELECT {_FINGERPRINT} FROM {qualified(SYNC_APPLIED)} "
+                      "WHERE segment = ?", [segment]).fetchall()[0]
+    return (int(row[0]), int(row[1]), int(row[2]))
+
+
+def snapshot_definition_hash(con: duckdb.DuckDBPyConnection, segment: str,
+                             as_of: date) -> str | None:
+    """The hash of the definition that built (segment, as_of), as the build recorded it
+    in ``segments.materializations`` (None when unknown)."""
+    if not table_exists(con, *MATERIALIZATIONS):
+        return None
+    rows = con.execute(
+        f"SELECT definition_hash FROM {qualified(MATERIALIZATIONS)} WHERE segment = ? "
+        "AND as_of = ? ORDER BY materialized_at DESC LIMIT 1", [segment, as_of]).fetchall()
+    return rows[0][0] or None if rows else None

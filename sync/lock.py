@@ -19,11 +19,11 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from kequn.errors import ExecutionError, Location
-from serving.db import ServingDB, sqlite_path
+from serving.db import CONNECTION_ERRORS, ServingDB, sqlite_path
 
 DEFAULT_TIMEOUT = 600.0
 _POLL = 0.05
@@ -80,7 +80,9 @@ def _advisory_lock(db: ServingDB, segment: str, timeout: float) -> Iterator[None
     try:
         yield
     finally:
-        db.scalar("SELECT pg_advisory_unlock(?)", (key,))
+        # a broken connection has lost its session, and the lock with it
+        with suppress(*CONNECTION_ERRORS):
+            db.scalar("SELECT pg_advisory_unlock(?)", (key,))
 
 
 def lock_path(db: ServingDB, segment: str) -> Path | None:

@@ -40,17 +40,18 @@ something under the sync.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import closing, nullcontext
+from contextlib import closing, nullcontext, suppress
 from datetime import date, datetime
 
 import duckdb
 
 from kequn.errors import ExecutionError, Location
 from project.sync import SyncSettings
-from serving.db import INTEGRITY_ERRORS, ServingDB, utcnow
+from serving.db import CONNECTION_ERRORS, INTEGRITY_ERRORS, ServingDB, utcnow
 from sync.apply import (
     add_members,
     large_page_cache,
@@ -59,13 +60,25 @@ from sync.apply import (
     remove_members,
     serving_state,
 )
-from sync.diff import TempTables, built, compute_diff, id_chunks, members_table_exists, read_back
+from sync.diff import (
+    TempTables,
+    built,
+    compute_diff,
+    id_chunks,
+    members_table_exists,
+    read_back,
+    serving_fingerprint,
+    snapshot_definition_hash,
+    tracking_fingerprint,
+)
 from sync.lock import DEFAULT_TIMEOUT, segment_lock
 from sync.log import log_failure, log_finished, log_started
-from sync.plan import SyncResult, choose_base, next_state, plan_sync, tracking_update
+from sync.plan import Base, SyncResult, choose_base, next_state, plan_sync, tracking_update
 from sync.tracking import read_marker, tracking_exists, update_marker, update_tracking
 
 __all__ = ["CHECKPOINTS", "Checkpoint", "SyncResult", "sync_segment"]
+
+LOG = logging.getLogger("kequn.sync")
 
 CHECKPOINTS = (
     "diffed",  # plan computed, nothing written to serving yet (after the 'started' log row)
@@ -133,9 +146,30 @@ def sync_segment(
     """
     settings = settings or SyncSettings()
     _check_warehouse(con, segment, as_of, writing=not dry_run)
+    # the definition that built this snapshot, not the file as it is now
+    definition_hash = snapshot_definition_hash(con, segment, as_of) or definition_hash
     started = utcnow()
     clock = time.perf_counter()
     sync_id = uuid.uuid4().hex
+    try:
+        return _sync_under_lock(con, db, segment, as_of, settings, sync_id=sync_id,
+                                started=started, clock=clock, force=force, dry_run=dry_run,
+                                definition_hash=definition_hash, lock_timeout=lock_timeout,
+                                checkpoint=checkpoint)
+    except CONNECTION_ERRORS as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExecutionError(
+            f"the serving database went away during the sync of '{segment}' for {as_of} "
+            f"({detail}); coupon_eligibility holds the last committed sync and the next "
+            "run recovers", Location()) from None
+
+
+def _sync_under_lock(
+    con: duckdb.DuckDBPyConnection, db: ServingDB, segment: str, as_of: date,
+    settings: SyncSettings, *, sync_id: str, started: datetime, clock: float, force: bool,
+    dry_run: bool, definition_hash: str | None, lock_timeout: float,
+    checkpoint: Checkpoint | None,
+) -> SyncResult:
     locked = nullcontext() if dry_run else segment_lock(db, segment, lock_timeout)
     with locked:
         if not dry_run:
@@ -149,7 +183,9 @@ def sync_segment(
             )
         except BaseException as exc:
             if not dry_run and isinstance(exc, Exception):
-                log_failure(db, sync_id, exc)
+                # if the database is gone, the log row stays 'failed: did not finish'
+                with suppress(Exception):
+                    log_failure(db, sync_id, exc)
             raise
         finally:
             temp.drop(con)
@@ -165,6 +201,15 @@ def _sync_locked(
     tick = time.perf_counter()
     state = serving_state(db, segment)
     base = choose_base(state, read_marker(con, segment), force=force)
+    drift = ""
+    if not base.read_back and state is not None:
+        found, wrote = serving_fingerprint(db, segment), tracking_fingerprint(con, segment)
+        if found != wrote:
+            drift = (f"drift repaired: coupon_eligibility held {found[0]:,} rows of "
+                     f"'{segment}' where the last sync wrote {wrote[0]:,}"
+                     + (" (same count, other ids)" if found[0] == wrote[0] else ""))
+            LOG.warning("%s; planning against the table itself", drift)
+            base = Base(read_back=True, recovered=True)
     if base.read_back:
         read_back(db, con, segment, temp)
     diff = compute_diff(con, segment, as_of, temp, from_readback=base.read_back)
@@ -176,15 +221,24 @@ def _sync_locked(
         dry_run=dry_run,
     )
 
+    # a skipped (older) day moves nothing: its counts say so, the reason says what it
+    # would have moved
+    skipped = plan.skipped_older
+    added, removed = (0, 0) if skipped else (diff.added, diff.removed)
+    reason = plan.reason + (f" (it would add {diff.added:,} and remove {diff.removed:,})"
+                            if skipped and diff.added + diff.removed else "")
+    reason = "; ".join(r for r in (drift, reason) if r)
+
     def result(finished: datetime) -> SyncResult:
         return SyncResult(
             sync_id=sync_id, segment=segment, as_of=as_of, status=plan.status,
-            added=diff.added, removed=diff.removed, unchanged=diff.unchanged,
+            added=added, removed=removed, unchanged=diff.unchanged,
             target_size=diff.target, previous_size=diff.base, previous_as_of=previous_as_of,
-            verdict=plan.verdict, reason=plan.reason, started_at=started, finished_at=finished,
+            verdict=plan.verdict, reason=reason, started_at=started, finished_at=finished,
             duration_s=time.perf_counter() - clock, dry_run=dry_run, forced=force,
-            skipped_older=plan.skipped_older, recovered=base.recovered,
-            sample_added=diff.sample_added, sample_removed=diff.sample_removed,
+            skipped_older=skipped, recovered=base.recovered,
+            sample_added=() if skipped else diff.sample_added,
+            sample_removed=() if skipped else diff.sample_removed,
             phases={k: round(v, 4) for k, v in phases.items()},
         )
 
@@ -222,8 +276,8 @@ def _sync_locked(
             record_sync(db, segment, sync_id, as_of, diff.target, definition_hash, finished)
         elif plan.write == "day":
             move_synced_day(db, segment, as_of, definition_hash, finished)
-        log_finished(db, sync_id, plan.status, plan.reason, added=diff.added,
-                     removed=diff.removed, unchanged=diff.unchanged, finished=finished)
+        log_finished(db, sync_id, plan.status, reason, added=added,
+                     removed=removed, unchanged=diff.unchanged, finished=finished)
         reach("before_serving_commit")
     phases["serving_s"] = time.perf_counter() - tick
     reach("after_serving_commit")

@@ -58,6 +58,12 @@ class TagStats:
     """Customers registered by the end of the day."""
     sql: str
     """The SQL that computed the tag (the fused query of its group, or the wide SELECT)."""
+    out_of_domain: int | None = None
+    """Values of the day outside the declared domain (None: no domain declared)."""
+    relation_rows: int = 0
+    """Rows of the day in the relation holding the tag (its group table, or the wide one)."""
+    relation_customers: int = 0
+    """Distinct customers among those rows (the one-row-per-customer check's count)."""
 
     @property
     def coverage_ratio(self) -> float:
@@ -125,8 +131,10 @@ def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expressi
         covered = int(values.get(f"{name}__covered") or 0)
         if tag.default is not None and tag.default is not False:
             covered = customers  # every registered customer gets a non-NULL, non-FALSE value
+        bad = int(values[f"{name}__bad"] or 0) if f"{name}__bad" in values else None
         out[name] = TagStats(name, int(values.get(f"{name}__rows") or 0), covered, customers,
-                             sql[name])
+                             sql[name], bad, int(values.get("_rows") or 0),
+                             int(values.get("_customers") or 0))
     return out
 
 

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import duckdb
 from sqlglot import exp
 
-from plan.tags import day_rows, registered_customers_query
+from plan.tags import day_rows, domain_condition, registered_customers_query
 from project.tag import Tag
 from tags.catalog import read_coverage
 from warehouse.db import run
@@ -43,15 +43,22 @@ def relation_name(relation: exp.Expression) -> str:
 
 
 def one_row_per_customer(con: duckdb.DuckDBPyConnection, relation: exp.Expression,
-                         as_of: date, *, every_customer: bool = False) -> CheckOutcome:
-    """No customer has two rows for the day (and, with ``every_customer``, none is missing)."""
+                         as_of: date, *, every_customer: bool = False,
+                         counts: tuple[int, int] | None = None) -> CheckOutcome:
+    """No customer has two rows for the day (and, with ``every_customer``, none is missing).
+
+    ``counts`` (rows, distinct customers) of the day, when the build's statistics scan
+    already counted them (:func:`plan.tags.stats_query`), spares a second scan.
+    """
     table = relation_name(relation)
-    query = exp.select(
-        exp.Count(this=exp.Star()).as_("n"),
-        exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])).as_("d"),
-    ).from_(day_rows(relation.copy()).subquery("d"))
-    row = run(con, query, as_of).fetchone()
-    rows, distinct = (int(row[0]), int(row[1])) if row else (0, 0)
+    if counts is None:
+        query = exp.select(
+            exp.Count(this=exp.Star()).as_("n"),
+            exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])).as_("d"),
+        ).from_(day_rows(relation.copy()).subquery("d"))
+        row = run(con, query, as_of).fetchone()
+        counts = (int(row[0]), int(row[1])) if row else (0, 0)
+    rows, distinct = counts
     duplicates = rows - distinct
     meta: dict[str, object] = {"rows": rows, "duplicate_rows": duplicates}
     if every_customer:
@@ -66,27 +73,14 @@ def one_row_per_customer(con: duckdb.DuckDBPyConnection, relation: exp.Expressio
     return CheckOutcome(True, f"one row per customer in {table} for {as_of}", meta)
 
 
-def domain_condition(tag: Tag) -> exp.Expression | None:
-    """A condition true for values outside the tag's declared domain (None: no domain)."""
-    col = exp.column(tag.name)
-    parts: list[exp.Expression] = []
-    if tag.domain.values:
-        parts.append(exp.not_(col.isin(*[exp.Literal.string(v) for v in tag.domain.values])))
-    if tag.domain.minimum is not None:
-        parts.append(exp.LT(this=col.copy(),
-                            expression=exp.Literal.number(str(tag.domain.minimum))))
-    if tag.domain.maximum is not None:
-        parts.append(exp.GT(this=col.copy(),
-                            expression=exp.Literal.number(str(tag.domain.maximum))))
-    return exp.or_(*parts) if parts else None
-
-
 def values_in_domain(con: duckdb.DuckDBPyConnection, relation: exp.Expression, tag: Tag,
-                     as_of: date) -> CheckOutcome:
+                     as_of: date, *, out_of_domain: int | None = None) -> CheckOutcome:
     """The stored column has the declared type, and no value of the day is out of domain.
 
     A computed relation (an inline group's query) casts to the declared type itself, so
-    only a stored table's column type is read back.
+    only a stored table's column type is read back. ``out_of_domain``, when the build's
+    statistics scan already counted it, spares a scan (a sample is read only when some
+    values are outside).
     """
     table = relation_name(relation)
     declared = tag.sql_type.replace(" ", "").upper()
@@ -105,7 +99,8 @@ def values_in_domain(con: duckdb.DuckDBPyConnection, relation: exp.Expression, t
         return CheckOutcome(True, f"{tag.name} is {tag.value_type}; no domain declared",
                             {"declared_type": declared})
     outside = day_rows(relation.copy()).where(condition, copy=False).subquery("d")
-    bad = _scalar(con, exp.select(exp.Count(this=exp.Star())).from_(outside), as_of)
+    bad = out_of_domain if out_of_domain is not None else _scalar(
+        con, exp.select(exp.Count(this=exp.Star())).from_(outside), as_of)
     sample_query = exp.select(exp.column(tag.name)).distinct().from_(outside.copy()).limit(5)
     sample = [str(r[0]) for r in run(con, sample_query, as_of).fetchall()] if bad else []
     meta: dict[str, object] = {"out_of_domain": bad, "sample": ", ".join(sample)}

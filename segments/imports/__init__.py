@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from segments.imports.decode import read_upload
 from segments.imports.normalise import (
     DEFAULT_MAX_BYTES,
     ParsedUpload,
@@ -39,13 +40,13 @@ def import_file(con: duckdb.DuckDBPyConnection, segment: str, path: Path, match:
     The report goes beside the file (or into ``report_dir``) when any row was not
     imported; it never contains a raw phone number.
     """
-    if path.stat().st_size <= max_bytes:
-        latest = latest_import(con, segment)
-        if latest and latest[0] == content_hash(path.read_bytes(), match, column):
-            return ImportReport(segment, path.name, match, latest[0], rows=int(latest[3]),
-                                matched=int(latest[4]), unmatched=int(latest[5]),
-                                duplicate=int(latest[6]), rejected=int(latest[7]),
-                                changed=False)
+    data = read_upload(path, max_bytes)
+    latest = latest_import(con, segment)
+    if latest and latest[0] == content_hash(data, match, column):
+        return ImportReport(segment, path.name, match, latest[0], rows=int(latest[3]),
+                            matched=int(latest[4]), unmatched=int(latest[5]),
+                            duplicate=int(latest[6]), rejected=int(latest[7]),
+                            changed=False)
     parsed = parse_upload(path, match, column=column, max_bytes=max_bytes)
     report = store_import(con, segment, parsed)
     if report.issues:

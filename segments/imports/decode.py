@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import stat
+import zipfile
 from pathlib import Path
 
 from kequn.errors import ImportFileError, Location
@@ -19,6 +22,75 @@ DELIMITERS = (",", ";", "\t")
 _FW_FROM, _FW_TO = "０１２３４５６７８９＋－（）　", "0123456789+-() "
 FULLWIDTH = str.maketrans(_FW_FROM, _FW_TO)
 _FW_RE = re.compile(f"[{_FW_FROM}]+")
+
+
+FORMULA_MARK = "\ue000"
+"""Marks a workbook formula cell saved without its value (its text is the formula)."""
+MAX_UNZIP_FACTOR = 10
+"""An .xlsx may expand to at most this many times the import size cap."""
+MAX_UNZIP_RATIO = 200
+"""Largest compression ratio of one workbook member above 1 MiB (a zip bomb is 1000+)."""
+
+
+def read_upload(path: Path, max_bytes: int) -> bytes:
+    """The bytes of an uploaded file, read safely: never through a symbolic link, only a
+    regular file, never more than ``max_bytes`` (checked on the opened file, so a link
+    swapped in after a check or a device such as /dev/zero cannot slip through)."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise ImportFileError(f"cannot read the file: {exc.strerror}", Location(path)) from None
+    if stat.S_ISLNK(info.st_mode):
+        raise ImportFileError("the upload is a symbolic link; give the file itself",
+                              Location(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImportFileError(f"cannot read the file: {exc.strerror}", Location(path)) from None
+    with os.fdopen(fd, "rb") as handle:
+        opened = os.fstat(handle.fileno())
+        if not stat.S_ISREG(opened.st_mode):
+            raise ImportFileError("the upload is not a regular file (a device, pipe or "
+                                  "folder cannot be imported)", Location(path))
+        if opened.st_size > max_bytes:
+            raise ImportFileError(f"the file is {opened.st_size:,} bytes, over the "
+                                  f"{max_bytes:,}-byte import limit (split it, or raise "
+                                  "KEQUN_IMPORT_MAX_BYTES)", Location(path))
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImportFileError(f"the file grew past the {max_bytes:,}-byte import limit while "
+                              "it was read", Location(path))
+    return data
+
+
+def check_workbook_size(data: bytes, path: Path, max_bytes: int) -> None:
+    """Refuse a workbook whose members would expand past the cap (a zip bomb), before
+    anything is decompressed."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise ImportFileError(f"cannot read the workbook: {exc}", Location(path)) from None
+    total = sum(m.file_size for m in members)
+    limit = max_bytes * MAX_UNZIP_FACTOR
+    if total > limit:
+        raise ImportFileError(f"the workbook expands to {total:,} bytes, over the {limit:,}-"
+                              f"byte limit ({MAX_UNZIP_FACTOR} x the import limit)",
+                              Location(path))
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > 1 << 20 and ratio > MAX_UNZIP_RATIO:
+            raise ImportFileError(f"the workbook member '{member.filename}' is compressed "
+                                  f"{ratio:,.0f} to 1 (more than {MAX_UNZIP_RATIO}: a zip "
+                                  "bomb?); save it again or export a CSV", Location(path))
+
+
+def split_lines(text: str) -> list[str]:
+    """Records of an unquoted CSV: split at ``\n`` (and ``\r\n``) only, so separators such
+    as U+2028, U+0085 or a lone ``\r`` inside a value never shift row numbers."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def decode(data: bytes, path: Path) -> tuple[str, str]:
@@ -83,19 +155,38 @@ class Lines:
 Rows = list[list[str]] | Lines
 
 
-def read_rows(path: Path, data: bytes) -> tuple[Rows, str, str]:
-    """Every row of a CSV or XLSX as text cells, with the encoding and delimiter used."""
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        import openpyxl
+def _sheet_rows(data: bytes, path: Path, *, values: bool) -> list[tuple]:
+    import openpyxl
 
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=values)
         try:
-            book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for a broken workbook
-            raise ImportFileError(f"cannot read the workbook: {exc}", Location(path)) from None
-        sheet = book.worksheets[0]
-        rows = [[to_halfwidth(_cell_text(v)) for v in row]
-                for row in sheet.iter_rows(values_only=True)]
-        book.close()
+            return list(book.worksheets[0].iter_rows(values_only=True))
+        finally:
+            book.close()
+    except Exception as exc:  # openpyxl raises many types for a broken workbook
+        raise ImportFileError(f"cannot read the workbook: {exc}", Location(path)) from None
+
+
+def read_rows(path: Path, data: bytes,
+              max_bytes: int | None = None) -> tuple[Rows, str, str]:
+    """Every row of a CSV or XLSX as text cells, with the encoding and delimiter used.
+
+    A workbook is checked against ``max_bytes`` (expanded size and ratio) before it is
+    read. A formula cell saved without its value reads as its formula text (``=A1*2``),
+    marked with :data:`FORMULA_MARK`, so that it is reported as a rejected row instead
+    of vanishing as a blank one.
+    """
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        check_workbook_size(data, path, max_bytes if max_bytes is not None else len(data))
+        cells = _sheet_rows(data, path, values=True)
+        if any(v is None for row in cells for v in row):
+            formulas = _sheet_rows(data, path, values=False)
+            cells = [tuple(FORMULA_MARK + f if v is None and isinstance(f, str)
+                           and f.startswith("=") else v
+                           for v, f in zip(row, frow, strict=False))
+                     for row, frow in zip(cells, formulas, strict=False)]
+        rows = [[to_halfwidth(_cell_text(v)) for v in row] for row in cells]
         return rows, "xlsx", ""
     if path.suffix.lower() not in (".csv", ".txt", ".tsv"):
         raise ImportFileError(f"unsupported file type '{path.suffix}' (use .csv or .xlsx)",
@@ -105,12 +196,14 @@ def read_rows(path: Path, data: bytes) -> tuple[Rows, str, str]:
     delimiter = sniff_delimiter(text)
     if '"' not in text:
         # no quoting: one record per line, split directly (fast for large lists)
-        lines = text.splitlines()
+        lines = split_lines(text)
         if delimiter not in text:
             return Lines(lines), encoding, delimiter
         return [line.split(delimiter) for line in lines], encoding, delimiter
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        # records end at \n only: a lone \r or U+2028 stays inside its value
+        rows = list(csv.reader(io.StringIO(re.sub(r"\r(?!\n)", "\ufffd", text), newline="\n"),
+                               delimiter=delimiter))
     except csv.Error as exc:
         raise ImportFileError(f"cannot read the CSV: {exc}", Location(path)) from None
     return rows, encoding, delimiter

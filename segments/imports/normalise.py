@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from kequn.errors import ImportFileError, Location
 from project.segment import MATCH_MODES
-from segments.imports.decode import Lines, Rows, read_rows
+from segments.imports.decode import FORMULA_MARK, Lines, Rows, read_rows, read_upload
 from segments.imports.report import RowIssue, mask
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -100,6 +100,7 @@ _NORMALISE_SQL = {
         SELECT row_no,
                CASE WHEN ok THEN NULL
                     WHEN value = '' THEN 'empty value'
+                    WHEN value LIKE '{MARK}%' THEN '{FORMULA}'
                     WHEN regexp_full_match(n, '[0-9.]+[eE]\+?[0-9]+')
                       THEN 'scientific notation has lost digits; format the column as text'
                     WHEN NOT regexp_full_match(n, '[0-9]+')
@@ -114,6 +115,7 @@ _NORMALISE_SQL = {
         WITH p AS (SELECT row_no, value, regexp_replace(value, '\s', '', 'g') AS n FROM input)
         SELECT row_no,
                CASE WHEN value = '' THEN 'empty value'
+                    WHEN value LIKE '{MARK}%' THEN '{FORMULA}'
                     WHEN regexp_full_match(n, '[0-9.]+[eE]\+?[0-9]+')
                       THEN 'scientific notation has lost digits; format the column as text'
                     WHEN NOT regexp_full_match(n, '[0-9]+')
@@ -128,6 +130,7 @@ _NORMALISE_SQL = {
         WITH p AS (SELECT row_no, value, lower(value) AS n FROM input)
         SELECT row_no,
                CASE WHEN value = '' THEN 'empty value'
+                    WHEN value LIKE '{MARK}%' THEN '{FORMULA}'
                     WHEN NOT regexp_full_match(n, '[0-9a-f]{64}')
                       THEN 'a phone hash is 64 hexadecimal characters (SHA-256)'
                END AS reason,
@@ -135,6 +138,11 @@ _NORMALISE_SQL = {
         FROM p""",
 }
 
+
+_FORMULA = ("a formula without a saved value (open and save the workbook in Excel, or paste "
+            "the column as values)")
+_NORMALISE_SQL = {k: v.replace("{FORMULA}", _FORMULA).replace("{MARK}", FORMULA_MARK)
+                  for k, v in _NORMALISE_SQL.items()}
 
 _KEY_OUT = {
     # phones are deduplicated as numbers, then hashed once each (as stored in raw.customers)
@@ -154,20 +162,17 @@ def parse_upload(path: Path, match: str, *, column: str = "",
     """Read, decode and normalise an upload; raw phones exist only in memory here.
 
     Raises ImportFileError (naming the file) for a file over the size cap, an unknown
-    encoding or file type, or a file without data rows. Row-level problems do not
-    raise: they come back in ``issues`` with the row number and reason.
+    encoding or file type, a symbolic link or non-regular file, a workbook that would
+    expand past the cap, a file without data rows, or one where no row is a valid key
+    (naming the column and a sample). Other row-level problems do not raise: they come
+    back in ``issues`` with the row number and reason.
     """
     if match not in MATCH_MODES:
         raise ImportFileError(f"unknown match mode '{match}' (one of {', '.join(MATCH_MODES)})",
                               Location(path))
-    cap = max_bytes
-    size = path.stat().st_size
-    if size > cap:
-        raise ImportFileError(f"the file is {size:,} bytes, over the {cap:,}-byte import limit "
-                              "(split it, or raise KEQUN_IMPORT_MAX_BYTES)", Location(path))
-    data = path.read_bytes()
+    data = read_upload(path, max_bytes)
     digest = content_hash(data, match, column)
-    rows, encoding, delimiter = read_rows(path, data)
+    rows, encoding, delimiter = read_rows(path, data, max_bytes)
     col, header = _choose_column(rows, match, column, path)
     start = 1 if header else 0
     if isinstance(rows, Lines):
@@ -198,7 +203,19 @@ def parse_upload(path: Path, match: str, *, column: str = "",
         con.execute(f"CREATE TEMP TABLE norm AS {_NORMALISE_SQL[match]}")
         total, valid = con.execute("SELECT count(*), count(key) FROM norm").fetchone()
         if not total:
-            raise ImportFileError("the file has no data rows", Location(path))
+            raise ImportFileError("the file has no data rows (only blank lines or a header); "
+                                  "nothing was imported", Location(path))
+        if not valid:
+            row_no, value, reason = con.execute(
+                "SELECT n.row_no, i.value, n.reason FROM norm n JOIN input i USING (row_no) "
+                "ORDER BY 1 LIMIT 1").fetchone()
+            name = f"'{rows[0][col].strip()}'" if header and len(rows) and col < len(rows[0]) \
+                else f"column {col + 1}"
+            raise ImportFileError(
+                f"no row of {name} is a valid {match.replace('_', ' ')}: all {total:,} rows "
+                f"rejected, e.g. row {row_no} '{mask(value, match)}' ({reason}); pick the "
+                "column with --column or the mode with --match. Nothing was imported",
+                Location(path, row_no))
         con.execute("""CREATE TEMP TABLE keys AS
             SELECT min(row_no) AS row_no, key FROM norm WHERE key IS NOT NULL GROUP BY key""")
         keys = con.sql(f"SELECT row_no, {_KEY_OUT[match]} AS key FROM keys").to_arrow_table()

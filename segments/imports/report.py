@@ -63,8 +63,18 @@ def mask(value: str, match: str) -> str:
         kept = re.sub(r"\D", "", value.translate(FULLWIDTH))
         value = kept[:3] + "*" * max(len(kept) - 5, 0) + kept[-2:] if len(kept) > 5 else (
             "*" * len(kept) if kept else value[:20])
-    value = value[:40]
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    value = value.replace("\ue000", "")[:40]
+    return "'" + value if is_formula_like(value) else value
+
+
+def is_formula_like(value: str) -> bool:
+    """Whether a spreadsheet would run ``value`` as a formula: it starts with ``=``, ``+``,
+    ``-`` or ``@``, possibly after blanks, tabs or line breaks (or starts with tab/CR).
+
+    >>> [is_formula_like(v) for v in ("=1+1", " -2", "  @x", "138")]
+    [True, True, True, False]
+    """
+    return value[:1] in ("\t", "\r") or value.lstrip(" \t\r\n\u3000")[:1] in ("=", "+", "-", "@")
 
 
 def report_path_for(path: Path) -> Path:

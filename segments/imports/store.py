@@ -40,7 +40,9 @@ def store_import(con: duckdb.DuckDBPyConnection, segment: str,
     """Match the upload's keys and make them the segment's imported members (one transaction).
 
     If the segment's latest import has the same content hash, nothing is written and
-    the report says ``changed=False``. Unmatched keys are reported with their rows.
+    the report says ``changed=False``. Unmatched keys are reported with their rows. An
+    upload where no key matches a customer never wipes a non-empty list: it is refused
+    (ImportFileError) and the current list stays as it was.
     """
     if not table_exists(con, "raw", "customers"):
         raise ImportFileError("raw.customers does not exist: generate or load the warehouse "
@@ -59,6 +61,8 @@ def store_import(con: duckdb.DuckDBPyConnection, segment: str,
     con.register("upload_keys", parsed.keys)
     try:
         with transaction(con):
+            current = con.execute("SELECT count(*) FROM segments.imported WHERE segment = ?",
+                                  [segment]).fetchone()[0]
             con.execute(f"""CREATE OR REPLACE TEMP TABLE upload_matches AS
                 SELECT k.row_no, c.customer_id FROM upload_keys k
                 LEFT JOIN raw.customers c ON {key_expr}""")
@@ -73,6 +77,12 @@ def store_import(con: duckdb.DuckDBPyConnection, segment: str,
             ).fetchall()]
             matched = con.execute("SELECT count(DISTINCT row_no) FROM upload_matches "
                                   "WHERE customer_id IS NOT NULL").fetchone()[0]
+            if not matched and current:
+                raise ImportFileError(
+                    f"nothing matched: none of the {parsed.rows:,} rows is a known customer "
+                    f"{'id' if parsed.match == 'id' else 'phone'} (e.g. row "
+                    f"{unmatched_rows[0] if unmatched_rows else '?'}); the segment keeps its "
+                    f"current list of {current:,}", Location(parsed.path))
             con.execute("INSERT INTO segments.imports (import_id, segment, content_hash, "
                         "file_name, match, rows, matched, unmatched, duplicate, rejected) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date
+import tempfile
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from issuance.batch import batch_key, issue_batch
 from issuance.clock import ManualClock
+from issuance.outcome import IdempotencyConflict
+from issuance.schema import migrate
+from issuance.service import Issuer
 from issuance.store import coupon_id_for
-from serving.db import ServingDB
+from project.campaign import Campaign
+from serving.db import ServingDB, connect
 from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
 
 
@@ -60,3 +71,117 @@ def test_batch_with_no_eligible_customers(db: ServingDB, clock: ManualClock) -> 
     campaign = make_campaign()
     report = issue_batch(make_issuer(db, clock, campaign), campaign, date(2026, 3, 10))
     assert (report.eligible, report.total_issued, sum(report.refused.values())) == (0, 0, 0)
+
+
+def test_batch_replays_single_refusals_and_refuses_foreign_keys(
+    db: ServingDB, clock: ManualClock
+) -> None:
+    """A batch key refused earlier by a single issue replays that refusal; a batch key
+    taken by a different request stops the batch with the key named, writing nothing."""
+    make_eligible(db, "wake_up", [1, 2, 3])
+    campaign = make_campaign()
+    other = make_campaign("other")
+    issuer = make_issuer(db, clock, campaign, other)
+    day = date(2026, 3, 10)
+    clock.set(datetime(2025, 1, 1, 10, 0))  # outside the window: refused and recorded
+    assert issuer.issue(campaign.name, 1, batch_key(campaign.name, 1, day)).reason == (
+        "outside_window")
+    clock.set(datetime(2026, 3, 10, 10, 0))
+    report = issue_batch(issuer, campaign, day)
+    assert (report.issued, dict(report.refused)) == (2, {"outside_window": 1})
+    issuer.issue(other.name, 3, batch_key(campaign.name, 3, date(2026, 3, 11)))
+    with pytest.raises(IdempotencyConflict, match=r"batch:wake:3:2026-03-11' was already "
+                       r"used for a different request \(issue other 3\)"):
+        issue_batch(issuer, campaign, date(2026, 3, 11))
+    assert db.scalar("SELECT count(*) FROM coupons WHERE campaign = 'wake'") == 2
+
+
+# -- the batch equals issuing one by one --------------------------------------------------
+
+CUSTOMERS = st.lists(st.integers(1, 30), unique=True, min_size=1, max_size=16)
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, object]:
+    """Eligible customers, limits, and what the database already holds."""
+    eligible = draw(CUSTOMERS)
+    return dict(
+        eligible=eligible,
+        stock=draw(st.integers(1, 14)),
+        daily=draw(st.none() | st.integers(1, 10)),
+        per_customer=draw(st.integers(1, 2)),
+        exclusive=draw(st.booleans()),
+        other_exclusive=draw(st.booleans()),
+        # earlier coupons of this campaign (another day), and of another campaign
+        earlier=draw(st.lists(st.sampled_from(eligible), unique=True) if eligible
+                     else st.just([])),
+        others=draw(st.lists(st.sampled_from(eligible), unique=True) if eligible
+                    else st.just([])),
+        # batch keys of the day already answered by single issues
+        answered=draw(st.lists(st.sampled_from(eligible), unique=True, max_size=5)
+                      if eligible else st.just([])),
+        chunk=draw(st.none() | st.integers(1, 7)),
+        outside=draw(st.integers(0, 9)) == 0,
+    )
+
+
+def _setup(url: str, s: dict[str, object]) -> tuple[ServingDB, Issuer, Campaign]:
+    db = connect(url)
+    migrate(db)
+    make_eligible(db, "wake_up", s["eligible"])  # type: ignore[arg-type]
+    campaign = make_campaign(total_stock=s["stock"], daily_limit=s["daily"],
+                             per_customer_limit=s["per_customer"],
+                             stacking="exclusive" if s["exclusive"] else "stackable")
+    other = make_campaign("other", total_stock=1000,
+                          stacking="exclusive" if s["other_exclusive"] else "stackable")
+    clock = ManualClock(datetime(2026, 3, 9, 10, 0))
+    issuer = make_issuer(db, clock, campaign, other)
+    for c in s["earlier"]:  # type: ignore[attr-defined]
+        issuer.issue(campaign.name, c, f"earlier-{c}")
+    for c in s["others"]:  # type: ignore[attr-defined]
+        issuer.issue(other.name, c, f"other-{c}")
+    clock.set(datetime(2026, 3, 10, 10, 0))
+    if s["outside"]:
+        clock.set(datetime(2028, 3, 10, 10, 0))
+    for c in s["answered"]:  # type: ignore[attr-defined]
+        issuer.issue(campaign.name, c, batch_key(campaign.name, c, DAY))
+    return db, issuer, campaign
+
+
+DAY = date(2026, 3, 10)
+
+
+def _state(db: ServingDB) -> tuple[object, ...]:
+    return (
+        db.fetchall("SELECT coupon_id, campaign, customer_id, status, issue_day FROM coupons "
+                    "ORDER BY coupon_id"),
+        db.fetchall("SELECT idempotency_key, operation, fingerprint, ok, reason "
+                    "FROM issuance_requests ORDER BY idempotency_key"),
+        db.fetchall("SELECT campaign, bucket, issued FROM issuance_counters "
+                    "ORDER BY campaign, bucket"),
+    )
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(s=scenarios())
+def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    batch_db, batch_issuer, campaign = _setup(f"sqlite:///{folder / 'batch.sqlite'}", s)
+    single_db, single_issuer, _ = _setup(f"sqlite:///{folder / 'single.sqlite'}", s)
+    report = issue_batch(batch_issuer, campaign, DAY, chunk_size=s["chunk"])  # type: ignore[arg-type]
+    seen: Counter[str] = Counter()
+    for c in sorted(s["eligible"], key=lambda c: coupon_id_for(  # type: ignore[attr-defined]
+            batch_key(campaign.name, c, DAY))):
+        outcome = single_issuer.issue(campaign.name, c, batch_key(campaign.name, c, DAY))
+        seen["ok" if outcome.ok else str(outcome.reason)] += 1
+    assert _state(batch_db) == _state(single_db)
+    assert report.total_issued == seen.pop("ok", 0)
+    assert dict(report.refused) == dict(seen)
+    assert report.eligible == len(s["eligible"])  # type: ignore[arg-type]
+    again = issue_batch(batch_issuer, campaign, DAY)
+    assert (again.total_issued, again.refused, again.issued) == (
+        report.total_issued, report.refused, 0)
+    assert _state(batch_db) == _state(single_db)
+    batch_db.close()
+    single_db.close()

@@ -12,7 +12,7 @@ from issuance.clock import SHANGHAI
 from project.campaign import Campaign
 from serving.db import ServingDB
 from tests.issuance.conftest import make_campaign, make_eligible
-from tests.issuance.workers import batch_worker, issue_worker
+from tests.issuance.workers import batch_worker, issue_worker, mixed_worker
 
 PROCS = 4
 ATTEMPTS = 10
@@ -107,3 +107,65 @@ def test_concurrent_batches_of_exclusive_campaigns(db: ServingDB, serving_url: s
     assert sum(issued for _, issued, _ in reports) == 60
     assert sum(r.get("exclusive_conflict", 0) for _, _, r in reports) == 60
     assert db.fetchall("SELECT count(*), count(DISTINCT customer_id) FROM coupons") == [(60, 60)]
+
+
+def test_one_key_is_one_request_across_campaigns_under_concurrency(
+    db: ServingDB, serving_url: str
+) -> None:
+    """Two processes send the same 40 keys at once for different customers, one to an
+    open campaign (a coupon row records the success) and one to a closed one (a request
+    row records the refusal), so the requests share no campaign or customer lock: for
+    every key exactly one request is answered and the other refused as a key conflict."""
+    make_eligible(db, "wake_up", range(40))
+    open_ = make_campaign("open", total_stock=1000)
+    closed = make_campaign("closed", window_end=datetime(2026, 1, 2, tzinfo=SHANGHAI))
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    plan = [[("open", c, f"k{c}") for c in range(40)],
+            [("closed", 100 + c, f"k{c}") for c in range(40)]]
+    procs = [ctx.Process(target=mixed_worker, args=(serving_url, [open_, closed], NOW,
+                                                    barrier, results, i, requests))
+             for i, requests in enumerate(plan)]
+    for proc in procs:
+        proc.start()
+    seen = dict(results.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    for c in range(40):
+        pair = sorted((seen[0][f"k{c}"], seen[1][f"k{c}"]))
+        assert pair in (["conflict", "ok"], ["conflict", "outside_window"]), (c, pair)
+    coupons = db.scalar("SELECT count(*) FROM coupons")
+    refusals = db.scalar("SELECT count(*) FROM issuance_requests")
+    assert coupons + refusals == 40
+
+
+def test_batch_and_single_issues_at_once(db: ServingDB, serving_url: str) -> None:
+    """A chunked batch runs while two processes issue singly to the same customers of
+    the same campaign and of an exclusive one: nobody deadlocks, and every limit holds."""
+    make_eligible(db, "wake_up", range(300))
+    wake = make_campaign("wake", total_stock=250, stacking="exclusive")
+    solo = make_campaign("solo", total_stock=1000, stacking="exclusive")
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(3), ctx.Queue()
+    singles = [[("wake" if c % 2 else "solo", c, f"s{p}-{c}") for c in range(p, 300, 2)][::-1]
+               for p in range(2)]
+    procs = [ctx.Process(target=batch_worker, args=(serving_url, wake, NOW, barrier,
+                                                    results, 25))]
+    procs += [ctx.Process(target=issue_worker, args=(serving_url, [wake, solo], NOW,
+                                                     barrier, results, i, requests))
+              for i, requests in enumerate(singles)]
+    for proc in procs:
+        proc.start()
+    reports = [results.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    assert len(reports) == 3
+    per_customer = db.fetchall("SELECT customer_id, count(*) FROM coupons "
+                               "GROUP BY customer_id HAVING count(*) > 1")
+    assert per_customer == []  # both campaigns are exclusive: one live coupon each
+    issued = db.scalar("SELECT count(*) FROM coupons WHERE campaign = 'wake'")
+    assert issued <= 250
+    assert db.scalar("SELECT issued FROM issuance_counters WHERE campaign = 'wake' "
+                     "AND bucket = 'total'") == issued

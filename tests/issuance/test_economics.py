@@ -281,6 +281,27 @@ def _run_procs(procs: list, results) -> None:  # type: ignore[no-untyped-def]
         assert proc.exitcode == 0
 
 
+def test_batch_reserves_like_single_issues(db: ServingDB, clock: ManualClock) -> None:
+    """The batch refuses not_live before launch, then issues exactly what the budget
+    covers (3 × 100.00 of 350) and reserves each coupon, like single issues; a re-run
+    replays without reserving again."""
+    from issuance.batch import issue_batch
+
+    make_eligible(db, "wake_up", range(8))
+    campaign = budgeted(budget="350")
+    issuer = make_issuer(db, clock, campaign)
+    early = issue_batch(issuer, campaign, date(2026, 3, 10))
+    assert (early.issued, dict(early.refused)) == (0, {"not_live": 8})
+    make_live(db, campaign)
+    report = issue_batch(issuer, campaign, date(2026, 3, 11))
+    assert (report.issued, dict(report.refused)) == (3, {"budget_exhausted": 5})
+    assert budget_use(db, "paid").reserved_cents == 300_00
+    assert [e.kind for e in entries(db, campaign="paid")] == ["reserve"] * 3
+    again = issue_batch(issuer, campaign, date(2026, 3, 11))
+    assert (again.issued, again.replayed_issued) == (0, 3)
+    assert budget_use(db, "paid").reserved_cents == 300_00
+
+
 @pytest.mark.parametrize("path", ["single", "batch"])
 def test_budget_exact_under_eight_processes(db: ServingDB, serving_url: str, path: str) -> None:
     """Budget 1050 covers ten 100.00 reservations: 8 processes issuing one by one (or 8

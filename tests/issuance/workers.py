@@ -47,3 +47,26 @@ def batch_worker(url: str, campaign: Campaign, now: datetime, barrier: Any, resu
     finally:
         db.close()
     results.put((campaign.name, report.issued, dict(report.refused)))
+
+
+def mixed_worker(url: str, campaigns: list[Campaign], now: datetime, barrier: Any,
+                 results: Any, proc: int, requests: list[tuple[str, int, str]]) -> None:
+    """Like :func:`issue_worker`, but a key conflict is an outcome too
+    (``'conflict'``) instead of an error."""
+    from issuance.outcome import IdempotencyConflict
+
+    db = connect(url)
+    migrate(db)
+    issuer = Issuer(db, {c.name: c for c in campaigns}, ManualClock(now))
+    seen: dict[str, str] = {}
+    try:
+        barrier.wait(timeout=60)
+        for campaign, customer, key in requests:
+            try:
+                outcome = issuer.issue(campaign, customer, key)
+                seen[key] = "ok" if outcome.ok else str(outcome.reason)
+            except IdempotencyConflict:
+                seen[key] = "conflict"
+    finally:
+        db.close()
+    results.put((proc, seen))

@@ -154,3 +154,91 @@ def test_validate_and_preview_check_names_against_the_warehouse(cli) -> None:
     err = preview.stderr or preview.output
     assert preview.exit_code == 1
     assert f"{column}:3:7: column 'stauts' does not exist" in err
+
+
+def test_import_refusals_replace_nothing(cli, tmp_path: Path) -> None:
+    """Matching nothing, or under another match mode than the segment's: refused, exit 1,
+    the previous list kept."""
+    good = tmp_path / "good.csv"
+    good.write_text("手机号\n" + "\n".join(phone_for(c, GEN_SEED) for c in (1, 2)) + "\n",
+                    encoding="utf-8")
+    assert cli("import", str(good), "--name", "promo", "--match", "phone").exit_code == 0
+    definition = cli.project / "segments" / "promo.sql"
+    before = definition.read_bytes()
+    for body, args, message in [
+        ("\n\n\n", ["--match", "phone"], "no data rows"),
+        ("phone\nnope\nnada\n", ["--match", "phone"], "no row of 'phone' is a valid phone"),
+        ("phone\n13999999990\n", [], "nothing matched"),
+        ("1\n2\n", ["--match", "id"], "segment 'promo' matches by phone, not id: re-import "
+         "with --match phone"),
+    ]:
+        upload = tmp_path / "next.csv"
+        upload.write_text(body, encoding="utf-8")
+        result = cli("import", str(upload), "--name", "promo", *args)
+        err = result.stderr or result.output
+        assert result.exit_code == 1, (body, result.output)
+        assert message in err and "Traceback" not in err
+        assert "imported" not in result.stdout
+    assert definition.read_bytes() == before
+    assert cli("preview", "promo", "--as-of", "2025-06-30").output.count("size: 2") == 1
+
+
+def test_import_with_the_warehouse_locked_leaves_nothing_behind(cli, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    upload = tmp_path / "new.csv"
+    upload.write_text("1\n2\n", encoding="utf-8")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(60)", str(cli.warehouse)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setenv("KEQUN_WAREHOUSE_WAIT_S", "0.5")
+        result = cli("import", str(upload), "--name", "fresh_list", "--match", "id")
+    finally:
+        holder.kill()
+        holder.wait()
+    err = result.stderr or result.output
+    assert result.exit_code == 1
+    assert "cannot open the warehouse for writing" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 3
+    assert not (cli.project / "segments" / "fresh_list.sql").exists()
+
+
+def test_preview_names_the_tag_missing_for_the_day(cli) -> None:
+    """A rule on tags not built for the day says which tag, which day and the command."""
+    import duckdb
+
+    con = duckdb.connect(str(cli.warehouse))
+    con.execute("DELETE FROM tags.catalog WHERE as_of = DATE '2025-06-30' AND name = 'overdue'")
+    con.close()
+    result = cli("preview", "overdue_now", "--as-of", "2025-06-30")
+    err = result.stderr or result.output
+    assert result.exit_code == 1
+    assert ("tag 'overdue' not built for 2025-06-30: run kequn materialize --as-of 2025-06-30 "
+            "--select 'key:tags/*'") in err
+    assert "Traceback" not in err
+    before = cli("preview", "overdue_now", "--as-of", "2025-06-01")
+    assert before.exit_code == 1
+    assert "has no rows for 2025-06-01; build the tags for that day first: kequn materialize " \
+        "--as-of 2025-06-01" in (before.stderr or before.output)
+
+
+def test_preview_of_sql_on_an_unbuilt_tag_column(cli) -> None:
+    import duckdb
+
+    con = duckdb.connect(str(cli.warehouse))
+    con.execute("ALTER TABLE tags.customer_tags DROP COLUMN overdue")
+    con.close()
+    draft = write(cli.project / "segments" / "late.sql",
+                  "SEGMENT (name late, kind sql, owner 'team:a');\nSELECT customer_id FROM "
+                  "tags.customer_tags\nWHERE as_of = $as_of AND overdue\n")
+    assert cli("validate", str(draft)).exit_code == 0  # a defined tag: it will exist
+    result = cli("preview", "late", "--as-of", "2025-06-30")
+    err = result.stderr or result.output
+    assert result.exit_code == 1 and "Traceback" not in err
+    assert (f"{draft}:3:26: tag 'overdue' is defined but not built yet: run kequn materialize "
+            "--as-of 2025-06-30 --select 'key:tags/*'") in err

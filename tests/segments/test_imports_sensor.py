@@ -119,7 +119,8 @@ def test_a_file_without_one_valid_value_is_rejected(env: Settings) -> None:
     requests, _, _ = evaluate(env)
     assert requests == []
     report = next((env.imports_dir / "rejected").glob("*.error.txt")).read_text()
-    assert "no valid phone values in 2 rows" in report and "12345" not in report
+    assert "no row of 'phone' is a valid phone: all 2 rows rejected" in report
+    assert "12345" not in report
 
 
 def test_new_segment_gets_a_definition_and_runs_after_reload(env: Settings) -> None:

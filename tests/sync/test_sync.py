@@ -436,7 +436,7 @@ def test_tracking_survives_a_large_first_sync(warehouse, db):
     assert len(eligible(db, "big")) == 130_000
 
 
-def test_rows_changed_outside_the_sync_fail_clearly_and_force_repairs(warehouse, db):
+def test_rows_changed_outside_the_sync_are_repaired_by_the_next_sync(warehouse, db):
     set_members(warehouse, "vip", D1, [1, 2, 3])
     sync_segment(warehouse, db, "vip", D1, OPEN)
     with db.transaction():  # someone edits the table by hand
@@ -445,14 +445,9 @@ def test_rows_changed_outside_the_sync_fail_clearly_and_force_repairs(warehouse,
         db.execute("DELETE FROM coupon_eligibility WHERE segment = ? AND customer_id = ?",
                    ("vip", 2))
     set_members(warehouse, "vip", D2, [1, 2, 3, 4])
-    with pytest.raises(ExecutionError, match="changed outside the sync") as exc:
-        sync_segment(warehouse, db, "vip", D2, OPEN)
-    assert "--force re-plans" in exc.value.hint
-    assert eligible(db, "vip") == {1, 3, 4}
-    assert sync_log(db, "vip")[0]["status"] == "failed"
-
-    repaired = sync_segment(warehouse, db, "vip", D2, OPEN, force=True)
+    repaired = sync_segment(warehouse, db, "vip", D2, OPEN)
     assert (repaired.status, repaired.added, repaired.removed) == ("applied", 1, 0)
+    assert repaired.recovered and "drift repaired" in repaired.reason
     assert eligible(db, "vip") == {1, 2, 3, 4}
     assert sync_segment(warehouse, db, "vip", D2, OPEN).status == "noop"
 

@@ -74,3 +74,34 @@ def test_coverage_stable(tiny: duckdb.DuckDBPyConnection, plan: TagPlan) -> None
     assert jump.description == "coverage of drawn moved from 66.67% to 120.00% (more than 50%)"
     strict = replace(drawn, max_coverage_change=0.1)
     assert not checks.coverage_stable(tiny, strict, DAY, 3, 0.75).passed
+
+
+def test_checks_from_the_build_scan_equal_checks_that_scan(tiny: duckdb.DuckDBPyConnection,
+                                                           plan: TagPlan) -> None:
+    """The build's statistics scan counts what the checks need (rows, distinct customers,
+    out-of-domain values); the checks fed those counts answer exactly as when they scan."""
+    from tags.build import measure_tags
+
+    build_tags(tiny, plan, DAY)
+    tiny.execute("UPDATE raw.customers SET channel = 'FAX' WHERE customer_id = 1")
+    tiny.execute("UPDATE tags._src_loans SET loan_count = -3 WHERE customer_id = 2")
+    tiny.execute("INSERT INTO tags._src_loans (as_of, customer_id) VALUES (DATE '2025-03-11', 1)")
+    for name in ("channel", "loan_count", "drawn"):
+        group = plan.group_of(name)
+        relation = plan.relation(group)
+        stats = measure_tags(tiny, plan, DAY, [name])[name]
+        tag = plan.tags[name]
+        scanned = checks.values_in_domain(tiny, relation, tag, DAY)
+        counted = checks.values_in_domain(tiny, relation, tag, DAY,
+                                          out_of_domain=stats.out_of_domain)
+        assert scanned == counted
+        rows = checks.one_row_per_customer(tiny, relation, DAY)
+        assert rows == checks.one_row_per_customer(
+            tiny, relation, DAY, counts=(stats.relation_rows, stats.relation_customers))
+    assert not checks.values_in_domain(
+        tiny, plan.relation(plan.group_of("channel")), plan.tags["channel"], DAY,
+        out_of_domain=measure_tags(tiny, plan, DAY, ["channel"])["channel"].out_of_domain,
+    ).passed
+    assert measure_tags(tiny, plan, DAY, ["drawn"])["drawn"].out_of_domain is None
+    loans = measure_tags(tiny, plan, DAY, ["loan_count"])["loan_count"]
+    assert (loans.out_of_domain, loans.relation_rows - loans.relation_customers) == (1, 1)

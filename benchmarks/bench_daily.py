@@ -1,0 +1,290 @@
+"""The whole day through the real path against the bare engine work it stands for.
+
+*kequn*: ``kequn materialize --as-of D`` as a subprocess (process start, definitions,
+the Dagster run and its bookkeeping included): every tag, segment, sync and campaign of
+the project in ``sql/``, on a generated warehouse, into a SQLite serving database that
+holds the previous day's sync (so the sync is a daily diff and the campaign issues a new
+day's coupons). Its peak memory is the subprocess's max RSS (``wait4``); its per-step
+table comes from the run's step statistics in the Dagster instance.
+
+*bare*: the engine work the day stands for, in this process, hand-written: the fused tag
+query of ``benchmarks/bench_tags.py`` (``CREATE TABLE AS``), the five segment filters
+over its result, the diff of the synced segments against the previous day's members
+applied to SQLite in one transaction, and one ``INSERT ... SELECT`` of the day's coupon
+rows (the campaign's daily limit) into the coupons table.
+
+The two alternate, ``--runs`` times each, and the paired ratio is reported. The day
+before is materialised once first, untimed, without the campaigns (issuance counts its
+daily limit by the day it runs, so a campaign run for the day before would use up the
+measured day's limit).
+
+    python -m benchmarks.bench_daily                           # 10M customers, 3 runs
+    python -m benchmarks.bench_daily --customers 100000 --runs 1 --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from benchmarks.bench_tags import END, OUT, _machine, hand_written_sql, warehouse_for
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "daily.md"
+DAY = END
+BEFORE = END - timedelta(days=1)
+KEQUN = Path(sys.executable).parent / "kequn"
+DAILY_COUPONS = 200_000  # the daily limit of sql/campaigns/wake_up_30d.yaml
+
+# The segments of sql/segments as plain filters over the hand-written wide table.
+SEGMENT_FILTERS = {
+    "wake_up": "SELECT customer_id FROM bench.hand_customer_tags "
+               "WHERE granted_not_drawn AND NOT overdue AND registered_days >= 30",
+    "overdue_now": "SELECT customer_id FROM bench.hand_customer_tags WHERE overdue AND "
+                   "overdue_days BETWEEN 1 AND 90 AND customer_type IN ('NORMAL', 'H5_REFERRAL')",
+    "repeat_big_borrowers": (
+        "SELECT customer_id FROM raw.loans WHERE disbursed_at < TIMESTAMP '{end}' "
+        "GROUP BY customer_id HAVING count(*) >= 2 AND sum(principal) >= 20000"),
+    "vip_list": "SELECT customer_id FROM bench.hand_customer_tags WHERE false",
+    "wake_up_campaign": "(SELECT customer_id FROM bench_seg_wake_up UNION "
+                        "SELECT customer_id FROM bench_seg_vip_list) EXCEPT "
+                        "SELECT customer_id FROM bench_seg_overdue_now",
+}
+SYNCED = ("wake_up", "vip_list")
+
+
+@dataclass
+class KequnRun:
+    """One timed ``kequn materialize`` subprocess."""
+
+    seconds: float
+    max_rss_kib: int
+    steps: dict[str, float]
+
+
+def _env(folder: Path, serving: Path, warehouse: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(KEQUN_WAREHOUSE=str(warehouse), KEQUN_SERVING_URL=f"sqlite:///{serving}",
+               DAGSTER_HOME=str(folder / "dagster_home"))
+    return env
+
+
+def _kequn(env: dict[str, str], *args: str) -> tuple[float, int]:
+    """Run ``kequn args`` to completion; (wall seconds, max RSS in KiB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(KEQUN), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kequn {' '.join(args)} failed:\n{output.decode()[-3000:]}")
+    return seconds, int(usage.ru_maxrss)
+
+
+def _step_seconds(dagster_home: Path) -> dict[str, float]:
+    """Seconds per step of the latest run in the instance under ``dagster_home``."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        run = instance.get_runs(limit=1)[0]
+        return {s.step_key: (s.end_time or 0) - (s.start_time or 0)
+                for s in instance.get_run_step_stats(run.run_id)}
+    finally:
+        instance.dispose()
+
+
+def run_kequn(folder: Path, warehouse: Path, baseline: Path) -> KequnRun:
+    """One whole day through the CLI on a copy of the previous day's serving database."""
+    serving = folder / "serving.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{serving}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(baseline, serving)
+    env = _env(folder, serving, warehouse)
+    seconds, rss = _kequn(env, "materialize", "--as-of", DAY.isoformat())
+    return KequnRun(seconds, rss, _step_seconds(folder / "dagster_home"))
+
+
+def _coupon_ids(customers: list[int]) -> list[tuple[str, int]]:
+    return sorted((hashlib.sha256(f"bare:{c}".encode()).hexdigest()[:20], c)
+                  for c in customers)
+
+
+def run_bare(warehouse: Path, baseline: Path, folder: Path) -> dict[str, float]:
+    """The bare engine work of the day; seconds per part (and ``total``)."""
+    import duckdb
+
+    times: dict[str, float] = {}
+    serving = folder / "bare.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{serving}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(baseline, serving)
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        started = time.perf_counter()
+        con.execute(hand_written_sql(DAY))
+        times["fused tag query"] = time.perf_counter() - started
+        started = time.perf_counter()
+        end = (DAY + timedelta(days=1)).isoformat()
+        for name, sql in SEGMENT_FILTERS.items():
+            con.execute(f"CREATE OR REPLACE TEMP TABLE bench_seg_{name} AS "
+                        + sql.format(end=end))
+        times["segment filters"] = time.perf_counter() - started
+        before = {name: [int(c) for (c,) in con.execute(
+            "SELECT customer_id FROM segments.members WHERE segment = ? AND as_of = ?",
+            [name, BEFORE]).fetchall()] for name in SYNCED}
+        started = time.perf_counter()
+        lite = sqlite3.connect(serving, isolation_level=None)
+        lite.execute("PRAGMA journal_mode = WAL")
+        lite.execute("PRAGMA synchronous = NORMAL")
+        for name in SYNCED:
+            con.execute("CREATE OR REPLACE TEMP TABLE bench_before AS "
+                        "SELECT unnest(?::BIGINT[]) AS customer_id", [before[name]])
+            added = con.execute(f"SELECT customer_id FROM bench_seg_{name} EXCEPT "
+                                "SELECT customer_id FROM bench_before").fetchall()
+            removed = con.execute(f"SELECT customer_id FROM bench_before EXCEPT "
+                                  f"SELECT customer_id FROM bench_seg_{name}").fetchall()
+            now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+            lite.execute("BEGIN IMMEDIATE")
+            lite.executemany("DELETE FROM coupon_eligibility WHERE segment = ? AND "
+                             "customer_id = ?", ((name, c) for (c,) in removed))
+            lite.executemany("INSERT INTO coupon_eligibility (segment, customer_id, as_of, "
+                             "synced_at) VALUES (?, ?, ?, ?)",
+                             ((name, c, DAY.isoformat(), now) for (c,) in added))
+            lite.execute("COMMIT")
+        times["snapshot diff + apply"] = time.perf_counter() - started
+        members = [int(c) for (c,) in con.execute(
+            "SELECT customer_id FROM bench_seg_wake_up ORDER BY customer_id").fetchall()]
+        rows = _coupon_ids(members)[:DAILY_COUPONS]
+    finally:
+        con.close()
+    lite.execute("CREATE TEMP TABLE src (coupon_id TEXT, customer_id BIGINT)")
+    lite.executemany("INSERT INTO src VALUES (?, ?)", rows)
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
+    started = time.perf_counter()
+    lite.execute("BEGIN IMMEDIATE")
+    lite.execute(
+        "INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, "
+        "template_value, exclusive, on_failed_drawdown, channels, lease_seconds, issued_at, "
+        "issue_day, valid_from, valid_until, loan_id, lease_until, version, updated_at) "
+        "SELECT coupon_id, 'bare', customer_id, 'unused', 'interest_free_days', '30', 1, "
+        "'void', 'APP,MINI_PROGRAM', 900, ?, ?, ?, ?, NULL, NULL, 1, ? FROM src "
+        "ORDER BY coupon_id", (now, DAY.isoformat(), now, now, now))
+    lite.execute("COMMIT")
+    times["coupon insert"] = time.perf_counter() - started
+    lite.close()
+    times["total"] = sum(times.values())
+    return times
+
+
+def prepare(folder: Path, customers: int) -> tuple[Path, Path]:
+    """A private copy of the cached warehouse with the day before materialised (untimed,
+    campaigns left out), and the serving database as that day left it."""
+    source = warehouse_for(customers)
+    warehouse = folder / f"daily_{customers}.duckdb"
+    if not warehouse.exists():
+        print(f"copying {source.name} ...", flush=True)
+        shutil.copyfile(source, warehouse)
+    serving = folder / "before.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{serving}{suffix}").unlink(missing_ok=True)
+    env = _env(folder, serving, warehouse)
+    print(f"materialising {BEFORE} (untimed) ...", flush=True)
+    seconds, _ = _kequn(env, "materialize", "--as-of", BEFORE.isoformat(),
+                        "--select", "not key:issuance/*")
+    print(f"  {seconds:.1f} s", flush=True)
+    lite = sqlite3.connect(serving, isolation_level=None)
+    lite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    lite.close()
+    return warehouse, serving
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Alternate the two sides ``--runs`` times; print the report and record it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args(argv)
+
+    machine = _machine()
+    folder = OUT / f"daily_{args.customers}"
+    folder.mkdir(parents=True, exist_ok=True)
+    warehouse, baseline = prepare(folder, args.customers)
+    kequn_runs: list[KequnRun] = []
+    bare_runs: list[dict[str, float]] = []
+    for index in range(args.runs):
+        bare_runs.append(run_bare(warehouse, baseline, folder))
+        kequn_runs.append(run_kequn(folder, warehouse, baseline))
+        print(f"run {index + 1}: kequn {kequn_runs[-1].seconds:.1f} s "
+              f"({kequn_runs[-1].max_rss_kib / 2**20:.2f} GiB peak), "
+              f"bare {bare_runs[-1]['total']:.1f} s", flush=True)
+    report = render(args, machine, kequn_runs, bare_runs)
+    print(report)
+    if not args.no_record:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(report, encoding="utf-8")
+        print(f"recorded in {RESULTS}")
+
+
+def _cell(values: list[float]) -> str:
+    return (f"{statistics.median(values):.2f} ({min(values):.2f}..{max(values):.2f})"
+            if len(values) > 1 else f"{values[0]:.2f}")
+
+
+def render(args: argparse.Namespace, machine: str, kequn_runs: list[KequnRun],
+           bare_runs: list[dict[str, float]]) -> str:
+    """The Markdown report."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ratios = [k.seconds / b["total"] for k, b in zip(kequn_runs, bare_runs, strict=True)]
+    lines = [
+        "# The whole day, end to end",
+        "",
+        f"Measured {when} on {machine}; {args.customers:,} customers (generated, seed 7), "
+        f"day {DAY}, {args.runs} alternating runs each side (median (min..max)).",
+        "",
+        "| what | seconds |",
+        "|---|---|",
+        f"| `kequn materialize --as-of {DAY}` (subprocess, process start included) | "
+        f"{_cell([k.seconds for k in kequn_runs])} |",
+        f"| bare engine work | {_cell([b['total'] for b in bare_runs])} |",
+        f"| **ratio (paired runs; target <= 1.5)** | **{_cell(ratios)}** |",
+        f"| peak memory of the kequn process, GiB (target < 4) | "
+        f"{_cell([k.max_rss_kib / 2**20 for k in kequn_runs])} |",
+        "",
+        "Bare parts:",
+        "",
+        "| part | seconds |",
+        "|---|---|",
+    ]
+    for part in bare_runs[0]:
+        if part != "total":
+            lines.append(f"| {part} | {_cell([b[part] for b in bare_runs])} |")
+    lines += ["", "Steps of the kequn run (Dagster step statistics):", "",
+              "| step | seconds |", "|---|---|"]
+    steps = sorted(kequn_runs[0].steps, key=lambda s: -kequn_runs[0].steps[s])
+    for step in steps:
+        values = [k.steps.get(step, 0.0) for k in kequn_runs]
+        lines.append(f"| `{step}` | {_cell(values)} |")
+    total_steps = [sum(k.steps.values()) for k in kequn_runs]
+    overhead = [k.seconds - s for k, s in zip(kequn_runs, total_steps, strict=True)]
+    lines += [f"| (process start, definitions, run bookkeeping) | {_cell(overhead)} |", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
