@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.spark-installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 CUSTOMERS ?= 100000
 UI_PORT ?= 3000
 
-.PHONY: demo test lint ui install clean bench screenshots
+.PHONY: demo test lint ui install clean bench spark screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional Spark engine (pyspark); `make test` installs it when KEQUN_TEST_SPARK is set (CI).
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
+spark: $(SPARK_STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster_project/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -28,8 +36,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python -m pytest -q -n 2
+test: lint $(DAGSTER_HOME)/dagster.yaml $(if $(KEQUN_TEST_SPARK),$(SPARK_STAMP))
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The web server and the daemon (schedules, sensors): what `dagster dev` runs, without its
 # deprecation notice; stopping the web server (Ctrl-C) stops the daemon too.

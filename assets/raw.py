@@ -64,6 +64,11 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
             wait_s=kequn.settings.warehouse_wait_s,
         )
         context.log.info(f"generated {config.customers} customers (seed {config.seed})")
+        if kequn.settings.engine == "spark":  # Spark reads the raw tables from the lake
+            from app.engines import export_lake
+
+            export_lake(kequn)
+            context.log.info(f"raw tables written to {kequn.settings.lake_dir / 'raw'}")
         for table in RAW_TABLES:
             yield dg.MaterializeResult(
                 asset_key=["raw", table],

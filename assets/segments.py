@@ -21,11 +21,12 @@ from pathlib import Path
 import dagster as dg
 
 from app.context import KequnContext
+from app.engines import SessionSource, build_segment_on
 from app.segment_history import HistoryRow, record_history
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
+from assets.common import DAILY, DUCKDB_POOL, as_of_day
+from assets.spark import on_engine_with_config
 from plan.segments import CompiledSegment
-from segments.build import build_segment
 from segments.materialize import MemberStats
 
 GROUP = "segments"
@@ -118,7 +119,7 @@ def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float,
     })
 
 
-def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
+def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg.AssetsDefinition:
     """The ``segments/<name>`` asset with its two blocking checks."""
     segment = compiled.segment
     key = segment_key(segment.name)
@@ -134,7 +135,7 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
     ]
     kinds = {"duckdb", "sql"} if segment.kind != "file" else {"duckdb", "csv"}
 
-    @dg.asset(
+    decorate = dg.asset(
         key=key,
         partitions_def=DAILY,
         deps=segment_deps(compiled),
@@ -153,18 +154,18 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
             "compiled_sql": dg.MetadataValue.md(f"```sql\n{compiled.sql('duckdb')}\n```"),
         },
     )
-    def _segment(context: dg.AssetExecutionContext, kequn: Kequn,
-                 config: SegmentBuildConfig) -> dg.MaterializeResult:
+    def _segment(context: dg.AssetExecutionContext, kequn: KequnContext,
+                 config: SegmentBuildConfig,
+                 session: SessionSource | None) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
-        result = build_segment(kequn.warehouse, compiled, as_of, import_path=import_path,
-                               sandbox=kequn.sandbox_limits,
-                               max_bytes=kequn.settings.import_max_bytes,
-                               report_dir=kequn.reports_dir)
+        result = build_segment_on(kequn, compiled, as_of, import_path=import_path,
+                                  session=session)
         stats = result.stats
-        with kequn.connect_warehouse() as con:
-            record_history(con, segment.name, HistoryRow(
-                as_of, stats.size, stats.added, stats.removed, stats.previous_day))
+        if getattr(kequn.settings, "engine", "duckdb") == "duckdb":
+            with kequn.connect_warehouse() as con:
+                record_history(con, segment.name, HistoryRow(
+                    as_of, stats.size, stats.added, stats.removed, stats.previous_day))
         metadata = _metadata(compiled, result.stats, result.elapsed_s, as_of)
         if result.import_report is not None:
             report = result.import_report
@@ -176,12 +177,13 @@ def build_segment_asset(compiled: CompiledSegment) -> dg.AssetsDefinition:
         return dg.MaterializeResult(metadata=metadata,
                                     check_results=check_results(compiled, result.stats))
 
-    return _segment
+    return decorate(on_engine_with_config(_segment, SegmentBuildConfig, spark=spark))
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
     """Every segment asset of the compiled plan, and the broken segments' assets."""
-    assets = [build_segment_asset(compiled)
+    spark = kequn.settings.engine == "spark"
+    assets = [build_segment_asset(compiled, spark=spark)
               for _, compiled in sorted(kequn.plan.segments.items())]
     broken = list(kequn.project.broken_of("segment").values())
     return dg.Definitions(assets=[*assets, *broken_assets(broken)])

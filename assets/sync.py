@@ -24,6 +24,7 @@ from datetime import date, datetime
 import dagster as dg
 
 from app.context import KequnContext
+from app.engines import stage_from_lake
 from assets.common import (
     DAILY,
     DUCKDB_POOL,
@@ -107,6 +108,8 @@ def build_sync_asset(target: Segment, kind: str) -> dg.AssetsDefinition:
         kequn: Kequn,
     ) -> dg.MaterializeResult:
         day = as_of_day(context)
+        if kequn.settings.engine == "spark":  # the snapshot Spark wrote to the lake
+            stage_from_lake(kequn, name, day)
         con = kequn.connect_warehouse()
         try:
             db = kequn.connect_serving()

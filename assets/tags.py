@@ -28,12 +28,14 @@ import dagster as dg
 from sqlglot import exp
 
 from app.context import KequnContext
+from app.engines import SessionSource, tag_engine
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day
+from assets.common import DAILY, DUCKDB_POOL, as_of_day
+from assets.spark import on_engine
 from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
 from project.tag import Tag
 from tags import checks
-from tags.build import TagStats, build_customer_tags, build_tags, measure_tags
+from tags.build import TagStats, measure_tags
 from tags.distribution import Bucket, store_distributions, tag_distributions
 
 KINDS = {"duckdb", "sql"}
@@ -133,13 +135,13 @@ def _selected(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) ->
     return dg.AssetCheckKey(key, name) in context.selected_asset_check_keys
 
 
-def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
+def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.AssetsDefinition:
     members = [plan.tags[n] for n in group.tags]
     specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in members]
     check_specs = [c for t in members for c in _tag_checks(t, rows=True)]
     source = ", ".join(group.tables)
 
-    @dg.multi_asset(
+    decorate = dg.multi_asset(
         name=f"tags_{group.key}",
         specs=specs,
         check_specs=check_specs,
@@ -148,16 +150,18 @@ def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
         description=f"Atomic tags over {source}: one fused query, one scan.",
     )
-    def _build(context: dg.AssetExecutionContext,
-               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+
+    def _build(context: dg.AssetExecutionContext, kequn: KequnContext, session: SessionSource
+               | None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
         checked = [t.name for t in members
                    if any(_selected(context, tag_key(t.name), c)
                           for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
         relation = plan.relation(group)
-        with kequn.connect_warehouse() as con:
-            stats = build_tags(con, plan, day, names) if names else {}
+        with tag_engine(kequn, session).open() as engine:
+            con = engine.con  # the warehouse, or (engine spark) the day's lake rows
+            stats = engine.build_tags(plan, day, names) if names else {}
             unbuilt = [n for n in checked if n not in stats]
             if unbuilt:  # checks selected without their asset: check what is stored
                 stats.update(measure_tags(con, plan, day, unbuilt))
@@ -182,10 +186,10 @@ def _group_asset(plan: TagPlan, group: TagGroup) -> dg.AssetsDefinition:
                                        metadata=_metadata(stats[name], day))
         yield from results
 
-    return _build
+    return decorate(on_engine(_build, spark=spark))
 
 
-def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
+def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
     derived = [t for t in plan.tags.values() if t.kind == "derived"]
     specs = [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
     all_keys = [tag_key(n) for n in plan.tags]
@@ -203,7 +207,7 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
                                      description="Exactly one row per registered customer.")]
     check_specs += [c for t in derived for c in _tag_checks(t, rows=False)]
 
-    @dg.multi_asset(
+    decorate = dg.multi_asset(
         name="tags_customer_tags",
         specs=specs,
         check_specs=check_specs,
@@ -211,12 +215,14 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
         pool=DUCKDB_POOL,
         description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
     )
-    def _build(context: dg.AssetExecutionContext,
-               kequn: Kequn) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+
+    def _build(context: dg.AssetExecutionContext, kequn: KequnContext, session: SessionSource
+               | None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
         wide = exp.to_table(WIDE)
-        with kequn.connect_warehouse() as con:
-            result = build_customer_tags(con, plan, day)
+        with tag_engine(kequn, session).open() as engine:
+            con = engine.con
+            result = engine.build_customer_tags(plan, day)
             if result.missing:
                 context.log.warning(
                     f"no stored rows for {day} behind tags {', '.join(result.missing)}: "
@@ -225,8 +231,9 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
             built = {n: t for n, t in plan.tags.items() if n not in plan.broken}
-            distributions = tag_distributions(con, built, day)
-            store_distributions(con, day, distributions)
+            distributions = tag_distributions(con, built, day) if con is not None else {}
+            if con is not None:  # DuckDB engine (the Spark engine has no distribution yet)
+                store_distributions(con, day, distributions)
             counted = next(iter(result.tags.values()), None)
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
                 con, wide, day, every_customer=True, counts=_counts(counted)))]
@@ -262,7 +269,7 @@ def _wide_asset(plan: TagPlan) -> dg.AssetsDefinition:
                     dg.TableColumn("customers", "int")]))})
         yield from results
 
-    return _build
+    return decorate(on_engine(_build, spark=spark))
 
 
 def _combined_hash(plan: TagPlan) -> str:
@@ -270,9 +277,11 @@ def _combined_hash(plan: TagPlan) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
-def tag_assets(plan: TagPlan) -> list[dg.AssetsDefinition]:
-    """Every tag asset of ``plan``: one multi-asset per source group, plus the wide step."""
-    return [*(_group_asset(plan, g) for g in plan.groups), _wide_asset(plan)]
+def tag_assets(plan: TagPlan, *, spark: bool = False) -> list[dg.AssetsDefinition]:
+    """Every tag asset of ``plan``: one multi-asset per source group, plus the wide step
+    (``spark``: they need the ``spark`` resource, engine spark)."""
+    return [*(_group_asset(plan, g, spark=spark) for g in plan.groups),
+            _wide_asset(plan, spark=spark)]
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
@@ -281,4 +290,5 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
     broken = list(kequn.project.broken_of("tag").values())
     if not plan.tags and not broken:
         return dg.Definitions()
-    return dg.Definitions(assets=[*tag_assets(plan), *broken_assets(broken)])
+    spark = kequn.settings.engine == "spark"
+    return dg.Definitions(assets=[*tag_assets(plan, spark=spark), *broken_assets(broken)])

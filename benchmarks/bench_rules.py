@@ -6,11 +6,12 @@ trigger, 10% holdout, ternary on the limit: an SMS or an in-app message, templat
 rendered per customer, quiet hours, caps) is compiled from a definition file like any
 other and run with :func:`rules.run.run_rule` into a fresh SQLite serving database:
 evaluate in DuckDB, decide, write ~1M ``rule_orders`` and ~0.9M ``touch_outbox`` rows in
-one transaction. Median of 3 runs, each on a fresh serving database.
+one transaction. Median of 3 runs (BENCH_RUNS), each on a fresh serving database.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import statistics
@@ -31,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "rules"
 DAY = date(2026, 3, 10)
 MEMBERS = 1_000_000
-RUNS = 3
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
 RULE = """\
 RULE (

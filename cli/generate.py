@@ -27,6 +27,9 @@ def generate(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    lake: Annotated[bool, typer.Option(
+        "--lake", help="Also write the raw tables to the lake as Parquet (engine spark).")]
+    = False,
 ) -> None:
     """Generate the demo warehouse: raw.customers, credit_applications, loans, installments.
 
@@ -55,6 +58,11 @@ def generate(
     table.add_section()
     table.add_row("time", f"{stats.seconds:.1f} s")
     console.print(table)
+    if lake:
+        from app.engines import export_lake
+
+        export_lake(kequn_context(ctx))
+        console.print(f"raw tables written to {settings.lake_dir / 'raw'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,6 +26,7 @@ from cli import (
     materialize,
     rules,
     segments,
+    spark,
     sync,
     tags,
     trial,
@@ -78,6 +79,11 @@ def _global_options(
                      "(env KEQUN_PROJECT_DIR)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Where tags and segments are computed: duckdb or spark "
+                     "(env KEQUN_ENGINE)."),
+    ] = None,
     user: Annotated[
         str | None,
         typer.Option("--as", help="Who runs the command: audit log, approvals (env KEQUN_USER)."),
@@ -86,12 +92,20 @@ def _global_options(
     """Global options apply to every command."""
     _state["debug"] = debug
     settings = Settings.from_env(warehouse=warehouse, serving_url=serving, project_dir=project,
-                                 user=user)
+                                 user=user, engine=_engine_option(engine))
     ctx.obj = KequnContext(settings)
 
 
+def _engine_option(value: str | None) -> str | None:
+    from kequn.settings import ENGINES
+
+    if value is not None and value not in ENGINES:
+        raise typer.BadParameter(f"one of {', '.join(ENGINES)}", param_hint="--engine")
+    return value
+
+
 for _area in (generate, tags, materialize, segments, sync, issuance, demo, validate, trial,
-              economics, rules):
+              economics, rules, spark):
     _area.register(app)
 
 

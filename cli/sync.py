@@ -46,6 +46,10 @@ def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
     from sync.run import sync_segment  # the sync engine loads only for this command
 
     segment = synced_segment(kequn, name)
+    if kequn.settings.engine == "spark":  # read the snapshot Spark wrote to the lake
+        from app.engines import stage_from_lake
+
+        stage_from_lake(kequn, name, as_of)
     with kequn.connect_warehouse(read_only=dry_run) as con:
         try:
             db = kequn.connect_serving()

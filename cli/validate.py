@@ -15,6 +15,9 @@ def validate(
     ctx: typer.Context,
     warn_only: Annotated[bool, typer.Option(
         "--warn-only", help="Print the problems but exit 0.")] = False,
+    portable: Annotated[bool, typer.Option(
+        "--portable", help="Also report SQL outside the subset that runs the same on DuckDB "
+        "and Spark, with the portable spelling.")] = False,
 ) -> None:
     """Check every definition (tags, segments, campaigns, rules): print each problem as
     file:line:col and exit 1 if there is any."""
@@ -25,6 +28,10 @@ def validate(
 
         problems = warehouse_problems(kequn_context(ctx).warehouse.path,
                                       project.segments.values(), project.tags)
+    if portable:
+        from plan.portable import portable_problems
+
+        problems = [*problems, *portable_problems(project)]
     if problems and not warn_only:
         raise_collected(problems)
     for problem in problems:
@@ -33,7 +40,8 @@ def validate(
         ("tag", project.tags), ("segment", project.segments), ("campaign", project.campaigns),
         ("rule", project.rules)))
     broken = len(project.broken)
-    typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else ""))
+    typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else "")
+               + ("; portable to Spark" if portable and not problems else ""))
 
 
 def settings(ctx: typer.Context) -> None:

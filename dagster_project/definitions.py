@@ -13,6 +13,7 @@ import dagster as dg
 from app.context import KequnContext
 from assets import imports_sensor, issuance, raw, retention, rules, segments, sync, tags
 from assets.common import DAILY, RESOURCE, daily_partitions
+from assets.spark import SPARK_RESOURCE, SparkResource
 from dagster_project.alerts import build_alert_sensor
 
 AREAS = (raw, tags, segments, imports_sensor, sync, issuance, rules, retention)
@@ -72,7 +73,8 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
         ],
         sensors=[build_alert_sensor(kequn.settings)],
         executor=dg.in_process_executor,
-        resources={RESOURCE: kequn},
+        resources={RESOURCE: kequn, **({SPARK_RESOURCE: SparkResource().for_context(kequn)}
+                                       if kequn.settings.engine == "spark" else {})},
     )
     merged = dg.Definitions.merge(*(area.build_definitions(kequn) for area in AREAS), core)
 

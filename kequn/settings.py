@@ -25,6 +25,11 @@ alert_webhook_url           KEQUN_ALERT_WEBHOOK_URL      (empty: alerts off)
 ui_url                      KEQUN_UI_URL                 ``http://127.0.0.1:3000``
 retention_days              KEQUN_RETENTION_DAYS         90
 user                        KEQUN_USER                   none (``--as USER``)
+engine                      KEQUN_ENGINE                 ``duckdb`` (or ``spark``)
+lake_dir                    KEQUN_LAKE_DIR               ``<data_dir>/lake``
+spark_master                KEQUN_SPARK_MASTER           ``local[2]``
+spark_driver_memory         KEQUN_SPARK_DRIVER_MEMORY    ``2g``
+spark_shuffle_partitions    KEQUN_SPARK_SHUFFLE_PARTITIONS 8
 =========================== ============================ ==================================
 
 >>> s = Settings.from_env({"KEQUN_DATA_DIR": "/srv/kq", "KEQUN_SANDBOX_TIMEOUT_S": "5"})
@@ -46,6 +51,7 @@ from kequn.errors import ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_MODES = ("demo", "external")
+ENGINES = ("duckdb", "spark")
 
 __all__ = ["BUSINESS_TIMEZONE", "REPO_ROOT", "SETTINGS", "Setting", "Settings"]
 
@@ -69,6 +75,12 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
             raise ValueError("must be positive")
         return value
     return parse
+
+
+def _engine(text: str) -> str:
+    if text not in ENGINES:
+        raise ValueError(f"one of {', '.join(ENGINES)}")
+    return text
 
 
 def _raw_mode(text: str) -> str:
@@ -118,6 +130,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("user", "KEQUN_USER", str, lambda s: "",
             "Who runs the command (--as USER): recorded in the audit log, checked for "
             "approvals."),
+    Setting("engine", "KEQUN_ENGINE", _engine, lambda s: "duckdb",
+            "Where tags and segments are computed: duckdb (the warehouse file) or spark (the "
+            "lake, Parquet)."),
+    Setting("lake_dir", "KEQUN_LAKE_DIR", Path, lambda s: s["data_dir"] / "lake",
+            "The lake (engine spark): raw/<table>/, tags/customer_tags/as_of=D/, "
+            "segments/members/segment=S/as_of=D/."),
+    Setting("spark_master", "KEQUN_SPARK_MASTER", str, lambda s: "local[2]",
+            "Spark master URL (local[2] on one machine; a cluster's URL in production)."),
+    Setting("spark_driver_memory", "KEQUN_SPARK_DRIVER_MEMORY", str, lambda s: "2g",
+            "Spark driver memory (the setting that matters in local mode; 8g at 1M customers)."),
+    Setting("spark_shuffle_partitions", "KEQUN_SPARK_SHUFFLE_PARTITIONS", _positive(int),
+            lambda s: 8, "spark.sql.shuffle.partitions (few on one machine)."),
 )
 
 
@@ -186,6 +210,11 @@ class Settings:
     ui_url: str = None  # type: ignore[assignment]
     retention_days: int = None  # type: ignore[assignment]
     user: str = None  # type: ignore[assignment]
+    engine: str = None  # type: ignore[assignment]
+    lake_dir: Path = None  # type: ignore[assignment]
+    spark_master: str = None  # type: ignore[assignment]
+    spark_driver_memory: str = None  # type: ignore[assignment]
+    spark_shuffle_partitions: int = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         given = {f.name: getattr(self, f.name) for f in fields(self)}

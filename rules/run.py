@@ -48,6 +48,8 @@ class CouponIssuer(Protocol):
 CAPS_LOCK = 0x6B71_0012
 """PostgreSQL advisory lock serialising rule writes (the caps span every rule)."""
 CHUNK = 5000
+SQLITE_CACHE_KIB = 262_144
+"""Page cache (KiB) of a SQLite connection while it writes a rule's day."""
 
 
 @dataclass
@@ -141,18 +143,29 @@ def decide_for_day(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
 
 def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
     """Insert the version, orders and messages (inside the caller's transaction);
-    returns the messages suppressed by an opt-out."""
-    now = utcnow()
+    returns the messages suppressed by an opt-out.
+
+    Rows go in primary-key order, with values already in their stored form (text), so a
+    large day is a sequential B-tree append rather than random page writes.
+    """
+    if db.dialect == "sqlite":
+        # A large day touches many index pages; the default 2 MB page cache thrashes.
+        db.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    now = utcnow().isoformat(" ")
+    version = rule.version_hash
     db.execute("INSERT INTO rule_versions (rule, version_hash, text, first_used_at) "
                "VALUES (?, ?, ?, ?) ON CONFLICT (rule, version_hash) DO NOTHING",
-               (rule.name, rule.version_hash, rule.definition.text, now))
-    orders = decided.orders
+               (rule.name, version, rule.definition.text, now))
+    orders = decided.orders.sort("order_id").with_columns(pl.lit(rule.name).alias("rule"),
+                                                          pl.lit(version).alias("version"),
+                                                          pl.lit(day.isoformat()).alias("as_of"),
+                                                          pl.lit(now).alias("created_at"))
     db.executemany(
         "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, event_key, "
         "decision, actions, created_at, branch, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT DO NOTHING",
-        ((o, rule.name, rule.version_hash, day, c, k, d, a, now, b, p)
-         for o, c, k, b, d, a, p in orders.iter_rows()))
+        orders.select("order_id", "rule", "version", "as_of", "customer_id", "event_key",
+                      "decision", "actions", "created_at", "branch", "pending").iter_rows())
     messages = decided.messages
     if messages.is_empty():
         return 0
@@ -163,15 +176,18 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
         messages = messages.join(out, on=["customer_id", "channel"], how="left")
     else:
         messages = messages.with_columns(pl.lit(None, dtype=pl.Boolean).alias("opted"))
-    messages = messages.with_columns(
+    messages = messages.sort("message_id").with_columns(
         pl.when(pl.col("opted")).then(pl.lit("suppressed")).otherwise(pl.lit("pending"))
-        .alias("state"))
+        .alias("state"),
+        pl.lit(rule.name).alias("rule"),
+        pl.col("send_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("send_at_text"),
+        pl.col("send_day").cast(pl.Utf8).alias("send_day_text"))
     db.executemany(
         "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
         "send_at, send_day, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
         "ON CONFLICT DO NOTHING",
-        ((m, o, rule.name, ch, c, t, s, d, st) for m, o, ch, c, t, s, d, _, st in
-         messages.iter_rows()))
+        messages.select("message_id", "order_id", "rule", "channel", "customer_id", "text",
+                        "send_at_text", "send_day_text", "state").iter_rows())
     return int((messages["state"] == "suppressed").sum())
 
 

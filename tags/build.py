@@ -279,3 +279,11 @@ def _has_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
              day: date) -> bool:
     probe = exp.select(exp.Exists(this=day_rows(exp.to_table(group.table))))
     return bool(run(con, probe, day).fetchone()[0])
+
+
+def wide_stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date) -> dict[str, TagStats]:
+    """Rows and coverage of every tag in the stored wide table for ``day`` (one scan); what
+    the Spark engine reports after it wrote the wide table to the lake."""
+    names = list(plan.tags)
+    sql = pretty(plan.customer_tags_query)
+    return _stats(con, plan, exp.to_table(WIDE), day, names, None, dict.fromkeys(names, sql))

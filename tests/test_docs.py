@@ -9,7 +9,8 @@ import pkgutil
 import pytest
 
 PACKAGES = ("kequn", "project", "plan", "warehouse", "serving", "generate", "tags", "segments",
-            "sync", "issuance", "app", "assets", "dagster_project", "cli", "rules")
+            "sync", "issuance", "app", "assets", "dagster_project", "cli", "rules",
+            "spark_engine")
 
 
 def _modules() -> list[str]:

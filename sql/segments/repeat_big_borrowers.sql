@@ -9,7 +9,7 @@ SEGMENT (
 WITH drawn AS (
   SELECT customer_id, count(*) AS loans, sum(principal) AS total
   FROM raw.loans
-  WHERE disbursed_at < CAST($as_of AS DATE) + INTERVAL 1 DAY
+  WHERE disbursed_at < CAST(CAST($as_of AS DATE) + INTERVAL 1 DAY AS TIMESTAMP)
   GROUP BY customer_id
 )
 SELECT customer_id

@@ -9,7 +9,7 @@ TAG (
   value_type boolean,
   default false,
 );
-SELECT customer_id, bool_or(decision = 'REJECTED' AND decided_at >= $as_of - INTERVAL 29 DAY) AS rejected_recently
+SELECT customer_id, bool_or(decision = 'REJECTED' AND decided_at >= CAST($as_of - INTERVAL 29 DAY AS DATE)) AS rejected_recently
 FROM raw.credit_applications
 WHERE decided_at < $as_of_end
 GROUP BY customer_id

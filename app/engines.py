@@ -1,0 +1,329 @@
+"""The engine switch (``Settings.engine``): building a day's tags and segments on DuckDB or
+on Spark over the lake, with the same compiled plan (DESIGN §10).
+
+The command line, the Dagster assets and the parity check call these functions; on
+``duckdb`` they are the existing engines (:mod:`tags.build`, :mod:`segments.build`), on
+``spark`` :class:`spark_engine.engine.SparkEngine`. File segments are matched by the DuckDB
+import on both engines; on Spark their members are then written to the lake. The sync reads
+a Spark-built segment from the lake (:func:`stage_from_lake`), so it and issuance do not
+change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from kequn.errors import ExecutionError, Location
+from kequn.lake import Lake, has_parquet
+from kequn.tables import MEMBERS
+from plan.segments import CompiledSegment
+
+if TYPE_CHECKING:
+    import duckdb
+    from pyspark.sql import SparkSession
+
+    from app.context import KequnContext
+    from plan.tags import TagPlan
+    from segments.build import BuildResult
+    from segments.imports import ImportReport
+    from spark_engine.engine import SparkEngine
+    from tags.build import CustomerTagsResult, TagStats
+
+
+def lake_of(kequn: KequnContext) -> Lake:
+    """The lake of the run's settings."""
+    return Lake(kequn.settings.lake_dir)
+
+
+@contextmanager
+def spark_engine(kequn: KequnContext, app_name: str = "kequn") -> Iterator[SparkEngine]:
+    """One Spark session for the block (started from the settings, stopped after)."""
+    from spark_engine.engine import SparkEngine
+    from spark_engine.session import start_session, stop_session
+
+    spark = start_session(kequn.settings, app_name)
+    try:
+        yield SparkEngine(spark, lake_of(kequn), kequn.plan.tags)
+    finally:
+        stop_session(spark)
+
+
+def export_lake(kequn: KequnContext) -> dict[str, int]:
+    """Write the warehouse's raw tables to ``<lake>/raw/<table>/``; rows per table."""
+    from warehouse.lake import export_raw
+
+    with kequn.connect_warehouse() as con:
+        return export_raw(con, lake_of(kequn))
+
+
+def segment_order(segments: dict[str, CompiledSegment]) -> list[str]:
+    """Segment names with every combine after the segments it reads."""
+    done: list[str] = []
+
+    def visit(name: str, seen: tuple[str, ...] = ()) -> None:
+        if name in done or name not in segments or name in seen:
+            return
+        for child in segments[name].segments:
+            visit(child, (*seen, name))
+        done.append(name)
+
+    for name in sorted(segments):
+        visit(name)
+    return done
+
+
+@dataclass(frozen=True)
+class DayBuild:
+    """What one engine built for one day: rows of the wide table, size of each segment."""
+
+    engine: str
+    day: date
+    customers: int
+    sizes: dict[str, int]
+
+
+def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
+    """Every tag and segment for ``day`` in the DuckDB warehouse."""
+    from segments.build import build_segment
+    from tags.build import build_customer_tags, build_tags
+
+    plan = kequn.plan
+    with kequn.connect_warehouse() as con:
+        build_tags(con, plan.tags, day)
+        customers = build_customer_tags(con, plan.tags, day).rows
+    sizes = {}
+    for name in segment_order(plan.segments):
+        result = build_segment(kequn.warehouse, plan.segments[name], day,
+                               sandbox=kequn.sandbox_limits,
+                               max_bytes=kequn.settings.import_max_bytes,
+                               report_dir=kequn.reports_dir)
+        sizes[name] = result.stats.size
+    return DayBuild("duckdb", day, customers, sizes)
+
+
+def build_file_segment_to_lake(kequn: KequnContext, engine: SparkEngine | None,
+                               compiled: CompiledSegment, day: date, *,
+                               import_path: Path | None = None) -> ImportReport | None:
+    """A file segment on Spark: matched by the DuckDB import (as on DuckDB), its members
+    for ``day`` then written to the lake; the import's report, if it imported."""
+    from segments.build import build_segment
+    from spark_engine.engine import write_ids
+    from warehouse.db import run
+
+    result = build_segment(kequn.warehouse, compiled, day, import_path=import_path,
+                           sandbox=kequn.sandbox_limits,
+                           max_bytes=kequn.settings.import_max_bytes,
+                           report_dir=kequn.reports_dir)
+    with kequn.connect_warehouse(read_only=True) as con:
+        rows = run(con, compiled.query, day).fetchall()
+    ids = pa.table({"customer_id": pa.array([r[0] for r in rows], pa.int64())})
+    write_ids(lake_of(kequn), compiled.segment.name, day, ids)
+    return result.import_report
+
+
+def build_segment_spark(kequn: KequnContext, engine: SparkEngine, compiled: CompiledSegment,
+                        day: date) -> int:
+    """One segment for ``day`` on Spark (a file segment through the DuckDB import)."""
+    if compiled.segment.kind == "file":
+        build_file_segment_to_lake(kequn, engine, compiled, day)
+        from warehouse.lake import read_members
+
+        with kequn.connect_warehouse(read_only=True) as con:
+            ids = read_members(con, lake_of(kequn), compiled.segment.name, day)
+        return ids.num_rows if ids is not None else 0
+    return engine.build_segment(compiled, day, timeout_s=kequn.settings.sandbox_timeout_s)
+
+
+def build_day_spark(kequn: KequnContext, engine: SparkEngine, day: date) -> DayBuild:
+    """Every tag and segment for ``day`` on Spark, into the lake."""
+    plan = kequn.plan
+    engine.build_tags(plan.tags, day)
+    customers = engine.build_customer_tags(plan.tags, day)
+    sizes = {name: build_segment_spark(kequn, engine, plan.segments[name], day)
+             for name in segment_order(plan.segments)}
+    return DayBuild("spark", day, customers, sizes)
+
+
+def stage_from_lake(kequn: KequnContext, segment: str, day: date) -> int:
+    """Copy a Spark-built segment's lake partition for ``day`` into the warehouse's
+    ``segments.members`` (one transaction), so the sync reads the lake's snapshot; its size.
+
+    Raises ExecutionError when the lake has no such partition (not built on Spark).
+    """
+    from segments.materialize import write_members
+    from warehouse.lake import read_members
+
+    compiled = kequn.plan.segments.get(segment)
+    with kequn.connect_warehouse() as con:
+        ids = read_members(con, lake_of(kequn), segment, day)
+        if ids is None:
+            raise ExecutionError(
+                f"segment '{segment}' has no lake partition for {day} "
+                f"({lake_of(kequn).members_partition(segment, day)}); build it on Spark first",
+                Location(compiled.segment.path if compiled else None))
+        stats = write_members(con, segment, day, ids=ids, definition_hash=(
+            compiled.segment.definition_hash if compiled else ""))
+    return stats.size
+
+
+# -- the engine the tag and segment assets call ----------------------------------------
+SessionSource = Callable[[], "SparkSession"]
+"""Gives the run's Spark session (started on first use by the Dagster resource)."""
+
+
+class DuckDBTags:
+    """Tags built in the DuckDB warehouse (:mod:`tags.build`); ``con`` is the warehouse."""
+
+    def __init__(self, kequn: KequnContext):
+        self.kequn = kequn
+        self.con: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def open(self) -> Iterator[DuckDBTags]:
+        """The warehouse connection for the block."""
+        with self.kequn.connect_warehouse() as con:
+            self.con = con
+            yield self
+
+    def build_tags(self, plan: TagPlan, day: date, names: list[str]) -> dict[str, TagStats]:
+        """See :func:`tags.build.build_tags`."""
+        from tags.build import build_tags
+
+        return build_tags(self.con, plan, day, names)
+
+    def build_customer_tags(self, plan: TagPlan, day: date) -> CustomerTagsResult:
+        """See :func:`tags.build.build_customer_tags`."""
+        from tags.build import build_customer_tags
+
+        return build_customer_tags(self.con, plan, day)
+
+
+class SparkTags(DuckDBTags):
+    """Tags computed on Spark into the lake; ``con`` is an in-memory DuckDB holding what
+    Spark wrote for the day, so statistics and checks run unchanged."""
+
+    def __init__(self, kequn: KequnContext, session: SessionSource):
+        super().__init__(kequn)
+        self.session = session
+
+    @contextmanager
+    def open(self) -> Iterator[SparkTags]:
+        """The mirror for the block, with ``raw.customers`` read from the lake."""
+        from warehouse.lake import mirror, parquet_relation
+
+        con = mirror()
+        con.execute(f"CREATE OR REPLACE VIEW raw.customers AS SELECT * FROM "
+                    f"{parquet_relation(lake_of(self.kequn).raw('customers'))}")
+        self.con = con
+        try:
+            yield self
+        finally:
+            con.close()
+
+    def _engine(self, plan: TagPlan) -> SparkEngine:
+        from spark_engine.engine import SparkEngine
+
+        return SparkEngine(self.session(), lake_of(self.kequn), plan)
+
+    def _load_groups(self, plan: TagPlan, day: date, names: list[str]) -> list[str]:
+        from warehouse.lake import load_day
+
+        lake, missing = lake_of(self.kequn), []
+        for group in plan.groups:
+            if group.inline or not set(group.tags) & set(names):
+                continue
+            schema, table = group.table.split(".")
+            if not load_day(self.con, group.table, lake.day_partition((schema, table), day),
+                            day):
+                missing += list(group.tags)
+        return missing
+
+    def build_tags(self, plan: TagPlan, day: date, names: list[str]) -> dict[str, TagStats]:
+        """The groups of ``names`` on Spark (whole groups), measured from the lake."""
+        from tags.build import measure_tags
+
+        self._engine(plan).build_tags(plan, day, names)
+        self._load_groups(plan, day, names)
+        return measure_tags(self.con, plan, day, names)
+
+    def build_customer_tags(self, plan: TagPlan, day: date) -> CustomerTagsResult:
+        """The wide table on Spark; statistics and the day's catalog (kept in the lake at
+        ``tags/catalog/as_of=D``) computed from it."""
+        from kequn.tables import CATALOG, CUSTOMER_TAGS, qualified
+        from plan.tags import pretty
+        from tags.build import CustomerTagsResult, wide_stats
+        from tags.catalog import Coverage, write_catalog
+        from warehouse.lake import load_all, load_day, save_day
+
+        lake = lake_of(self.kequn)
+        rows = self._engine(plan).build_customer_tags(plan, day)
+        load_day(self.con, qualified(CUSTOMER_TAGS), lake.wide_partition(day), day)
+        load_all(self.con, qualified(CATALOG), lake.table(CATALOG))
+        stats = wide_stats(self.con, plan, day)
+        catalog_rows = write_catalog(self.con, plan.tags, day, {
+            n: Coverage(s.coverage, rows) for n, s in stats.items()})
+        save_day(self.con, qualified(CATALOG), lake.day_partition(CATALOG, day), day, lake)
+        missing = tuple(self._load_groups(plan, day, [n for g in plan.groups for n in g.tags]))
+        return CustomerTagsResult(rows, pretty(plan.customer_tags_query), stats, catalog_rows,
+                                  missing)
+
+
+def tag_engine(kequn: KequnContext, session: SessionSource | None = None) -> DuckDBTags:
+    """The tag engine of ``kequn.settings.engine`` (Spark needs ``session``)."""
+    if kequn.settings.engine == "spark":
+        if session is None:
+            raise ExecutionError("engine spark needs a Spark session", Location())
+        return SparkTags(kequn, session)
+    return DuckDBTags(kequn)
+
+
+def build_segment_on(kequn: KequnContext, compiled: CompiledSegment, day: date, *,
+                     session: SessionSource | None = None,
+                     import_path: Path | None = None) -> BuildResult:
+    """Build one segment for ``day`` on the configured engine; the same result either way.
+
+    On Spark the members go to the lake and the statistics (size, change against the
+    previous built day, sample) are computed by DuckDB over the lake's partitions.
+    """
+    import time
+
+    from segments.build import BuildResult, build_segment
+
+    if kequn.settings.engine != "spark":
+        return build_segment(kequn.warehouse, compiled, day, import_path=import_path,
+                             sandbox=kequn.sandbox_limits,
+                             max_bytes=kequn.settings.import_max_bytes,
+                             report_dir=kequn.reports_dir)
+    from segments.materialize import member_stats
+    from spark_engine.engine import SparkEngine
+    from warehouse.lake import mirror, parquet_relation
+
+    started = time.perf_counter()
+    name, lake = compiled.segment.name, lake_of(kequn)
+    report = None
+    if compiled.segment.kind == "file":
+        report = build_file_segment_to_lake(kequn, None, compiled, day, import_path=import_path)
+    else:
+        if session is None:
+            raise ExecutionError("engine spark needs a Spark session", Location())
+        engine = SparkEngine(session(), lake, kequn.plan.tags)
+        engine.build_segment(compiled, day, timeout_s=kequn.settings.sandbox_timeout_s)
+    folder = lake.table(MEMBERS) / f"segment={name}"
+    with closing(mirror()) as con:
+        con.execute(f"INSERT INTO segments.members SELECT ?, CAST(as_of AS DATE), customer_id "
+                    f"FROM {parquet_relation(folder)}", [name])
+        built = [date.fromisoformat(p.name.split("=", 1)[1]) for p in folder.glob("as_of=*")
+                 if has_parquet(p)]  # empty days too: the partition exists
+        for built_day in built:
+            con.execute("INSERT INTO segments.materializations SELECT ?, ?, count(*), '', "
+                        "current_timestamp FROM segments.members WHERE as_of = ?",
+                        [name, built_day, built_day])
+        stats = member_stats(con, name, day)
+    return BuildResult(stats, time.perf_counter() - started, report)

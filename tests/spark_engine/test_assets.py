@@ -1,0 +1,60 @@
+"""The same Dagster assets on engine spark: lake partitions, the same checks, the sync."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from app.context import KequnContext
+from app.engines import export_lake
+from dagster_project.runner import materialize_days
+from kequn.lake import Lake, has_parquet
+from kequn.tables import CATALOG
+from spark_engine.engine import SparkEngine
+from tests.spark_engine.conftest import DAY2
+from warehouse.db import table_exists
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
+
+
+def test_daily_build_and_sync_on_spark(spark, kequn: KequnContext) -> None:
+    export_lake(kequn)
+    runs = materialize_days([DAY2], kequn=kequn, select=(
+        "key:tags/* or key:segments/* or key:sync/wake_up"))
+    assert all(not run.checks_failed for run in runs)
+    materialized = set(runs[-1].materialized)
+    assert {"tags/customer_tags", "tags/catalog", "tags/drawn", "segments/wake_up",
+            "segments/vip_list", "segments/repeat_big_borrowers", "segments/wake_up_campaign",
+            "sync/wake_up"} <= materialized
+
+    lake = Lake(kequn.settings.lake_dir)
+    for day in (DAY2,):
+        assert has_parquet(lake.wide_partition(day))
+        assert has_parquet(lake.day_partition(CATALOG, day))
+        for name in kequn.plan.segments:
+            assert has_parquet(lake.members_partition(name, day)), name
+    wide = pq.ParquetDataset(str(lake.wide_partition(DAY2))).read()
+    assert set(kequn.plan.tags.tags) <= set(wide.column_names)
+
+    # nothing was computed in the DuckDB warehouse: it has no wide table at all
+    with kequn.connect_warehouse(read_only=True) as con:
+        assert not table_exists(con, "tags", "customer_tags")
+    # the sync read the lake's snapshot into coupon_eligibility
+    members = set(pq.ParquetDataset(str(lake.members_partition("wake_up", DAY2))).read()
+                  .column("customer_id").to_pylist())
+    assert members
+    db = kequn.connect_serving()
+    try:
+        synced = {r[0] for r in db.execute(
+            "SELECT customer_id FROM coupon_eligibility WHERE segment = 'wake_up'").fetchall()}
+    finally:
+        db.close()
+    assert synced == members
+
+    # re-running a day replaces its partitions whole (idempotent)
+    before = sorted(p.name for p in lake.wide_partition(DAY2).iterdir())
+    SparkEngine(spark, lake, kequn.plan.tags).build_customer_tags(kequn.plan.tags, DAY2)
+    after = sorted(p.name for p in lake.wide_partition(DAY2).iterdir())
+    assert len(after) == len(before)
+    assert not [p for p in lake.wide_partition(DAY2).parent.iterdir()
+                if p.name.startswith((".tmp-", ".old-"))]
