@@ -46,10 +46,10 @@ def evaluate(settings: Settings, cursor: str | None = None):
         sensors=list(sensor_defs.sensors),
         resources={"kequn": kequn})
     sensor = defs.get_sensor_def(sensor_mod.SENSOR_NAME)
-    context = dg.build_sensor_context(cursor=cursor, definitions=defs)
-    result = sensor(context)
-    requests = result if isinstance(result, list) else []
-    return requests, context.cursor, defs
+    with dg.build_sensor_context(cursor=cursor, definitions=defs) as context:
+        result = sensor(context)
+        requests = result if isinstance(result, list) else []
+        return requests, context.cursor, defs
 
 
 def drop(settings: Settings, name: str, lines: list[str]) -> Path:

@@ -129,9 +129,9 @@ def test_schedule_tick_requests_the_previous_shanghai_day(tmp_path, tick_utc, pa
     (tmp_path / "segments" / "vip.sql").write_text(SYNCED)
     defs = build_definitions(settings)
     schedule = defs.schedules[0]
-    context = dg.build_schedule_context(scheduled_execution_time=tick_utc,
-                                        repository_def=_repo(defs, settings))
-    result = schedule.evaluate_tick(context)
+    with dg.build_schedule_context(scheduled_execution_time=tick_utc,
+                                   repository_def=_repo(defs, settings)) as context:
+        result = schedule.evaluate_tick(context)
     assert [r.partition_key for r in result.run_requests] == [partition]
     assert business_day_for_tick(tick_utc) == date.fromisoformat(partition)
 
@@ -146,16 +146,16 @@ def test_schedule_skips_until_the_segment_partition_is_built(tmp_path):
     repo = _repo(defs, settings)
     tick = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)  # 07:30 on 2 March in Shanghai
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                            repository_def=repo)
-        skipped = schedule.evaluate_tick(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                       repository_def=repo) as context:
+            skipped = schedule.evaluate_tick(context)
         assert not skipped.run_requests
         assert "segments/vip has not been built for 2024-03-01" in skipped.skip_message
         instance.report_runless_asset_event(
             dg.AssetMaterialization(asset_key=["segments", "vip"], partition="2024-03-01"))
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                            repository_def=repo)
-        ran = schedule.evaluate_tick(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                       repository_def=repo) as context:
+            ran = schedule.evaluate_tick(context)
         assert [r.partition_key for r in ran.run_requests] == ["2024-03-01"]
 
 
