@@ -101,6 +101,7 @@ def build_rule_asset(compiled: CompiledRule, kequn: KequnContext, kind: str
             con.close()
         context.log.info(report.summary())
         return dg.MaterializeResult(metadata={
+            "business_day": day.isoformat(),
             "dagster/row_count": sum(report.decisions.values()),
             "candidates": report.candidates,
             "already_ordered": report.already_ordered,

@@ -123,7 +123,7 @@ def test_the_ui_shows_defined_jobs_real_numbers_and_business_days(
                             if v == -1}
             assert not placeholders, f"{key} {event['partition']}: {placeholders}"
         for event in node["assetMaterializations"]:
-            if node["isPartitioned"] and not key.startswith("rules/"):  # rules: see note
+            if node["isPartitioned"]:
                 days = [e["text"] for e in event["metadataEntries"]
                         if e["label"] == "business_day"]
                 assert days == [event["partition"]], f"{key}: no business_day"
