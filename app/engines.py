@@ -173,6 +173,21 @@ def stage_from_lake(kequn: KequnContext, segment: str, day: date) -> int:
     return stats.size
 
 
+
+def stage_tags_from_lake(kequn: KequnContext, day: date) -> None:
+    """Copy the lake's wide tag table for ``day`` into the warehouse's ``tags.customer_tags``
+    (which then holds that day only), so DuckDB readers such as the rules read the tags
+    Spark built. Raises ExecutionError when the lake has no partition for ``day``."""
+    from kequn.tables import CUSTOMER_TAGS, qualified
+    from warehouse.lake import load_day
+
+    folder = lake_of(kequn).wide_partition(day)
+    with kequn.connect_warehouse() as con:
+        if not load_day(con, qualified(CUSTOMER_TAGS), folder, day):
+            raise ExecutionError(
+                f"the tags of {day} are not in the lake ({folder}); build them on Spark "
+                f"first: kequn materialize --as-of {day} --select 'key:tags/*'", Location())
+
 # -- the engine the tag and segment assets call ----------------------------------------
 SessionSource = Callable[[], "SparkSession"]
 """Gives the run's Spark session (started on first use by the Dagster resource)."""

@@ -17,6 +17,7 @@ A broken rule file is its own failing asset (:mod:`assets.broken`).
 import dagster as dg
 
 from app.context import KequnContext
+from app.engines import stage_tags_from_lake
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, Kequn, as_of_day, serving_kind
 from kequn.days import BUSINESS_TIMEZONE
@@ -93,6 +94,8 @@ def build_rule_asset(compiled: CompiledRule, kequn: KequnContext, kind: str
     def _rule(context: dg.AssetExecutionContext, kequn: Kequn) -> dg.MaterializeResult:
         day = as_of_day(context)
         group = list(kequn.plan.rules.values())
+        if kequn.settings.engine == "spark":  # the tags Spark wrote to the lake
+            stage_tags_from_lake(kequn, day)
         con = kequn.connect_warehouse(read_only=True)
         try:
             with kequn.issuer() as issuer:

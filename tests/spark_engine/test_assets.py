@@ -58,3 +58,25 @@ def test_daily_build_and_sync_on_spark(spark, kequn: KequnContext) -> None:
     assert len(after) == len(before)
     assert not [p for p in lake.wide_partition(DAY2).parent.iterdir()
                 if p.name.startswith((".tmp-", ".old-"))]
+
+
+def test_rules_read_the_tags_spark_wrote(spark, kequn: KequnContext) -> None:
+    """A rule on engine spark evaluates over the lake's wide table (staged for its day)."""
+    export_lake(kequn)
+    runs = materialize_days([DAY2], kequn=kequn, select=(
+        "key:tags/* or key:rules/drawdown_repayment_coupon"))
+    assert "rules/drawdown_repayment_coupon" in runs[-1].materialized
+    with kequn.connect_warehouse(read_only=True) as con:
+        staged = con.execute("SELECT DISTINCT as_of FROM tags.customer_tags").fetchall()
+        loans = con.execute(
+            "SELECT count(*) FROM raw.loans WHERE CAST(disbursed_at AS DATE) = ?",
+            [DAY2]).fetchone()[0]
+    assert staged == [(DAY2,)]
+    db = kequn.connect_serving()
+    try:
+        orders = db.execute("SELECT count(*) FROM rule_orders WHERE rule = "
+                            "'drawdown_repayment_coupon' AND as_of = ?",
+                            (DAY2.isoformat(),)).fetchone()[0]
+    finally:
+        db.close()
+    assert orders == loans > 0
