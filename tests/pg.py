@@ -169,3 +169,10 @@ if pytest is not None:
     def postgres_url(postgres_base_url: str) -> str:
         """A URL whose ``search_path`` is a new, empty schema (one per test)."""
         return fresh_schema_url(postgres_base_url)
+
+    @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+    def serving_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+        """A fresh serving database URL: a SQLite file, or a new PostgreSQL schema."""
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / 'serving' / 'serving.sqlite'}"
+        return str(request.getfixturevalue("postgres_url"))

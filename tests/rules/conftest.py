@@ -16,22 +16,14 @@ from project.loader import read_definition
 from project.rule import Rule, holdout_bucket
 from rules.schema import migrate
 from serving.db import ServingDB, connect
-from tests.pg import postgres_base_url, postgres_url  # noqa: F401  (fixtures)
+from tests.pg import postgres_base_url, postgres_url, serving_url  # noqa: F401  (fixtures)
 
 DAY1, DAY2 = date(2025, 6, 29), date(2025, 6, 30)
 CUSTOMERS = 3000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def serving_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh serving database URL: a SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'serving' / 'serving.sqlite'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
-def db(serving_url: str) -> Iterator[ServingDB]:
+def db(serving_url: str) -> Iterator[ServingDB]:  # noqa: F811  (the fixture)
     """The serving database with the rules schema."""
     handle = connect(serving_url)
     migrate(handle)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 from serving.db import ServingDB, connect
-from tests.pg import postgres_base_url, postgres_url  # noqa: F401  (fixtures)
+from tests.pg import postgres_base_url, postgres_url, serving_url  # noqa: F401  (fixtures)
 from warehouse import db as wh
 
 MEMBERS_DDL = (
@@ -27,16 +27,8 @@ MEMBERS_DDL = (
 already creates ``segments.members``, so it is a no-op."""
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def serving_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh serving database URL: a SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'serving' / 'serving.sqlite'}"
-    return str(request.getfixturevalue("postgres_url"))
-
-
 @pytest.fixture
-def db(serving_url: str) -> Iterator[ServingDB]:
+def db(serving_url: str) -> Iterator[ServingDB]:  # noqa: F811  (the fixture)
     """The serving database, migrated."""
     handle = connect(serving_url)
     yield handle
