@@ -171,9 +171,10 @@ def confirm(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coup
 @coupons_app.command("reverse")
 def reverse(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coupon id.")],
             loan: LoanOption, key: KeyOption) -> None:
-    """The drawdown failed: void (or restore) the coupon; before any occupy, an empty
-    rollback that makes a late occupy fail."""
-    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+    """The drawdown failed: void (or restore) the coupon; after confirm its booked
+    reduction is reversed in the ledger; before any occupy, an empty rollback that makes
+    a late occupy fail."""
+    with kequn_context(ctx).issuer() as issuer:  # a restored coupon may reserve budget
         _report(issuer.reverse(coupon, loan, key))
 
 

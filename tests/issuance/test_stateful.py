@@ -176,8 +176,14 @@ class Model:
             return True, "already_closed"
         if c.status == "occupied":
             return False, "wrong_loan"
-        if c.status == "used" and c.loan == loan:
-            return False, "illegal_transition"
+        if c.status == "used" and c.loan == loan:  # reversed after confirm
+            self.closed[(cid, loan)] = "reversed"
+            if c.policy == "void":
+                self.coupons[cid] = replace(c, status="voided")
+            else:
+                self.coupons[cid] = replace(c, status="unused", loan=None, lease_until=None)
+            self.settle(cid, now)
+            return True, None
         self.closed[(cid, loan)] = "empty_rollback"
         return True, "empty_rollback"
 
