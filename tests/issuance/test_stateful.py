@@ -35,6 +35,7 @@ from issuance.states import check_move
 from project.campaign import Validity
 from serving.db import ServingDB, connect
 from tests import pg
+from tests.approvals import make_live
 from tests.issuance.conftest import make_campaign, make_eligible
 
 CAMPAIGNS = {
@@ -202,6 +203,7 @@ class IssuanceMachine(RuleBasedStateMachine):
         migrate(self.db)
         make_eligible(self.db, "wake_up", ELIGIBLE)
         self.clock = ManualClock(START)
+        make_live(self.db, *CAMPAIGNS.values())
         self.issuer = Issuer(self.db, CAMPAIGNS, self.clock)
         self.model = Model()
         self.results: dict[str, tuple[tuple[str, ...], Outcome]] = {}
