@@ -91,7 +91,7 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign 
         "loan_bounds": f"principal <= {c.bounds.max_principal}, term <= {c.bounds.max_term}, "
                        f"rate <= {c.bounds.max_rate}",
         "max_reduction": f"{c.max_reduction} per coupon (what issuing reserves)",
-        "budget": c.budget if c.budget is not None else "none (issues without approval)",
+        "budget": c.budget if c.budget is not None else "none (needs only the activity approval)",
     }
     for key, value in fields.items():
         typer.echo(f"{key:20} {value}")
