@@ -393,6 +393,46 @@ def test_usable_best_first_honouring_stacking(db: ServingDB, clock: ManualClock)
     assert (alone.best, str(alone.best_reduction)) == ([coupon], "120.00")
 
 
+def test_usable_honours_the_coupons_the_loan_already_holds(db: ServingDB,
+                                                            clock: ManualClock) -> None:
+    make_eligible(db, "wake_up", [1, 2])
+    free30 = make_campaign("free30", template=CouponTemplate("interest_free_days", 30))
+    off80 = make_campaign("off80", template=CouponTemplate("amount_off", Decimal("80")))
+    off50 = make_campaign("off50", template=CouponTemplate("amount_off", Decimal("50")))
+    solo = make_campaign("solo", stacking="exclusive",
+                         template=CouponTemplate("amount_off", Decimal("120")))
+    issuer = make_issuer(db, clock, free30, off80, off50, solo)
+    ids = {c: issuer.issue(c, 1, f"i-{c}").coupon_id for c in ("free30", "off80", "off50")}
+    # Loan L1 already holds free30 (stackable): the others combine with it.
+    assert issuer.occupy(ids["free30"], "L1", "o1").ok  # type: ignore[arg-type]
+    held = usable_coupons(issuer, 1, LoanContext(loan_id="L1", **TERMS))  # type: ignore[arg-type]
+    assert held.held == [ids["free30"]] and str(held.held_reduction) == "145.16"
+    assert held.best == [ids["off80"], ids["off50"]]
+    assert str(held.best_reduction) == "275.16"  # free30 first, then off80, off50 (see above)
+    assert held.to_dict()["held"] == [ids["free30"]]
+    other = usable_coupons(issuer, 1, LoanContext(loan_id="L9", **TERMS))  # type: ignore[arg-type]
+    assert other.held == [] and str(other.best_reduction) == "130.00"  # 80 + 50 alone
+    # Customer 2's loan L2 used an exclusive coupon: nothing else is usable on L2.
+    solo_id = issuer.issue("solo", 2, "i-solo").coupon_id
+    assert issuer.occupy(solo_id, "L2", "o2").ok and issuer.confirm(solo_id, "L2", "c2").ok  # type: ignore[arg-type]
+    later = issuer.issue("off50", 2, "i-off50-2").coupon_id  # the exclusive one is used up
+    blocked = usable_coupons(issuer, 2, LoanContext(loan_id="L2", **TERMS))  # type: ignore[arg-type]
+    assert (blocked.options, blocked.refused, blocked.best) == (
+        [], [(later, "exclusive_conflict")], [])
+    assert blocked.held == [solo_id] and str(blocked.best_reduction) == "120.00"
+    assert issuer.occupy(later, "L2", "o3").reason == "exclusive_conflict"  # as occupy says  # type: ignore[arg-type]
+    # Customer 3's loan L3 used a stackable coupon: an exclusive one is refused on L3.
+    make_eligible(db, "wake_up", [3])
+    stack = issuer.issue("off80", 3, "i-off80-3").coupon_id
+    assert issuer.occupy(stack, "L3", "o4").ok and issuer.confirm(stack, "L3", "c4").ok  # type: ignore[arg-type]
+    exclusive = issuer.issue("solo", 3, "i-solo-3").coupon_id  # nothing live: issued
+    on_l3 = usable_coupons(issuer, 3, LoanContext(loan_id="L3", **TERMS))  # type: ignore[arg-type]
+    assert (on_l3.refused, on_l3.best, on_l3.held) == ([(exclusive, "exclusive_conflict")],
+                                                      [], [stack])
+    elsewhere = usable_coupons(issuer, 3, LoanContext(loan_id="L4", **TERMS))  # type: ignore[arg-type]
+    assert elsewhere.best == [exclusive]
+
+
 # -- concurrency --------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _no_stray_children() -> None:
