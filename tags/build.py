@@ -117,8 +117,8 @@ def _registered(con: duckdb.DuckDBPyConnection, day: date) -> int:
 
 def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expression, day: date,
            names: list[str], customers: int | None,
-           sql: Mapping[str, str], values: dict[str, object] | None = None
-           ) -> dict[str, TagStats]:
+           sql: Mapping[str, str], values: dict[str, object] | None = None,
+           unique: bool = False) -> dict[str, TagStats]:
     """Rows and coverage of ``names`` in ``relation`` for the day, in one scan (or from the
     ``values`` of a scan that carried :func:`plan.tags.stats_query`'s columns).
 
@@ -126,7 +126,7 @@ def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expressi
     table), so its row count is the customer count.
     """
     if values is None:
-        values = _scan(con, stats_query(plan.tags, relation, names), day)
+        values = _scan(con, stats_query(plan.tags, relation, names, unique=unique), day)
     if customers is None:
         customers = int(values.get("_rows") or 0)
     out = {}
@@ -203,7 +203,7 @@ def _build_group(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
                 for name in chosen:
                     tag_view(con, name, group.table)
             return _stats(con, plan, plan.relation(group), day, chosen, customers,
-                          dict.fromkeys(chosen, sql))
+                          dict.fromkeys(chosen, sql), unique=plan.unique_by_construction(group))
     except duckdb.Error as error:
         raise _fail(_locate_failure(con, plan, group, day, chosen), error) from error
 
