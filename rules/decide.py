@@ -39,9 +39,12 @@ class Decided:
     """New orders (one row each) and the messages of those that act."""
 
     orders: pl.DataFrame
-    """order_id, customer_id, event_key, branch, decision, actions (JSON), pending."""
+    """seq, order_id, customer_id, event_key, branch, decision, pending; in candidate
+    order (event key, customer), ``seq`` increasing. The actions an acting order takes are
+    its branch's :func:`plan_json`."""
     messages: pl.DataFrame
-    """message_id, order_id, channel, customer_id, text, send_at (naive UTC), send_day."""
+    """seq (of the order), action_no, message_id, order_id, channel, customer_id, text,
+    send_at (naive UTC), send_day; in order of seq, action_no."""
     skipped: int = 0
     """Candidate rows already ordered by an earlier run."""
 
@@ -165,9 +168,25 @@ def _over_caps(touches: pl.DataFrame, existing: pl.DataFrame, rule: Rule) -> pl.
     return over.select("seq").unique()
 
 
-def _actions_json(rule: Rule, branch: str) -> str:
-    actions = rule.then if branch == "then" else (rule.otherwise or ())
+ACTING = ("act", "quiet_delayed")
+"""The decisions that take the rule's actions."""
+
+
+def branch_actions(rule: Rule, branch: str) -> tuple[Action, ...]:
+    """The actions of ``branch`` (``then`` or ``else``) of ``rule``."""
+    return tuple(rule.then if branch == "then" else (rule.otherwise or ()))
+
+
+def branch_has_coupon(rule: Rule, branch: str) -> bool:
+    """Whether ``branch`` of ``rule`` issues a coupon (its orders keep per-order results)."""
+    return any(a.kind == "issue_coupon" for a in branch_actions(rule, branch))
+
+
+def plan_json(rule: Rule, branch: str) -> str:
+    """The planned actions of ``branch`` as stored: a JSON list, a coupon's ``result``
+    ``pending`` until the issuance module has answered."""
     listed = []
+    actions = branch_actions(rule, branch)
     for index, action in enumerate(actions, start=1):
         if action.kind == "issue_coupon":
             listed.append({"action": "issue_coupon", "campaign": action.campaign,
@@ -220,27 +239,19 @@ def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
         .when(pl.col("seq").is_in(capped["seq"].implode())).then(pl.lit("capped"))
         .when(pl.col("seq").is_in(delayed["seq"].implode())).then(pl.lit("quiet_delayed"))
         .otherwise(pl.lit("act")).alias("decision"))
-    acting = rows.filter(pl.col("decision").is_in(["act", "quiet_delayed"]))
-    json_by_branch = {b: _actions_json(rule, b) for b in ("then", "else")}
-    has_coupon = {b: any(a.kind == "issue_coupon" for a in
-                         (rule.then if b == "then" else (rule.otherwise or ())))
-                  for b in ("then", "else")}
+    acting = rows.filter(pl.col("decision").is_in(ACTING))
+    coupon_branches = [b for b in ("then", "else") if branch_has_coupon(rule, b)]
     orders = rows.with_columns(
-        pl.when(pl.col("decision").is_in(["act", "quiet_delayed"]))
-        .then(pl.col("branch").replace_strict(json_by_branch, return_dtype=pl.Utf8))
-        .otherwise(pl.lit("[]")).alias("actions"),
-        (pl.col("decision").is_in(["act", "quiet_delayed"])
-         & pl.col("branch").replace_strict(has_coupon, return_dtype=pl.Boolean))
+        (pl.col("decision").is_in(ACTING) & pl.col("branch").is_in(coupon_branches))
         .cast(pl.Int32).alias("pending"),
-    ).select("order_id", "customer_id", "event_key", "branch", "decision", "actions",
-             "pending")
+    ).select("seq", "order_id", "customer_id", "event_key", "branch", "decision", "pending")
     messages = touches.join(acting.select("seq"), on="seq", how="semi").sort(
         "seq", "action_no")
     messages = messages.with_columns(
         pl.col("send_local").dt.replace_time_zone(str(SHANGHAI))
         .dt.convert_time_zone(str(UTC)).dt.replace_time_zone(None).alias("send_at"),
-    ).select("message_id", "order_id", "channel", "customer_id", "text", "send_at",
-             "send_day")
+    ).select("seq", "action_no", "message_id", "order_id", "channel", "customer_id", "text",
+             "send_at", "send_day")
     return Decided(orders, messages, skipped)
 
 
