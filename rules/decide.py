@@ -153,15 +153,19 @@ def _over_caps(touches: pl.DataFrame, existing: pl.DataFrame, rule: Rule) -> pl.
         (pl.when((pl.col("ex_day") <= pl.col("send_day"))
                  & (pl.col("ex_day") > pl.col("send_day") - pl.duration(days=7)))
          .then(pl.col("ex_n")).otherwise(0).sum()).alias("ex_week_n"))
-    mine = t.join(t.select("customer_id", pl.col("tid").alias("tid2"),
-                           pl.col("send_day").alias("day2")), on="customer_id")
+    # A customer's own touches of this run: one touch counts itself only; the pairwise
+    # comparison is needed only for customers with several touches.
+    several = t.filter(pl.len().over("customer_id") > 1)
+    mine = several.join(several.select("customer_id", pl.col("tid").alias("tid2"),
+                                       pl.col("send_day").alias("day2")), on="customer_id")
     mine = mine.filter(pl.col("tid2") <= pl.col("tid")).group_by("tid").agg(
         (pl.col("day2") == pl.col("send_day")).sum().alias("run_day_n"),
         ((pl.col("day2") <= pl.col("send_day"))
          & (pl.col("day2") > pl.col("send_day") - pl.duration(days=7))).sum()
         .alias("run_week_n"))
     scored = t.join(ex_counts, on="tid", how="left").join(mine, on="tid", how="left")
-    scored = scored.with_columns(pl.col("ex_day_n", "ex_week_n").fill_null(0))
+    scored = scored.with_columns(pl.col("ex_day_n", "ex_week_n").fill_null(0),
+                                 pl.col("run_day_n", "run_week_n").fill_null(1))
     over = scored.filter(
         (pl.col("ex_day_n") + pl.col("run_day_n") > rule.max_touches_per_day)
         | (pl.col("ex_week_n") + pl.col("run_week_n") > rule.max_touches_per_week))
@@ -197,6 +201,20 @@ def plan_json(rule: Rule, branch: str) -> str:
     return json.dumps(listed, ensure_ascii=False)
 
 
+def _first_of_each_event(candidates: pl.DataFrame) -> pl.DataFrame:
+    """The first row of each (customer_id, event_key), in order. A compiled rule's rows
+    come sorted by (event_key, customer_id), where a repeat is next to its first: then a
+    comparison with the previous row suffices (no hashing of a million keys)."""
+    key, customer = pl.col("event_key"), pl.col("customer_id")
+    before_key, before_customer = key.shift(1), customer.shift(1)
+    if candidates.height < 2 or candidates.select(
+            ((key > before_key) | ((key == before_key) & (customer >= before_customer)))
+            .fill_null(True).all()).item():
+        return candidates.filter(((key != before_key) | (customer != before_customer))
+                                 .fill_null(True))
+    return candidates.unique(["customer_id", "event_key"], keep="first", maintain_order=True)
+
+
 def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
            existing_keys: pl.DataFrame | None = None, prior_acts: int = 0,
            existing_touches: pl.DataFrame | None = None,
@@ -207,7 +225,7 @@ def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
     (customer_id, send_day, n) touches already planned; ``excluded``: customer ids a
     higher-priority rule of the rule's exclusion group takes that day.
     """
-    rows = candidates.unique(["customer_id", "event_key"], keep="first", maintain_order=True)
+    rows = _first_of_each_event(candidates)
     before = rows.height
     if existing_keys is not None and not existing_keys.is_empty():
         rows = rows.join(existing_keys.select("customer_id", "event_key"),

@@ -65,6 +65,9 @@ class RuleReport:
     suppressed: int = 0
     coupons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    """Wall seconds by phase: ``evaluate`` (DuckDB), ``decide``, ``write`` (inserts and
+    commit), ``issue`` (coupon actions)."""
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -265,16 +268,23 @@ def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> 
 
 
 def decide_and_write(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
-                     excluded: pl.Series | None = None) -> tuple[Decided, int]:
+                     excluded: pl.Series | None = None, *,
+                     phases: dict[str, float] | None = None) -> tuple[Decided, int]:
     """In one serving transaction (PostgreSQL: under the caps lock), decide the day's new
     orders from ``frame`` (the rule's candidates) and write them; returns the decision
     and the number of messages suppressed by an opt-out. Rows already ordered are left
-    as they are, so calling it again with the same or more candidates adds only the new."""
+    as they are, so calling it again with the same or more candidates adds only the new.
+    ``phases`` (if given) gets the wall seconds of ``decide`` and ``write`` (with commit)."""
+    phases = {} if phases is None else phases
     with db.transaction():
+        started = time.perf_counter()
         if db.dialect == "postgresql":
             db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))
         decided = decide_for_day(db, rule, frame, day, excluded)
-        return decided, _write(db, rule, day, decided)
+        phases["decide"] = time.perf_counter() - started
+        suppressed = _write(db, rule, day, decided)
+    phases["write"] = time.perf_counter() - started - phases["decide"]
+    return decided, suppressed
 
 
 def run_rule(con: duckdb.DuckDBPyConnection, db: ServingDB, issuer: CouponIssuer | None,
@@ -291,14 +301,18 @@ def run_rule(con: duckdb.DuckDBPyConnection, db: ServingDB, issuer: CouponIssuer
     frame = candidates(con, compiled, day)
     excluded = excluded_customers(con, compiled, list(group), day)
     report = RuleReport(rule.name, day, rule.version_hash, candidates=frame.height)
-    decided, report.suppressed = decide_and_write(db, rule, frame, day, excluded)
+    report.phases["evaluate"] = time.perf_counter() - started
+    decided, report.suppressed = decide_and_write(db, rule, frame, day, excluded,
+                                                  phases=report.phases)
     report.already_ordered = decided.skipped
     report.decisions = decided.counts()
     report.messages = decided.messages.height
     if rule.campaigns:
         if issuer is None:
             raise ValueError(f"rule {rule.name} issues coupons: an Issuer is needed")
+        issuing = time.perf_counter()
         report.coupons = issue_pending(db, issuer, rule.name, day)
+        report.phases["issue"] = time.perf_counter() - issuing
     report.seconds = time.perf_counter() - started
     return report
 
