@@ -16,6 +16,16 @@ Tables (timestamps naive UTC, days Asia/Shanghai business days):
   setting ``claimed_by``/``lease_until`` in one transaction.
 * ``touch_opt_out(customer_id, channel, created_at)``: opted-out customers per channel.
 * ``touch_attempts(message_id, attempt, at, ok, detail)``: every delivery attempt.
+
+Migration 2 makes the tables cheap to fill a million rows at a time, keeping every row:
+``rule_plans(rule, version_hash, branch, actions)`` holds each branch's planned actions
+once per version, and an order's ``actions`` is NULL when it is just that plan (it stays
+a per-order JSON document for coupon results); ``rule_orders`` has no index on
+``order_id`` (it is derived from the unique key, which lookups use) and its unique key
+is ordered ``(rule, event_key, customer_id)``, the order a day's rows are written in;
+``touch_outbox`` gets an integer ``id`` (SQLite: the rowid, PostgreSQL: a BIGSERIAL) that
+the dispatcher claims by, and its per-customer index becomes one on ``send_day`` (the
+caps' window).
 """
 
 from __future__ import annotations
