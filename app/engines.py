@@ -104,8 +104,9 @@ def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
     plan = kequn.plan
     with DuckDBTags(kequn).open() as tags:
         build_tags(tags.con, plan.tags, day)
-        customers = tags.build_customer_tags(plan.tags, day).rows
-        tags.record_distributions(built_tags(plan.tags), day)
+        result = tags.build_customer_tags(plan.tags, day)
+        tags.record_distributions(built_tags(plan.tags), day, result.distributions)
+        customers = result.rows
     sizes, history = {}, {}
     for name in segment_order(plan.segments):
         result = build_segment(kequn.warehouse, plan.segments[name], day,
@@ -271,13 +272,15 @@ class DuckDBTags:
 
         return build_customer_tags(self.con, plan, day)
 
-    def record_distributions(self, tags: Mapping[str, Tag], day: date
+    def record_distributions(self, tags: Mapping[str, Tag], day: date,
+                             known: dict[str, list[Bucket]] | None = None
                              ) -> dict[str, list[Bucket]]:
-        """Each tag's distribution for ``day`` from the wide table, stored in
+        """Each tag's distribution for ``day`` (``known``: what the wide build's scan
+        already computed, else one pass over the wide table), stored in
         ``tags.distribution`` (:mod:`tags.distribution`)."""
         from tags.distribution import store_distributions, tag_distributions
 
-        distributions = tag_distributions(self.con, tags, day)
+        distributions = known or tag_distributions(self.con, tags, day)
         store_distributions(self.con, day, distributions)
         return distributions
 
@@ -352,10 +355,12 @@ class SparkTags(DuckDBTags):
         return CustomerTagsResult(rows, pretty(plan.customer_tags_query), stats, catalog_rows,
                                   missing)
 
-    def record_distributions(self, tags: Mapping[str, Tag], day: date
+    def record_distributions(self, tags: Mapping[str, Tag], day: date,
+                             known: dict[str, list[Bucket]] | None = None
                              ) -> dict[str, list[Bucket]]:
-        """The distributions over the wide table Spark wrote (:func:`distributions_to_lake`),
-        also published to the warehouse's ``tags.distribution``."""
+        """The distributions over the wide table Spark wrote (:func:`distributions_to_lake`;
+        the Spark build computes none on its way, ``known`` is ignored), also published to
+        the warehouse's ``tags.distribution``."""
         distributions = distributions_to_lake(self.con, lake_of(self.kequn), tags, day)
         self._publish(DISTRIBUTION, day)
         return distributions

@@ -14,6 +14,7 @@ import typer
 
 from cli.common import kequn_context, parse_context
 from cli.issuance import KeyOption, _report, campaigns_app, coupons_app
+from cli.style import NONE, cents, display, moment, money, record, row, table
 
 NameArgument = Annotated[str, typer.Argument(help="Campaign name.")]
 ContextOption = Annotated[str, typer.Option(
@@ -107,18 +108,25 @@ def plan(ctx: typer.Context, name: NameArgument,
         result = forecast(db, campaign)
     finally:
         db.close()
-    data = result.to_dict()
     if as_json:
-        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
-    for key, value in data.items():
-        typer.echo(f"{key:24} {value}")
+    display(record({
+        "campaign": result.campaign, "eligible customers": result.eligible,
+        "stock": result.stock, "issuable": result.issuable, "expected use": result.expected_use,
+        "max reduction": money(result.max_reduction),
+        "typical reduction": money(result.typical_reduction),
+        "worst-case cost": money(result.worst_case_cost),
+        "expected cost": money(result.expected_cost),
+        "budget": money(result.budget) if result.budget is not None else "none",
+        "reserved": money(result.reserved), "booked": money(result.booked),
+    }, title=f"campaign {result.campaign} forecast (yuan)"))
 
 
 @campaigns_app.command("ledger")
 def ledger_(ctx: typer.Context, name: NameArgument) -> None:
     """Every ledger entry of the campaign (reserve, book, release, reversal), oldest first."""
-    from issuance.ledger import entries, yuan
+    from issuance.ledger import entries
 
     kequn = kequn_context(ctx)
     campaign = kequn.project.campaign(name)
@@ -127,11 +135,15 @@ def ledger_(ctx: typer.Context, name: NameArgument) -> None:
         rows = entries(db, campaign=campaign.name)
     finally:
         db.close()
-    for e in rows:
-        typer.echo(f"{e.entry_id:6} {e.at!s:26} {e.coupon_id} {e.kind:9} {yuan(e.cents):>12}"
-                   + (f" loan {e.loan_id}" if e.loan_id else ""))
     if not rows:
         typer.echo(f"no ledger entries for {campaign.name}")
+        return
+    out = table("entry", "at (UTC)", "coupon", "kind", "amount", "loan",
+                title=f"campaign {campaign.name} ledger (yuan)", numeric=("entry", "amount"))
+    for e in rows:
+        row(out, str(e.entry_id), moment(e.at, "UTC"), e.coupon_id, e.kind, cents(e.cents),
+            e.loan_id)
+    display(out)
 
 
 @coupons_app.command("void")
@@ -169,13 +181,19 @@ def usable(ctx: typer.Context,
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
+    out = table("coupon", "campaign", "template", "stacking", "usable", "reduction",
+                title=f"coupons of customer {customer} on this loan (yuan)",
+                numeric=("reduction",))
     for option in result.options:
-        typer.echo(f"{option.coupon_id}  {option.campaign:24} {option.describe:28} "
-                   f"{option.stacking:10} reduction {option.reduction}")
+        row(out, option.coupon_id, option.campaign, option.describe, option.stacking, "yes",
+            money(option.reduction))
     for coupon_id, reason in result.refused:
-        typer.echo(f"{coupon_id}  not usable: {reason}")
+        row(out, coupon_id, NONE, NONE, NONE, f"no: {reason}", NONE)
+    if result.options or result.refused:
+        display(out)
     if result.best:
-        typer.echo(f"best: {' + '.join(result.best)} (reduction {result.best_reduction})")
+        typer.echo(f"best: {' + '.join(result.best)} (reduction "
+                   f"{money(result.best_reduction)})")
     else:
         typer.echo(f"customer {customer} has no coupon usable on this loan")
 
@@ -197,13 +215,19 @@ def audit(
         rows = entries(db, obj=obj, user=user, action=action, limit=limit)
     finally:
         db.close()
-    for e in rows:
-        if as_json:
+    if as_json:
+        for e in rows:
             typer.echo(json.dumps(e.to_dict(), ensure_ascii=False))
-        else:
-            typer.echo(f"{e.entry_id:6} {e.at:%Y-%m-%d %H:%M:%S} {e.user:16} {e.action:24} "
-                       f"{e.object:36} {e.before_hash or '-':16} -> {e.after_hash or '-':16} "
-                       f"{e.detail}")
+        return
+    if not rows:
+        typer.echo("no audit entry matches")
+        return
+    out = table("entry", "at (UTC)", "user", "action", "object", "before", "after", "detail",
+                title="audit log", numeric=("entry",))
+    for e in rows:
+        row(out, str(e.entry_id), moment(e.at, "UTC"), e.user, e.action, e.object,
+            e.before_hash, e.after_hash, e.detail or NONE)
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

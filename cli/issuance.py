@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli.common import kequn_context, parse_context
+from cli.style import NONE, cents, display, moment, money, number, record, row, table
 from issuance.outcome import Outcome
 from kequn.errors import raise_collected
 from project.loader import load_project
@@ -54,23 +53,20 @@ def validate(
         project = kequn.project if folder is None else load_project(
             kequn.settings.project_dir, folders={"campaign": folder})
         project.raise_problems("campaign")
-    typer.echo(f"{len(project.campaigns)} campaign(s) OK")
+    typer.echo(f"{number(len(project.campaigns))} campaign(s) OK")
 
 
 @campaigns_app.command("list")
 def list_campaigns(ctx: typer.Context) -> None:
     """One line per campaign: type, target segment, coupon, window, limits, stacking."""
-    table = Table(title="campaigns")
-    for column in ("name", "type", "segment", "coupon", "window", "stock", "daily",
-                   "per customer", "stacking", "on failed drawdown"):
-        table.add_column(column)
+    out = table("name", "type", "segment", "coupon", "window (Asia/Shanghai, end excluded)",
+                "stock", "daily", "per customer", "stacking", "on failed drawdown",
+                title="campaigns", numeric=("stock", "daily", "per customer"))
     for c in kequn_context(ctx).project.campaigns.values():
-        end = c.window_end.strftime("%Y-%m-%d %H:%M")
-        table.add_row(c.name, c.type, c.target_segment, c.template.describe(),
-                      f"{c.window_start:%Y-%m-%d %H:%M} .. {end}", str(c.total_stock),
-                      str(c.daily_limit or "-"), str(c.per_customer_limit), c.stacking,
-                      c.on_failed_drawdown)
-    Console(width=200).print(table)
+        row(out, c.name, c.type, c.target_segment, c.template.describe(),
+            f"{moment(c.window_start)} .. {moment(c.window_end)}", c.total_stock,
+            c.daily_limit, c.per_customer_limit, c.stacking, c.on_failed_drawdown)
+    display(out)
 
 
 @campaigns_app.command("show")
@@ -78,49 +74,44 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign 
          ) -> None:
     """Every field of one campaign."""
     c = kequn_context(ctx).project.campaign(name)
-    fields = {
-        "name": c.name, "title": c.title, "type": c.type, "owner": c.owner or "-",
-        "target_segment": c.target_segment, "channels": ", ".join(sorted(c.channels)),
-        "window": f"{c.window_start.isoformat()} .. {c.window_end.isoformat()} (end excluded)",
+    display(record({
+        "name": c.name, "title": c.title or NONE, "type": c.type, "owner": c.owner,
+        "target_segment": c.target_segment, "channels": c.channels,
+        "window": f"{moment(c.window_start)} .. {moment(c.window_end)} "
+                  "(Asia/Shanghai, end excluded)",
         "coupon": c.template.describe(), "validity": c.validity.describe(),
         "total_stock": c.total_stock, "daily_limit": c.daily_limit or "none",
         "per_customer_limit": c.per_customer_limit, "stacking": c.stacking,
-        "on_failed_drawdown": c.on_failed_drawdown, "lease_seconds": c.lease_seconds,
-        "rules": c.rules, "file": c.path, "definition_hash": c.definition_hash,
-        "scope": c.scope.describe(),
-        "loan_bounds": f"principal <= {c.bounds.max_principal}, term <= {c.bounds.max_term}, "
-                       f"rate <= {c.bounds.max_rate}",
-        "max_reduction": f"{c.max_reduction} per coupon (what issuing reserves)",
-        "budget": c.budget if c.budget is not None else "none (issues without approval)",
-    }
-    for key, value in fields.items():
-        typer.echo(f"{key:20} {value}")
+        "on_failed_drawdown": c.on_failed_drawdown,
+        "lease_seconds": c.lease_seconds, "rules": c.rules or NONE, "file": c.path,
+        "definition_hash": c.definition_hash, "scope": c.scope.describe(),
+        "loan_bounds": f"principal <= {money(c.bounds.max_principal)}, "
+                       f"term <= {number(c.bounds.max_term)}, rate <= {c.bounds.max_rate}",
+        "max_reduction": f"{money(c.max_reduction)} per coupon (what issuing reserves)",
+        "budget": money(c.budget) if c.budget is not None
+        else "none (issues without approval)",
+    }, title=f"campaign {c.name}"))
 
 
 @campaigns_app.command("counters")
 def counters(ctx: typer.Context,
              name: Annotated[str, typer.Argument(help="Campaign name.")]) -> None:
     """Issued / stock, issued on the current business day / daily limit, coupons by state."""
-    from cli.style import number
-
     with kequn_context(ctx).issuer() as issuer:
         c = issuer.counters(name)
     limit = number(c.daily_limit) if c.daily_limit else "no daily limit"
-    typer.echo(f"campaign     {c.campaign}")
-    typer.echo(f"issued       {number(c.issued)} / {number(c.total_stock)} "
-               f"(remaining {number(c.remaining)})")
-    typer.echo(f"business day {c.day} (Asia/Shanghai, counts toward the daily limit): "
-               f"{number(c.day_issued)} / {limit}")
-    typer.echo(f"per customer {number(c.per_customer_limit)}")
-    states = ", ".join(f"{s} {number(n)}" for s, n in c.by_status.items()) or "none"
-    typer.echo(f"by state     {states}")
-    from issuance.ledger import yuan
-
-    budget = f"{c.budget}" if c.budget is not None else "none"
-    typer.echo(f"budget       {budget}: reserved {yuan(c.reserved_cents)}, "
-               f"booked {yuan(c.booked_cents)}")
-    sums = ", ".join(f"{kind} {yuan(n)}" for kind, n in c.ledger.items())
-    typer.echo(f"ledger       {sums}")
+    display(record({
+        "campaign": c.campaign,
+        "issued": f"{number(c.issued)} / {number(c.total_stock)} "
+                  f"(remaining {number(c.remaining)})",
+        f"business day {c.day}": f"{number(c.day_issued)} / {limit} (Asia/Shanghai, counts "
+                                 "toward the daily limit)",
+        "per customer": number(c.per_customer_limit),
+        "by state": c.by_status or "none",
+        "budget": f"{money(c.budget) if c.budget is not None else 'none'}: reserved "
+                  f"{cents(c.reserved_cents)}, booked {cents(c.booked_cents)}",
+        "ledger": ", ".join(f"{kind} {cents(n)}" for kind, n in c.ledger.items()) or "none",
+    }, title=f"campaign {c.campaign} counters"))
 
 
 # -- coupons ------------------------------------------------------------------------------
@@ -182,7 +173,8 @@ def expire(ctx: typer.Context) -> None:
     """Release ended leases and expire coupons past validity (what the schedule runs)."""
     with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
         report = issuer.expire()
-    typer.echo(f"released {report.released} lease(s), expired {report.expired} coupon(s)")
+    typer.echo(f"released {number(report.released)} lease(s), "
+               f"expired {number(report.expired)} coupon(s)")
 
 
 @coupons_app.command("list")
@@ -203,11 +195,14 @@ def list_coupons(
     if not coupons:
         typer.echo(f"customer {customer} has no coupons")
         return
+    out = table("coupon", "campaign", "state", "template", "valid from (Asia/Shanghai)",
+                "valid until (Asia/Shanghai)", "loan",
+                title=f"coupons of customer {customer} as of {moment(now)} (Asia/Shanghai)")
     for c in coupons:
-        loan = f" loan {c.loan_id}" if c.loan_id else ""
-        typer.echo(f"{c.coupon_id}  {c.campaign:24} {c.effective_status(now):9} "
-                   f"{c.template_kind}={c.template_value}  valid "
-                   f"{c.valid_from:%Y-%m-%d %H:%M} .. {c.valid_until:%Y-%m-%d %H:%M}{loan}")
+        row(out, c.coupon_id, c.campaign, c.effective_status(now),
+            f"{c.template_kind}={c.template_value}", moment(c.valid_from),
+            moment(c.valid_until), c.loan_id)
+    display(out)
 
 
 @coupons_app.command("history")
@@ -219,9 +214,11 @@ def history(ctx: typer.Context,
     if not rows:
         typer.echo(f"no coupon {coupon}", err=True)
         raise typer.Exit(1)
+    out = table("seq", "at (Asia/Shanghai)", "from", "to", "reason", "loan",
+                title=f"coupon {coupon}", numeric=("seq",))
     for seq, source, target, at, loan, reason in rows:
-        typer.echo(f"{seq:3} {at:%Y-%m-%d %H:%M:%S} {source or '-':9} -> {target:9} "
-                   f"{reason}{f' loan {loan}' if loan else ''}")
+        row(out, seq, moment(at), source, target, reason or NONE, loan)
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

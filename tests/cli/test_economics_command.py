@@ -17,6 +17,7 @@ import warehouse.db as wh
 from cli.main import app
 from serving import audit
 from serving.db import connect
+from tests.cli.tables import table
 from tests.serving.conftest import MEMBERS_DDL, set_members
 
 SEGMENT = """\
@@ -133,7 +134,9 @@ def test_every_mutating_command_leaves_exactly_one_entry(env: str) -> None:
         ("maker", "campaign_submit"), ("ann", "campaign_reject")]
     assert log[5]["object"] == f"coupon:{coupon}" and log[5]["detail"] == "wrong customer"
     code, out, _ = kequn("audit", "--object", "campaign:paid")
-    assert code == 0 and len(out.splitlines()) == 5
+    assert code == 0 and table(out).column("action") == [
+        "campaign_submit", "campaign_approve_activity", "campaign_approve_budget",
+        "campaign_launch", "campaign_end"]
 
 
 def test_plan_usable_ledger_and_counters(env: str) -> None:
@@ -152,7 +155,8 @@ def test_plan_usable_ledger_and_counters(env: str) -> None:
     terms = "principal=10000,annual_rate=0.18,term=12,start=2026-03-10"
     code, out, _ = kequn("coupons", "usable", "1", "--loan-context",
                          f"first_drawdown=false,{terms}")
-    assert code == 0 and f"{coupon}  not usable: activity_out_of_scope" in out
+    assert code == 0 and table(out).rows == [
+        [coupon, "-", "-", "-", "no: activity_out_of_scope", "-"]]
     code, out, _ = kequn("coupons", "usable", "1", "--loan-context",
                          f"first_drawdown=true,{terms}", "--json")
     assert json.loads(out)["best"] == [coupon]
@@ -167,10 +171,11 @@ def test_plan_usable_ledger_and_counters(env: str) -> None:
                  "--loan-context", f"first_drawdown=yes,{terms}")[0] == 0
     assert kequn("coupons", "confirm", coupon, "--loan", "L1", "--key", "c1")[0] == 0
     code, out, _ = kequn("campaigns", "counters", "paid")
-    assert "budget       250: reserved 0.00, booked 100.00" in out
+    assert table(out).record()["budget"] == "250.00: reserved 0.00, booked 100.00"
     code, out, _ = kequn("campaigns", "ledger", "paid")
-    assert [line.split()[4:6] for line in out.splitlines()] == [
-        ["reserve", "100.00"], ["book", "100.00"], ["release", "100.00"]]
+    ledger = table(out)
+    assert list(zip(ledger.column("kind"), ledger.column("amount"), strict=True)) == [
+        ("reserve", "100.00"), ("book", "100.00"), ("release", "100.00")]
     code, out, _ = kequn("trial", "--principal", "10000", "--annual-rate", "0.18", "--term",
                          "12", "--method", "equal_installment", "--start", "2026-03-10",
                          "--coupon", coupon, "--json")

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from serving.db import connect
+from tests.cli.tables import table
 from tests.issuance.conftest import make_eligible
 
 CAMPAIGN = """\
@@ -55,7 +56,7 @@ def test_campaign_commands(project: Path) -> None:
     code, out, _ = kequn("campaigns", "list")
     assert code == 0 and "spring" in out and "7 interest-free days" in out
     code, out, _ = kequn("campaigns", "show", "spring")
-    assert code == 0 and "target_segment       granted" in out
+    assert code == 0 and table(out).record()["target_segment"] == "granted"
     code, _, err = kequn("campaigns", "show", "sprng")
     assert code == 1
     assert f"{project / 'campaigns'}: unknown campaign 'sprng' (did you mean 'spring'?)" in err
@@ -90,19 +91,19 @@ def test_coupon_life_cycle(project: Path) -> None:
     code, _, err = kequn("coupons", "occupy", coupon, "--loan", "L1", "--key", "o2")
     assert code == 1 and "(loan_reversed)" in err
     code, out, _ = kequn("coupons", "list", "--customer", "1")
-    assert code == 0 and coupon in out and "unused" in out
+    assert code == 0 and [r[:3] for r in table(out).rows] == [[coupon, "spring", "unused"]]
     code, out, _ = kequn("coupons", "list", "--customer", "1", "--json")
     assert code == 0 and '"status": "unused"' in out
     code, out, _ = kequn("coupons", "history", coupon)
-    assert code == 0 and [line.split()[3:6] for line in out.splitlines()] == [
-        ["-", "->", "unused"], ["unused", "->", "occupied"], ["occupied", "->", "unused"]]
+    assert code == 0 and [r[2:4] for r in table(out).rows] == [
+        ["-", "unused"], ["unused", "occupied"], ["occupied", "unused"]]
     code, out, _ = kequn("coupons", "expire")
     assert (code, out.strip()) == (0, "released 0 lease(s), expired 0 coupon(s)")
     assert kequn("coupons", "issue", "spring", "2", "--key", "i2")[0] == 0
     code, _, err = kequn("coupons", "issue", "spring", "3", "--key", "i3")
     assert code == 1 and "stock_exhausted" in err
     code, out, _ = kequn("campaigns", "counters", "spring")
-    assert code == 0 and "issued       2 / 2 (remaining 0)" in out
+    assert code == 0 and table(out).record()["issued"] == "2 / 2 (remaining 0)"
 
 
 def test_usage_errors_exit_2(project: Path) -> None:
