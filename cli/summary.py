@@ -36,10 +36,12 @@ def print_summary(kequn: KequnContext, as_of: date, console: Console) -> None:
             console.print(table)
         if table_exists(con, "segments", "members"):
             table = Table("segment", "members", title="Segments")
-            for name, size in con.execute(
-                "SELECT segment, count(*) FROM segments.members WHERE as_of = ? "
+            for name, size in con.execute(  # history: every built segment, either engine
+                "SELECT segment, size FROM segments.history WHERE as_of = $d UNION ALL "
+                "SELECT segment, count(*) FROM segments.members WHERE as_of = $d AND segment "
+                "NOT IN (SELECT segment FROM segments.history WHERE as_of = $d) "
                 "GROUP BY segment ORDER BY segment",
-                [as_of],
+                {"d": as_of},
             ).fetchall():
                 table.add_row(name, f"{size:,}")
             console.print(table)
