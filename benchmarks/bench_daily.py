@@ -221,6 +221,12 @@ def prepare(folder: Path, customers: int) -> tuple[Path, Path]:
     seconds, _ = _kequn(env, "materialize", "--as-of", BEFORE.isoformat(),
                         "--select", "not key:issuance/*")
     print(f"  {seconds:.1f} s", flush=True)
+    # only a live campaign issues: take the project's campaigns live as the demo does
+    # (submitted and approved by the users of sql/roles.yaml), untimed
+    subprocess.run([sys.executable, "-c", "from app.context import KequnContext; "
+                    "from app.economics_demo import approve_campaigns; "
+                    "print(*approve_campaigns(KequnContext()))"],
+                   env=env, check=True, cwd=HERE.parent)
     lite = sqlite3.connect(serving, isolation_level=None)
     lite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     lite.close()
