@@ -105,8 +105,10 @@ def sparkline(values: Sequence[int | float]) -> str:
 
 
 def table(*headers: str, title: str | None = None, numeric: Sequence[str] = ()) -> Table:
-    """A table with a header row; columns named in ``numeric`` are right-aligned."""
-    out = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    """A table with a header row; columns named in ``numeric`` are right-aligned. The title
+    stays on one line (it may be wider than the table)."""
+    heading = Text(title, no_wrap=True, overflow="ignore") if title is not None else None
+    out = Table(title=heading, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for header in headers:
         out.add_column(header, justify="right" if header in numeric else "left")
     return out
