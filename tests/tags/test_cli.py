@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from kequn.settings import REPO_ROOT
 from plan.tags import TagPlan
-from tests.cli.tables import table
 from tags.build import build_customer_tags, build_tags
+from tests.cli.tables import table
 from warehouse.db import connect
 
 runner = CliRunner()
