@@ -231,7 +231,8 @@ def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
             built = {n: t for n, t in plan.tags.items() if n not in plan.broken}
-            distributions = tag_distributions(con, built, day) if con is not None else {}
+            distributions = result.distributions or (
+                tag_distributions(con, built, day) if con is not None else {})
             if con is not None:  # DuckDB engine (the Spark engine has no distribution yet)
                 store_distributions(con, day, distributions)
             counted = next(iter(result.tags.values()), None)

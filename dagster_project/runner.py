@@ -45,6 +45,8 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The persistent Dagster instance under ``settings.dagster_home`` (created if missing)."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
+    # dagster.yaml places the storage under $DAGSTER_HOME: make it the configured home
+    os.environ["DAGSTER_HOME"] = str(home.resolve())
     config = home / "dagster.yaml"
     if not config.exists():
         shutil.copyfile(_DAGSTER_YAML, config)

@@ -387,18 +387,18 @@ def domain_condition(tag: Tag) -> exp.Expression | None:
 
 
 def stats_query(tags: Mapping[str, Tag], relation: exp.Expression,
-                names: Iterable[str]) -> exp.Select:
+                names: Iterable[str], *, unique: bool = False) -> exp.Select:
     """Per tag, over the day's rows of ``relation``: ``<name>__rows`` (non-NULL values),
     ``<name>__covered`` (values neither NULL, FALSE nor the tag's
     declared default) and, for a tag with a declared
     domain, ``<name>__bad`` (values outside it); plus ``_rows`` (all rows) and
-    ``_customers`` (distinct customer ids). One scan serves the build's statistics and
-    the checks' counts."""
+    ``_customers`` (distinct customer ids; the row count when ``unique``: the relation
+    holds one row per customer by construction). One scan serves the build's statistics
+    and the checks' counts."""
+    customers = (exp.Count(this=exp.Star()) if unique else
+                 exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])))
     columns: list[exp.Expression] = [
-        exp.Count(this=exp.Star()).as_("_rows"),
-        exp.Count(this=exp.Distinct(expressions=[exp.column("customer_id")])).as_(
-            "_customers"),
-    ]
+        exp.Count(this=exp.Star()).as_("_rows"), customers.as_("_customers")]
     for name in names:
         tag = tags[name]
         col = exp.column(tag.name)
@@ -469,6 +469,12 @@ class TagPlan:
     def columns(self) -> dict[str, exp.Expression]:
         """Each tag's value as computed inside the wide SELECT."""
         return tag_columns(self.tags, self.groups)
+
+    def unique_by_construction(self, group: TagGroup) -> bool:
+        """Whether the group's stored rows are one per customer by construction: its fused
+        query groups by ``customer_id`` (a merge of a subset keeps that)."""
+        return group.fused and not group.inline and \
+            self.group_query(group).args.get("group") is not None
 
     def relation(self, group: TagGroup) -> exp.Expression:
         """Where a group's values for the day are read: its table, or (inline) its query."""

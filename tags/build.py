@@ -22,7 +22,7 @@ these functions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import duckdb
@@ -41,6 +41,7 @@ from plan.tags import (
 )
 from project.tag import Tag
 from tags.catalog import Coverage, write_catalog
+from tags.distribution import Bucket, distribution_columns, distributions_from
 from tags.storage import drop_if, ensure_table, tag_view
 from warehouse.db import relation_kind, run, transaction
 
@@ -81,6 +82,8 @@ class CustomerTagsResult:
     catalog_rows: int
     missing: tuple[str, ...] = ()
     """Atomic tags whose source had no stored rows for the day (never built for it?)."""
+    distributions: dict[str, list[Bucket]] = field(default_factory=dict)
+    """Each tag's value distribution for the day (broken tags left out)."""
 
 
 def _columns(plan: TagPlan, group: TagGroup) -> list[tuple[str, str]]:
@@ -114,15 +117,16 @@ def _registered(con: duckdb.DuckDBPyConnection, day: date) -> int:
 
 def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expression, day: date,
            names: list[str], customers: int | None,
-           sql: Mapping[str, str]) -> dict[str, TagStats]:
-    """Rows and coverage of ``names`` in ``relation`` for the day, in one scan.
+           sql: Mapping[str, str], values: dict[str, object] | None = None,
+           unique: bool = False) -> dict[str, TagStats]:
+    """Rows and coverage of ``names`` in ``relation`` for the day, in one scan (or from the
+    ``values`` of a scan that carried :func:`plan.tags.stats_query`'s columns).
 
     ``customers`` None means ``relation`` holds exactly the registered customers (the wide
     table), so its row count is the customer count.
     """
-    cursor = run(con, stats_query(plan.tags, relation, names), day)
-    row = cursor.fetchone()
-    values = dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else {}
+    if values is None:
+        values = _scan(con, stats_query(plan.tags, relation, names, unique=unique), day)
     if customers is None:
         customers = int(values.get("_rows") or 0)
     out = {}
@@ -133,6 +137,13 @@ def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expressi
                              sql[name], bad, int(values.get("_rows") or 0),
                              int(values.get("_customers") or 0))
     return out
+
+
+def _scan(con: duckdb.DuckDBPyConnection, query: exp.Select, day: date) -> dict[str, object]:
+    """The one row of an aggregate query, by column name."""
+    cursor = run(con, query, day)
+    row = cursor.fetchone()
+    return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else {}
 
 
 def build_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
@@ -192,7 +203,7 @@ def _build_group(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
                 for name in chosen:
                     tag_view(con, name, group.table)
             return _stats(con, plan, plan.relation(group), day, chosen, customers,
-                          dict.fromkeys(chosen, sql))
+                          dict.fromkeys(chosen, sql), unique=plan.unique_by_construction(group))
     except duckdb.Error as error:
         raise _fail(_locate_failure(con, plan, group, day, chosen), error) from error
 
@@ -241,7 +252,8 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan,
     Derived tags are computed inside the wide SELECT. Atomic tags never built for the
     day read as missing (their default, else NULL). The columns of broken tags are kept
     (NULL for this day). One transaction: the wide table's day, the catalog's day and the
-    derived-tag views are replaced together.
+    derived-tag views are replaced together. The statistics, the checks' counts and each
+    tag's distribution (returned, stored by the caller) come from one scan of the day.
     """
     sql = pretty(plan.customer_tags_query)
     names = list(plan.tags)
@@ -258,7 +270,13 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan,
             run(con, exp.delete(wide.copy(), where=is_day), day)
             run(con, exp.insert(plan.customer_tags_query, wide.copy(),
                                 columns=["as_of", "customer_id", *names]), day)
-            stats = _stats(con, plan, wide.copy(), day, names, None, dict.fromkeys(names, sql))
+            # one scan of the day's wide rows: statistics, checks' counts, distributions
+            shown = {n: t for n, t in plan.tags.items() if n not in plan.broken}
+            values = _scan(con, stats_query(plan.tags, wide.copy(), names).select(
+                *distribution_columns(shown)), day)
+            stats = _stats(con, plan, wide.copy(), day, names, None, dict.fromkeys(names, sql),
+                           values)
+            distributions = distributions_from(con, shown, values, day)
             customers = next(iter(stats.values())).customers if stats else 0
             catalog_rows = write_catalog(
                 con, plan.tags, day,
@@ -272,7 +290,7 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan,
     except duckdb.Error as error:
         raise ExecutionError(f"building {WIDE} failed: {str(error).splitlines()[0]}",
                              Location(plan.root)) from error
-    return CustomerTagsResult(customers, sql, stats, catalog_rows, missing)
+    return CustomerTagsResult(customers, sql, stats, catalog_rows, missing, distributions)
 
 
 def _has_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,

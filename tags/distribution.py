@@ -40,10 +40,10 @@ class Bucket:
     customers: int
 
 
-def distribution_query(tags: Mapping[str, Tag], relation: exp.Expression) -> exp.Select:
+def distribution_columns(tags: Mapping[str, Tag]) -> list[exp.Expression]:
     """Per tag ``<name>__hist`` (value -> count) or ``<name>__q`` (quartiles) and
-    ``<name>__nulls``, plus ``_rows``, over the day's rows of ``relation``."""
-    columns: list[exp.Expression] = [exp.Count(this=exp.Star()).as_("_rows")]
+    ``<name>__nulls``: aggregates any scan of the day's wide rows can carry."""
+    columns: list[exp.Expression] = []
     for name, tag in tags.items():
         col = exp.column(name)
         if tag.value_type in CATEGORICAL:
@@ -54,7 +54,13 @@ def distribution_query(tags: Mapping[str, Tag], relation: exp.Expression) -> exp
                            .as_(f"{name}__q"))
         columns.append(exp.CountIf(this=exp.Is(this=col.copy(), expression=exp.Null()))
                        .as_(f"{name}__nulls"))
-    return exp.select(*columns).from_(day_rows(relation).subquery("d"))
+    return columns
+
+
+def distribution_query(tags: Mapping[str, Tag], relation: exp.Expression) -> exp.Select:
+    """:func:`distribution_columns` plus ``_rows``, over the day's rows of ``relation``."""
+    return exp.select(exp.Count(this=exp.Star()).as_("_rows"), *distribution_columns(tags)
+                      ).from_(day_rows(relation).subquery("d"))
 
 
 def _text(value: object) -> str:
@@ -74,55 +80,67 @@ def _top(histogram: Mapping[object, int], nulls: int) -> list[Bucket]:
     return buckets
 
 
-def _quartiles(con: duckdb.DuckDBPyConnection, name: str, cuts: list | None, nulls: int,
-               day: date) -> list[Bucket]:
-    buckets = []
-    if cuts:
-        bounds = list(dict.fromkeys(cuts))  # equal quantiles merge into one bucket
-        cases = []
-        for i in range(len(bounds) - 1 if len(bounds) > 1 else 1):
-            low, high = bounds[i], bounds[min(i + 1, len(bounds) - 1)]
-            cases.append((low, high, "[" if i == 0 else "("))
-        counts = _count_in(con, name, cases, day)
-        buckets = [Bucket(f"{bracket}{_text(low)}, {_text(high)}]", n)
-                   for (low, high, bracket), n in zip(cases, counts, strict=True)]
-    if nulls:
-        buckets.append(Bucket("(null)", nulls))
-    return buckets
+def _quartile_cases(cuts: list) -> list[tuple[object, object, str]]:
+    bounds = list(dict.fromkeys(cuts))  # equal quantiles merge into one bucket
+    cases = []
+    for i in range(len(bounds) - 1 if len(bounds) > 1 else 1):
+        low, high = bounds[i], bounds[min(i + 1, len(bounds) - 1)]
+        cases.append((low, high, "[" if i == 0 else "("))
+    return cases
 
 
-def _count_in(con: duckdb.DuckDBPyConnection, name: str, cases: list, day: date) -> list[int]:
-    col = exp.column(name)
+def _count_in(con: duckdb.DuckDBPyConnection, cases: Mapping[str, list], day: date
+              ) -> dict[str, list[int]]:
+    """Customers per bucket of every decimal or date tag, in one pass."""
     columns = []
-    for low, high, bracket in cases:
-        lower = (exp.GTE if bracket == "[" else exp.GT)(
-            this=col.copy(), expression=exp.convert(low))
-        upper = exp.LTE(this=col.copy(), expression=exp.convert(high))
-        columns.append(exp.CountIf(this=exp.and_(lower, upper)))
+    for name, buckets in cases.items():
+        col = exp.column(name)
+        for low, high, bracket in buckets:
+            lower = (exp.GTE if bracket == "[" else exp.GT)(
+                this=col.copy(), expression=exp.convert(low))
+            upper = exp.LTE(this=col.copy(), expression=exp.convert(high))
+            columns.append(exp.CountIf(this=exp.and_(lower, upper)))
+    if not columns:
+        return {}
     query = exp.select(*columns).from_(day_rows(exp.to_table(qualified(CUSTOMER_TAGS)))
                                        .subquery("d"))
-    row = run(con, query, day).fetchall()[0]
-    return [int(n) for n in row]
+    counts = iter(int(n) for n in run(con, query, day).fetchall()[0])
+    return {name: [next(counts) for _ in buckets] for name, buckets in cases.items()}
+
+
+def distributions_from(con: duckdb.DuckDBPyConnection, tags: Mapping[str, Tag],
+                       values: Mapping[str, object], day: date) -> dict[str, list[Bucket]]:
+    """Every tag's buckets from the aggregates of :func:`distribution_columns` (``values``
+    by column name); the quartile buckets of decimal and date tags are counted in one
+    more pass over the day's wide rows."""
+    cases = {name: _quartile_cases(values[f"{name}__q"]) for name, tag in tags.items()
+             if tag.value_type not in CATEGORICAL and values.get(f"{name}__q")}
+    counts = _count_in(con, cases, day)
+    out = {}
+    for name, tag in tags.items():
+        nulls = int(values.get(f"{name}__nulls") or 0)  # type: ignore[call-overload]
+        if tag.value_type in CATEGORICAL:
+            out[name] = _top(values.get(f"{name}__hist") or {}, nulls)  # type: ignore[arg-type]
+            continue
+        out[name] = [Bucket(f"{bracket}{_text(low)}, {_text(high)}]", n) for
+                     (low, high, bracket), n in zip(cases.get(name, []), counts.get(name, []),
+                                                    strict=True)]
+        if nulls:
+            out[name].append(Bucket("(null)", nulls))
+    return out
 
 
 def tag_distributions(con: duckdb.DuckDBPyConnection, tags: Mapping[str, Tag],
                       day: date) -> dict[str, list[Bucket]]:
-    """Every tag's buckets for ``day`` from ``tags.customer_tags`` (one pass; decimal and
-    date tags take one more small pass to count their quartile buckets)."""
+    """Every tag's buckets for ``day`` from ``tags.customer_tags`` (one pass, and one more
+    for the quartile buckets of decimal and date tags)."""
     if not tags:
         return {}
     cursor = run(con, distribution_query(tags, exp.to_table(qualified(CUSTOMER_TAGS))), day)
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     values = dict(zip(names, rows[0], strict=True)) if rows else {}
-    out = {}
-    for name, tag in tags.items():
-        nulls = int(values.get(f"{name}__nulls") or 0)
-        if tag.value_type in CATEGORICAL:
-            out[name] = _top(values.get(f"{name}__hist") or {}, nulls)
-        else:
-            out[name] = _quartiles(con, name, values.get(f"{name}__q"), nulls, day)
-    return out
+    return distributions_from(con, tags, values, day)
 
 
 def store_distributions(con: duckdb.DuckDBPyConnection, day: date,

@@ -30,6 +30,17 @@ def test_groups_of_the_example_project(plan: TagPlan) -> None:
         1 for t in plan.tags.values() if t.kind == "atomic")
 
 
+def test_only_grouped_fused_queries_are_unique_by_construction(plan: TagPlan,
+                                                               tmp_path: Path) -> None:
+    unique = {g.key: plan.unique_by_construction(g) for g in plan.groups}
+    # aggregates grouped by customer_id; the row tags over raw.customers count distinct ids
+    assert unique == {"customers": False, "credit_applications": True, "loans": True,
+                      "installments_loans": True}
+    alone = write_project(tmp_path / "tags", {
+        "dup": ("integer", "SELECT customer_id, 1 AS dup FROM raw.loans")})
+    assert [alone.unique_by_construction(g) for g in alone.groups] == [False]
+
+
 def test_group_sql_snapshots(plan: TagPlan, snapshot) -> None:
     compiled = {g.key: pretty(plan.group_query(g)) for g in plan.groups}
     assert compiled == snapshot

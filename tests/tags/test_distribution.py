@@ -36,3 +36,11 @@ def test_buckets_cover_every_customer_and_are_stored(tiny: duckdb.DuckDBPyConnec
     assert written == again == tiny.execute(
         "SELECT count(*) FROM tags.distribution WHERE as_of = ?", [DAY]).fetchone()[0]
     assert stored == (2, rows)
+
+
+def test_the_builds_scan_gives_the_same_distributions(tiny: duckdb.DuckDBPyConnection,
+                                                      plan: TagPlan) -> None:
+    build_tags(tiny, plan, DAY)
+    built = build_customer_tags(tiny, plan, DAY).distributions
+    assert built == tag_distributions(tiny, plan.tags, DAY)
+    assert {b.bucket for b in built["credit_limit"]} >= {"(null)"}
