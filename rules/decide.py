@@ -39,9 +39,12 @@ class Decided:
     """New orders (one row each) and the messages of those that act."""
 
     orders: pl.DataFrame
-    """order_id, customer_id, event_key, branch, decision, actions (JSON), pending."""
+    """seq, order_id, customer_id, event_key, branch, decision, pending; in candidate
+    order (event key, customer), ``seq`` increasing. The actions an acting order takes are
+    its branch's :func:`plan_json`."""
     messages: pl.DataFrame
-    """message_id, order_id, channel, customer_id, text, send_at (naive UTC), send_day."""
+    """seq (of the order), action_no, message_id, order_id, channel, customer_id, text,
+    send_at (naive UTC), send_day; in order of seq, action_no."""
     skipped: int = 0
     """Candidate rows already ordered by an earlier run."""
 
@@ -150,24 +153,44 @@ def _over_caps(touches: pl.DataFrame, existing: pl.DataFrame, rule: Rule) -> pl.
         (pl.when((pl.col("ex_day") <= pl.col("send_day"))
                  & (pl.col("ex_day") > pl.col("send_day") - pl.duration(days=7)))
          .then(pl.col("ex_n")).otherwise(0).sum()).alias("ex_week_n"))
-    mine = t.join(t.select("customer_id", pl.col("tid").alias("tid2"),
-                           pl.col("send_day").alias("day2")), on="customer_id")
+    # A customer's own touches of this run: one touch counts itself only; the pairwise
+    # comparison is needed only for customers with several touches.
+    several = t.filter(pl.len().over("customer_id") > 1)
+    mine = several.join(several.select("customer_id", pl.col("tid").alias("tid2"),
+                                       pl.col("send_day").alias("day2")), on="customer_id")
     mine = mine.filter(pl.col("tid2") <= pl.col("tid")).group_by("tid").agg(
         (pl.col("day2") == pl.col("send_day")).sum().alias("run_day_n"),
         ((pl.col("day2") <= pl.col("send_day"))
          & (pl.col("day2") > pl.col("send_day") - pl.duration(days=7))).sum()
         .alias("run_week_n"))
     scored = t.join(ex_counts, on="tid", how="left").join(mine, on="tid", how="left")
-    scored = scored.with_columns(pl.col("ex_day_n", "ex_week_n").fill_null(0))
+    scored = scored.with_columns(pl.col("ex_day_n", "ex_week_n").fill_null(0),
+                                 pl.col("run_day_n", "run_week_n").fill_null(1))
     over = scored.filter(
         (pl.col("ex_day_n") + pl.col("run_day_n") > rule.max_touches_per_day)
         | (pl.col("ex_week_n") + pl.col("run_week_n") > rule.max_touches_per_week))
     return over.select("seq").unique()
 
 
-def _actions_json(rule: Rule, branch: str) -> str:
-    actions = rule.then if branch == "then" else (rule.otherwise or ())
+ACTING = ("act", "quiet_delayed")
+"""The decisions that take the rule's actions."""
+
+
+def branch_actions(rule: Rule, branch: str) -> tuple[Action, ...]:
+    """The actions of ``branch`` (``then`` or ``else``) of ``rule``."""
+    return tuple(rule.then if branch == "then" else (rule.otherwise or ()))
+
+
+def branch_has_coupon(rule: Rule, branch: str) -> bool:
+    """Whether ``branch`` of ``rule`` issues a coupon (its orders keep per-order results)."""
+    return any(a.kind == "issue_coupon" for a in branch_actions(rule, branch))
+
+
+def plan_json(rule: Rule, branch: str) -> str:
+    """The planned actions of ``branch`` as stored: a JSON list, a coupon's ``result``
+    ``pending`` until the issuance module has answered."""
     listed = []
+    actions = branch_actions(rule, branch)
     for index, action in enumerate(actions, start=1):
         if action.kind == "issue_coupon":
             listed.append({"action": "issue_coupon", "campaign": action.campaign,
@@ -176,6 +199,20 @@ def _actions_json(rule: Rule, branch: str) -> str:
             listed.append({"action": "touch", "channel": action.channel,
                            "template": action.template, "message_no": index})
     return json.dumps(listed, ensure_ascii=False)
+
+
+def _first_of_each_event(candidates: pl.DataFrame) -> pl.DataFrame:
+    """The first row of each (customer_id, event_key), in order. A compiled rule's rows
+    come sorted by (event_key, customer_id), where a repeat is next to its first: then a
+    comparison with the previous row suffices (no hashing of a million keys)."""
+    key, customer = pl.col("event_key"), pl.col("customer_id")
+    before_key, before_customer = key.shift(1), customer.shift(1)
+    if candidates.height < 2 or candidates.select(
+            ((key > before_key) | ((key == before_key) & (customer >= before_customer)))
+            .fill_null(True).all()).item():
+        return candidates.filter(((key != before_key) | (customer != before_customer))
+                                 .fill_null(True))
+    return candidates.unique(["customer_id", "event_key"], keep="first", maintain_order=True)
 
 
 def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
@@ -188,7 +225,7 @@ def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
     (customer_id, send_day, n) touches already planned; ``excluded``: customer ids a
     higher-priority rule of the rule's exclusion group takes that day.
     """
-    rows = candidates.unique(["customer_id", "event_key"], keep="first", maintain_order=True)
+    rows = _first_of_each_event(candidates)
     before = rows.height
     if existing_keys is not None and not existing_keys.is_empty():
         rows = rows.join(existing_keys.select("customer_id", "event_key"),
@@ -220,27 +257,19 @@ def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
         .when(pl.col("seq").is_in(capped["seq"].implode())).then(pl.lit("capped"))
         .when(pl.col("seq").is_in(delayed["seq"].implode())).then(pl.lit("quiet_delayed"))
         .otherwise(pl.lit("act")).alias("decision"))
-    acting = rows.filter(pl.col("decision").is_in(["act", "quiet_delayed"]))
-    json_by_branch = {b: _actions_json(rule, b) for b in ("then", "else")}
-    has_coupon = {b: any(a.kind == "issue_coupon" for a in
-                         (rule.then if b == "then" else (rule.otherwise or ())))
-                  for b in ("then", "else")}
+    acting = rows.filter(pl.col("decision").is_in(ACTING))
+    coupon_branches = [b for b in ("then", "else") if branch_has_coupon(rule, b)]
     orders = rows.with_columns(
-        pl.when(pl.col("decision").is_in(["act", "quiet_delayed"]))
-        .then(pl.col("branch").replace_strict(json_by_branch, return_dtype=pl.Utf8))
-        .otherwise(pl.lit("[]")).alias("actions"),
-        (pl.col("decision").is_in(["act", "quiet_delayed"])
-         & pl.col("branch").replace_strict(has_coupon, return_dtype=pl.Boolean))
+        (pl.col("decision").is_in(ACTING) & pl.col("branch").is_in(coupon_branches))
         .cast(pl.Int32).alias("pending"),
-    ).select("order_id", "customer_id", "event_key", "branch", "decision", "actions",
-             "pending")
+    ).select("seq", "order_id", "customer_id", "event_key", "branch", "decision", "pending")
     messages = touches.join(acting.select("seq"), on="seq", how="semi").sort(
         "seq", "action_no")
     messages = messages.with_columns(
         pl.col("send_local").dt.replace_time_zone(str(SHANGHAI))
         .dt.convert_time_zone(str(UTC)).dt.replace_time_zone(None).alias("send_at"),
-    ).select("message_id", "order_id", "channel", "customer_id", "text", "send_at",
-             "send_day")
+    ).select("seq", "action_no", "message_id", "order_id", "channel", "customer_id", "text",
+             "send_at", "send_day")
     return Decided(orders, messages, skipped)
 
 

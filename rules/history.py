@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from rules.decide import ACTING
 from serving.db import ServingDB
 
 
@@ -56,15 +57,24 @@ class Order:
 
 
 def orders(db: ServingDB, rule: str, day: date, *, limit: int | None = None) -> list[Order]:
-    """``rule``'s orders of ``day``, by customer and event."""
-    sql = ("SELECT order_id, customer_id, event_key, decision, version_hash, actions FROM "
-           "rule_orders WHERE rule = ? AND as_of = ? ORDER BY customer_id, event_key")
+    """``rule``'s orders of ``day``, by customer and event, each with its actions: the
+    order's own document (coupon results) or else, for an order that acted, its version
+    and branch's plan from ``rule_plans`` (none for control, capped or excluded)."""
+    sql = ("SELECT order_id, customer_id, event_key, decision, version_hash, actions, branch "
+           "FROM rule_orders WHERE rule = ? AND as_of = ? ORDER BY customer_id, event_key")
     params: tuple = (rule, day)
     if limit is not None:
         sql += " LIMIT ?"
         params = (rule, day, limit)
-    return [Order(str(o), int(c), str(k), str(d), str(v), json.loads(a))
-            for o, c, k, d, v, a in db.fetchall(sql, params)]
+    plans = {(str(v), str(b)): str(a) for v, b, a in db.fetchall(
+        "SELECT version_hash, branch, actions FROM rule_plans WHERE rule = ?", (rule,))
+    } if db.has_table("rule_plans") else {}
+    found = []
+    for o, c, k, d, v, a, b in db.fetchall(sql, params):
+        if a is None:
+            a = plans.get((str(v), str(b)), "[]") if str(d) in ACTING else "[]"
+        found.append(Order(str(o), int(c), str(k), str(d), str(v), json.loads(a)))
+    return found
 
 
 def decision_counts(db: ServingDB, rule: str, day: date | None = None) -> dict[str, int]:

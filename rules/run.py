@@ -32,7 +32,7 @@ import polars as pl
 
 from plan.rules import CompiledRule
 from project.rule import Rule
-from rules.decide import Decided, decide
+from rules.decide import ACTING, Decided, branch_actions, branch_has_coupon, decide, plan_json
 from rules.schema import migrate
 from serving.db import ServingDB, utcnow
 from warehouse.db import run as run_query
@@ -47,7 +47,6 @@ class CouponIssuer(Protocol):
 
 CAPS_LOCK = 0x6B71_0012
 """PostgreSQL advisory lock serialising rule writes (the caps span every rule)."""
-CHUNK = 5000
 SQLITE_CACHE_KIB = 262_144
 """Page cache (KiB) of a SQLite connection while it writes a rule's day."""
 
@@ -66,6 +65,9 @@ class RuleReport:
     suppressed: int = 0
     coupons: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    """Wall seconds by phase: ``evaluate`` (DuckDB), ``decide``, ``write`` (inserts and
+    commit), ``issue`` (coupon actions)."""
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -141,12 +143,39 @@ def decide_for_day(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
                   existing_touches=touches, excluded=excluded)
 
 
-def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
-    """Insert the version, orders and messages (inside the caller's transaction);
-    returns the messages suppressed by an opt-out.
+_STAGE_ORDERS = ("CREATE TEMP TABLE rule_stage_orders (seq INTEGER PRIMARY KEY, "
+                 "order_id VARCHAR(64), customer_id BIGINT, event_key VARCHAR(200), "
+                 "decision VARCHAR(16), branch VARCHAR(8))")
+_STAGE_MESSAGES = ("CREATE TEMP TABLE rule_stage_messages (seq INTEGER, action_no INTEGER, "
+                   "channel VARCHAR(32), text TEXT, send_at TIMESTAMP, send_day DATE)")
+_ACTING_SQL = "decision IN ('act', 'quiet_delayed')"
 
-    Rows go in primary-key order, with values already in their stored form (text), so a
-    large day is a sequential B-tree append rather than random page writes.
+
+def _stage(db: ServingDB, table: str, columns: tuple[str, ...], frame: pl.DataFrame) -> None:
+    """Load ``frame``'s ``columns`` into the temporary ``table`` (SQLite: one prepared
+    insert per row from C-level iteration; PostgreSQL: COPY)."""
+    rows = frame.select(columns).iter_rows()
+    if db.dialect == "postgresql":
+        with db.raw.cursor() as cur, cur.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                       f"({', '.join('?' for _ in columns)})", rows)
+
+
+def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
+    """Insert the version, its plans, the orders and messages (inside the caller's
+    transaction); returns the messages suppressed by an opt-out.
+
+    The day's rows are new (``decided`` left out what is already ordered, read in this
+    transaction), so they go in with plain INSERTs; the unique key still guards. Each
+    table is filled by one ``INSERT ... SELECT`` from a temporary staging table that holds
+    only the per-row values (the rule, version, day and time are bound once), in the
+    order of the unique key (event key, customer), so the B-trees grow by appending. An
+    acting order's ``actions`` is NULL (= its branch's plan in ``rule_plans``) unless it
+    issues a coupon, whose per-order results are kept in the row.
     """
     if db.dialect == "sqlite":
         # A large day touches many index pages; the default 2 MB page cache thrashes.
@@ -156,51 +185,67 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
     db.execute("INSERT INTO rule_versions (rule, version_hash, text, first_used_at) "
                "VALUES (?, ?, ?, ?) ON CONFLICT (rule, version_hash) DO NOTHING",
                (rule.name, version, rule.definition.text, now))
-    orders = decided.orders.sort("order_id").with_columns(pl.lit(rule.name).alias("rule"),
-                                                          pl.lit(version).alias("version"),
-                                                          pl.lit(day.isoformat()).alias("as_of"),
-                                                          pl.lit(now).alias("created_at"))
-    db.executemany(
-        "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, event_key, "
-        "decision, actions, created_at, branch, pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT DO NOTHING",
-        orders.select("order_id", "rule", "version", "as_of", "customer_id", "event_key",
-                      "decision", "actions", "created_at", "branch", "pending").iter_rows())
-    messages = decided.messages
-    if messages.is_empty():
+    branches = ("then", "else") if rule.otherwise is not None else ("then",)
+    db.executemany("INSERT INTO rule_plans (rule, version_hash, branch, actions) "
+                   "VALUES (?, ?, ?, ?) ON CONFLICT (rule, version_hash, branch) DO NOTHING",
+                   [(rule.name, version, b, plan_json(rule, b)) for b in branches])
+    if decided.orders.is_empty():
         return 0
-    opted = db.fetchall("SELECT customer_id, channel FROM touch_opt_out")
-    if opted:
-        out = pl.DataFrame(opted, schema={"customer_id": pl.Int64, "channel": pl.Utf8},
-                           orient="row").with_columns(pl.lit(True).alias("opted"))
-        messages = messages.join(out, on=["customer_id", "channel"], how="left")
-    else:
-        messages = messages.with_columns(pl.lit(None, dtype=pl.Boolean).alias("opted"))
-    messages = messages.sort("message_id").with_columns(
-        pl.when(pl.col("opted")).then(pl.lit("suppressed")).otherwise(pl.lit("pending"))
-        .alias("state"),
-        pl.lit(rule.name).alias("rule"),
-        pl.col("send_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("send_at_text"),
-        pl.col("send_day").cast(pl.Utf8).alias("send_day_text"))
-    db.executemany(
-        "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
-        "send_at, send_day, state, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0) "
-        "ON CONFLICT DO NOTHING",
-        messages.select("message_id", "order_id", "rule", "channel", "customer_id", "text",
-                        "send_at_text", "send_day_text", "state").iter_rows())
-    return int((messages["state"] == "suppressed").sum())
+    own = {b: plan_json(rule, b) if branch_has_coupon(rule, b) else None
+           for b in ("then", "else")}
+    db.execute(_STAGE_ORDERS)
+    _stage(db, "rule_stage_orders",
+           ("seq", "order_id", "customer_id", "event_key", "decision", "branch"),
+           decided.orders)
+    db.execute(
+        "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
+        "event_key, decision, actions, created_at, branch, pending) "
+        "SELECT order_id, ?, ?, ?, customer_id, event_key, decision, "
+        f"CASE WHEN {_ACTING_SQL} THEN (CASE branch WHEN 'then' THEN ? ELSE ? END) END, ?, "
+        f"branch, CASE WHEN {_ACTING_SQL} AND (CASE branch WHEN 'then' THEN ? ELSE ? END) = 1 "
+        "THEN 1 ELSE 0 END FROM rule_stage_orders ORDER BY seq",
+        (rule.name, version, day, own["then"], own["else"], now,
+         int(own["then"] is not None), int(own["else"] is not None)))
+    suppressed = 0
+    messages = decided.messages
+    if not messages.is_empty():
+        db.execute(_STAGE_MESSAGES)
+        _stage(db, "rule_stage_messages",
+               ("seq", "action_no", "channel", "text", "send_at", "send_day"),
+               messages.with_columns(  # stored text, as the drivers would write it
+                   pl.col("send_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
+                   pl.col("send_day").cast(pl.Utf8)))
+        opted = bool(db.scalar("SELECT count(*) FROM touch_opt_out"))
+        where_opted = ("EXISTS (SELECT 1 FROM touch_opt_out x WHERE x.customer_id = "
+                       "o.customer_id AND x.channel = m.channel)")
+        if opted:
+            suppressed = int(db.scalar(
+                "SELECT count(*) FROM rule_stage_messages m JOIN rule_stage_orders o "
+                f"ON o.seq = m.seq WHERE {where_opted}") or 0)
+        state = f"CASE WHEN {where_opted} THEN 'suppressed' ELSE 'pending' END" if opted \
+            else "'pending'"
+        db.execute(
+            "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
+            "send_at, send_day, state, attempts) "
+            "SELECT o.order_id || ':' || CAST(m.action_no AS VARCHAR(8)), o.order_id, ?, "
+            f"m.channel, o.customer_id, m.text, m.send_at, m.send_day, {state}, 0 "
+            "FROM rule_stage_messages m JOIN rule_stage_orders o ON o.seq = m.seq",
+            (rule.name,))  # staged in order of seq, action_no
+        db.execute("DROP TABLE rule_stage_messages")
+    db.execute("DROP TABLE rule_stage_orders")
+    return suppressed
 
 
 def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> Counter[str]:
     """Apply the coupon actions of ``rule``'s pending orders of ``day`` through the Issuer;
     returns results by outcome (``issued``, ``replayed``, ``refused:<reason>``)."""
     results: Counter[str] = Counter()
-    rows = db.fetchall("SELECT order_id, customer_id, event_key, version_hash, actions FROM "
+    rows = db.fetchall("SELECT customer_id, event_key, version_hash, actions FROM "
                        "rule_orders WHERE rule = ? AND as_of = ? AND pending = 1 "
-                       "ORDER BY order_id", (rule, day))
+                       "ORDER BY event_key, customer_id", (rule, day))
     for start in range(0, len(rows), 500):
         updates = []
-        for order_id, customer, event_key, version, actions_text in rows[start:start + 500]:
+        for customer, event_key, version, actions_text in rows[start:start + 500]:
             actions = json.loads(actions_text)
             for action in actions:
                 if action["action"] != "issue_coupon":
@@ -214,11 +259,32 @@ def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> 
                 else:
                     action["result"] = f"refused:{outcome.reason}"
                     results[f"refused:{outcome.reason}"] += 1
-            updates.append((json.dumps(actions, ensure_ascii=False), order_id))
+            updates.append((json.dumps(actions, ensure_ascii=False), rule, event_key,
+                            int(customer)))
         with db.transaction():
-            db.executemany("UPDATE rule_orders SET actions = ?, pending = 0 WHERE order_id = ?",
-                           updates)
+            db.executemany("UPDATE rule_orders SET actions = ?, pending = 0 WHERE rule = ? "
+                           "AND event_key = ? AND customer_id = ?", updates)
     return results
+
+
+def decide_and_write(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
+                     excluded: pl.Series | None = None, *,
+                     phases: dict[str, float] | None = None) -> tuple[Decided, int]:
+    """In one serving transaction (PostgreSQL: under the caps lock), decide the day's new
+    orders from ``frame`` (the rule's candidates) and write them; returns the decision
+    and the number of messages suppressed by an opt-out. Rows already ordered are left
+    as they are, so calling it again with the same or more candidates adds only the new.
+    ``phases`` (if given) gets the wall seconds of ``decide`` and ``write`` (with commit)."""
+    phases = {} if phases is None else phases
+    with db.transaction():
+        started = time.perf_counter()
+        if db.dialect == "postgresql":
+            db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))
+        decided = decide_for_day(db, rule, frame, day, excluded)
+        phases["decide"] = time.perf_counter() - started
+        suppressed = _write(db, rule, day, decided)
+    phases["write"] = time.perf_counter() - started - phases["decide"]
+    return decided, suppressed
 
 
 def run_rule(con: duckdb.DuckDBPyConnection, db: ServingDB, issuer: CouponIssuer | None,
@@ -235,18 +301,18 @@ def run_rule(con: duckdb.DuckDBPyConnection, db: ServingDB, issuer: CouponIssuer
     frame = candidates(con, compiled, day)
     excluded = excluded_customers(con, compiled, list(group), day)
     report = RuleReport(rule.name, day, rule.version_hash, candidates=frame.height)
-    with db.transaction():
-        if db.dialect == "postgresql":
-            db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))
-        decided = decide_for_day(db, rule, frame, day, excluded)
-        report.suppressed = _write(db, rule, day, decided)
+    report.phases["evaluate"] = time.perf_counter() - started
+    decided, report.suppressed = decide_and_write(db, rule, frame, day, excluded,
+                                                  phases=report.phases)
     report.already_ordered = decided.skipped
     report.decisions = decided.counts()
     report.messages = decided.messages.height
     if rule.campaigns:
         if issuer is None:
             raise ValueError(f"rule {rule.name} issues coupons: an Issuer is needed")
+        issuing = time.perf_counter()
         report.coupons = issue_pending(db, issuer, rule.name, day)
+        report.phases["issue"] = time.perf_counter() - issuing
     report.seconds = time.perf_counter() - started
     return report
 
@@ -279,9 +345,9 @@ def preview_rule(con: duckdb.DuckDBPyConnection, db: ServingDB | None,
     else:
         decided = decide(rule, frame, day, excluded=excluded)
     actions: Counter[str] = Counter()
-    acting = decided.orders.filter(pl.col("decision").is_in(["act", "quiet_delayed"]))
+    acting = decided.orders.filter(pl.col("decision").is_in(ACTING))
     for branch, n in acting.group_by("branch").len().iter_rows():
-        for action in (rule.then if branch == "then" else (rule.otherwise or ())):
+        for action in branch_actions(rule, str(branch)):
             label = (f"issue_coupon {action.campaign}" if action.kind == "issue_coupon"
                      else f"touch {action.channel}")
             actions[label] += int(n)

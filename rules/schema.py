@@ -16,6 +16,16 @@ Tables (timestamps naive UTC, days Asia/Shanghai business days):
   setting ``claimed_by``/``lease_until`` in one transaction.
 * ``touch_opt_out(customer_id, channel, created_at)``: opted-out customers per channel.
 * ``touch_attempts(message_id, attempt, at, ok, detail)``: every delivery attempt.
+
+Migration 2 makes the tables cheap to fill a million rows at a time, keeping every row:
+``rule_plans(rule, version_hash, branch, actions)`` holds each branch's planned actions
+once per version, and an order's ``actions`` is NULL when it is just that plan (it stays
+a per-order JSON document for coupon results); ``rule_orders`` has no index on
+``order_id`` (it is derived from the unique key, which lookups use) and its unique key
+is ordered ``(rule, event_key, customer_id)``, the order a day's rows are written in;
+``touch_outbox`` gets an integer ``id`` (SQLite: the rowid, PostgreSQL: a BIGSERIAL) that
+the dispatcher claims by, and its per-customer index becomes one on ``send_day`` (the
+caps' window).
 """
 
 from __future__ import annotations
@@ -100,9 +110,61 @@ _INDEXES = (
     "CREATE INDEX touch_outbox_customer ON touch_outbox (customer_id, send_day)",
 )
 
+_PLANS = """
+CREATE TABLE rule_plans (
+    rule VARCHAR(200) NOT NULL,
+    version_hash VARCHAR(64) NOT NULL,
+    branch VARCHAR(8) NOT NULL,
+    actions TEXT NOT NULL,
+    PRIMARY KEY (rule, version_hash, branch)
+)
+"""
+
+_ORDER_COLUMNS = ("order_id, rule, version_hash, as_of, customer_id, event_key, decision, "
+                  "actions, created_at, branch, pending")
+_OUTBOX_COLUMNS = ("message_id, order_id, rule, channel, customer_id, text, send_at, send_day, "
+                   "state, attempts, sent_at, claimed_by, lease_until, last_error")
+
+_BULK_SQLITE = (
+    _PLANS,
+    # rule_orders: no index on order_id (derived from the unique key, which is the one
+    # lookups use), actions nullable, the unique key in the order a day's rows arrive.
+    _ORDERS.replace("rule_orders", "rule_orders_new")
+    .replace("order_id VARCHAR(64) NOT NULL PRIMARY KEY", "order_id VARCHAR(64) NOT NULL")
+    .replace("actions TEXT NOT NULL", "actions TEXT")
+    .replace("UNIQUE (rule, customer_id, event_key)", "UNIQUE (rule, event_key, customer_id)"),
+    f"INSERT INTO rule_orders_new ({_ORDER_COLUMNS}) SELECT {_ORDER_COLUMNS} FROM rule_orders "
+    "ORDER BY rule, event_key, customer_id",
+    "DROP TABLE rule_orders",
+    "ALTER TABLE rule_orders_new RENAME TO rule_orders",
+    "CREATE INDEX rule_orders_day ON rule_orders (rule, as_of)",
+    # touch_outbox: an integer key the dispatcher claims by (appended in write order),
+    # message_id kept (unique by construction: order id and action number).
+    _OUTBOX.replace("touch_outbox", "touch_outbox_new")
+    .replace("message_id VARCHAR(80) NOT NULL PRIMARY KEY",
+             "id INTEGER PRIMARY KEY,\n    message_id VARCHAR(80) NOT NULL"),
+    f"INSERT INTO touch_outbox_new ({_OUTBOX_COLUMNS}) SELECT {_OUTBOX_COLUMNS} "
+    "FROM touch_outbox ORDER BY message_id",
+    "DROP TABLE touch_outbox",
+    "ALTER TABLE touch_outbox_new RENAME TO touch_outbox",
+    "CREATE INDEX touch_outbox_due ON touch_outbox (state, send_at)",
+    "CREATE INDEX touch_outbox_day ON touch_outbox (send_day)",
+)
+
+_BULK_POSTGRESQL = (
+    _PLANS,
+    "ALTER TABLE rule_orders ALTER COLUMN actions DROP NOT NULL",
+    "ALTER TABLE touch_outbox ADD COLUMN id BIGSERIAL",
+    "CREATE UNIQUE INDEX touch_outbox_id ON touch_outbox (id)",
+    "DROP INDEX touch_outbox_customer",
+    "CREATE INDEX touch_outbox_day ON touch_outbox (send_day)",
+)
+
 RULES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "rule versions, rule orders, touch outbox, opt-outs and attempts",
               (_VERSIONS, _ORDERS, _OUTBOX, _OPT_OUT, _ATTEMPTS, *_INDEXES)),
+    Migration(2, "bulk-friendly orders and outbox: plans once per version and branch",
+              {"sqlite": _BULK_SQLITE, "postgresql": _BULK_POSTGRESQL}),
 )
 
 

@@ -135,3 +135,19 @@ def test_holdout_share_is_close_to_the_ratio_and_reproducible(tmp_path_factory, 
         "customer_id"].to_list()
     share = len(control) / len(rows)
     assert abs(share - ratio) < 4 * (ratio * (1 - ratio) / len(rows)) ** 0.5 + 0.005
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(1, 6), st.sampled_from(["a", "b", "c"]),
+                               st.integers(0, 99)), max_size=30),
+       in_order=st.booleans())
+def test_a_repeated_event_keeps_its_first_row_sorted_or_not(rows: list, in_order: bool) -> None:
+    from rules.decide import _first_of_each_event
+
+    if in_order:  # as a compiled rule returns them (event key, customer); ties stay put
+        rows = sorted(rows, key=lambda r: (r[1], r[0]))
+    candidates = pl.DataFrame(rows, schema={"customer_id": pl.Int64, "event_key": pl.Utf8,
+                                            "payload": pl.Int64}, orient="row")
+    expected = candidates.unique(["customer_id", "event_key"], keep="first",
+                                 maintain_order=True)
+    assert _first_of_each_event(candidates).rows() == expected.rows()
