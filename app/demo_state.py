@@ -3,8 +3,9 @@
 The demo regenerates the warehouse, so every tag, segment and sync built from the old
 one is stale; a serving database that still holds the old syncs would make the new
 demo's first sync look like a mass removal and be (rightly) blocked by its guardrails.
-Only local files are removed: the warehouse file and a SQLite serving database. A
-PostgreSQL serving database is never touched.
+Only local files are removed: the warehouse file, a SQLite serving database and, on
+engine spark, the lake's tags and segments (their history would otherwise start from the
+old demo's days). A PostgreSQL serving database is never touched.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def demo_files(settings: Settings) -> list[Path]:
     url = settings.serving_url
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         files += _with_companions(Path(sqlite_path(url)), ("-wal", "-shm", ".locks"))
+    if settings.engine == "spark":  # what Spark built from the old raw tables
+        files += [settings.lake_dir / "tags", settings.lake_dir / "segments"]
     return files
 
 

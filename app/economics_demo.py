@@ -1,12 +1,14 @@
-"""The coupon-economics part of ``kequn demo``: approval, cost forecast, a trial with and
-without a coupon, and the ledger after a few drawdowns.
+"""The coupon-economics part of ``kequn demo``: approval, a trial with and without a
+coupon, and the ledger after a few drawdowns.
 
-The shipped campaigns have no budget, so they issue without approval (the daily build
-issues them as before); the demo still takes one of them through the approval states
-(submitted by ``demo.maker``, the activity approved by the first activity approver of
-``roles.yaml``, launched), each step one audit log entry. Then a few customers who hold a
-coupon draw a loan: each occupy carries the loan's context and terms, each confirm books
-the coupon's reduction on that loan into the ledger.
+Only a live campaign issues, so before the demo builds its days :func:`approve_campaigns`
+takes every shipped campaign through the approval state machine with two different users
+of the project's ``roles.yaml``: submitted (and later launched) by the first activity
+approver, approved by another (and the budget by a budget approver when a campaign has
+one), each step one audit log entry. After the build, :func:`economics_demo` shows one
+campaign's approval, a trial, and a few customers who hold its coupon drawing a loan:
+each occupy carries the loan's context and terms, each confirm books the coupon's
+reduction on that loan into the ledger.
 """
 
 from __future__ import annotations
@@ -20,15 +22,38 @@ from issuance.ledger import sums, yuan
 from issuance.usable import usable_coupons
 from project.scope import LoanContext
 from project.trial import Loan, repayment_plan
+from serving import audit
 
 DEMO_CAMPAIGN = "drawdown_rate_discount"
-MAKER = "demo.maker"
 DRAWDOWNS = 3
 
 
 def _loan_terms(day: date, principal: str) -> dict[str, object]:
     return {"principal": Decimal(principal), "annual_rate": Decimal("0.18"), "term": 12,
             "method": "equal_installment", "start": day}
+
+
+def approve_campaigns(kequn: KequnContext) -> list[str]:
+    """Take every campaign of the project live (submit, approve, launch) on the serving
+    database, as the users of ``roles.yaml`` would; the lines to print."""
+    from issuance.schema import migrate
+
+    campaigns = kequn.project.campaigns
+    if not campaigns:
+        return []
+    db = kequn.connect_serving()
+    try:
+        migrate(db)
+        done = {name: approval.take_live(db, campaign, kequn.roles)
+                for name, campaign in sorted(campaigns.items())}
+    finally:
+        db.close()
+    steps = sorted({", ".join(f"{action} by {user}" for action, user in s)
+                    for s in done.values() if s})
+    if not steps:
+        return [f"approval: all {len(campaigns)} campaigns already live"]
+    return [f"approval: {len(campaigns)} campaigns through the approval state machine "
+            f"({'; '.join(steps)}): only a live campaign issues"]
 
 
 def economics_demo(kequn: KequnContext, day: date) -> list[str]:
@@ -44,13 +69,12 @@ def economics_demo(kequn: KequnContext, day: date) -> list[str]:
         db = issuer.db
         state = approval.read_state(db, campaign.name)
         if state.state == "draft" and approvers:
-            approval.submit(db, campaign, MAKER)
-            state = approval.approve(db, campaign, approvers[0], "activity", roles)
-            state = approval.launch(db, campaign, MAKER)
-            lines.append(f"approval: {campaign.name} submitted by {MAKER}, activity approved "
-                         f"by {approvers[0]}, launched -> {state.state} (3 audit entries)")
-        else:
-            lines.append(f"approval: {campaign.name} is {state.state}")
+            approval.take_live(db, campaign, roles)
+            state = approval.read_state(db, campaign.name)
+        entries = len(audit.entries(db, obj=f"campaign:{campaign.name}"))
+        lines.append(f"approval: {campaign.name} submitted by {state.submitted_by}, activity "
+                     f"approved by {state.activity_approved_by}, launched -> {state.state} "
+                     f"({entries} audit entries; kequn audit --object campaign:{campaign.name})")
         holders = [int(c) for (c,) in db.fetchall(
             "SELECT DISTINCT customer_id FROM coupons WHERE campaign = ? AND status = 'unused' "
             "ORDER BY customer_id LIMIT ?", (campaign.name, DRAWDOWNS))]

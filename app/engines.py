@@ -11,18 +11,19 @@ change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from app.segment_history import HistoryRow, history_row
 from kequn.errors import ExecutionError, Location
 from kequn.lake import Lake, has_parquet
-from kequn.tables import MEMBERS
+from kequn.tables import CATALOG, CUSTOMER_TAGS, DISTRIBUTION, MEMBERS, qualified
 from plan.segments import CompiledSegment
 
 if TYPE_CHECKING:
@@ -31,10 +32,12 @@ if TYPE_CHECKING:
 
     from app.context import KequnContext
     from plan.tags import TagPlan
+    from project.tag import Tag
     from segments.build import BuildResult
     from segments.imports import ImportReport
     from spark_engine.engine import SparkEngine
     from tags.build import CustomerTagsResult, TagStats
+    from tags.distribution import Bucket
 
 
 def lake_of(kequn: KequnContext) -> Lake:
@@ -81,31 +84,39 @@ def segment_order(segments: dict[str, CompiledSegment]) -> list[str]:
 
 @dataclass(frozen=True)
 class DayBuild:
-    """What one engine built for one day: rows of the wide table, size of each segment."""
+    """What one engine built for one day: rows of the wide table, size of each segment and
+    its history row (size, entered, left against the previous built day)."""
 
     engine: str
     day: date
     customers: int
     sizes: dict[str, int]
+    history: dict[str, HistoryRow] = field(default_factory=dict)
 
 
 def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
-    """Every tag and segment for ``day`` in the DuckDB warehouse."""
+    """Every tag and segment for ``day`` in the DuckDB warehouse, with the day's tag
+    distributions and segment history rows recorded as the assets record them."""
+    from app.segment_history import record_history
     from segments.build import build_segment
-    from tags.build import build_customer_tags, build_tags
+    from tags.build import build_tags
 
     plan = kequn.plan
-    with kequn.connect_warehouse() as con:
-        build_tags(con, plan.tags, day)
-        customers = build_customer_tags(con, plan.tags, day).rows
-    sizes = {}
+    with DuckDBTags(kequn).open() as tags:
+        build_tags(tags.con, plan.tags, day)
+        result = tags.build_customer_tags(plan.tags, day)
+        tags.record_distributions(built_tags(plan.tags), day, result.distributions)
+        customers = result.rows
+    sizes, history = {}, {}
     for name in segment_order(plan.segments):
         result = build_segment(kequn.warehouse, plan.segments[name], day,
                                sandbox=kequn.sandbox_limits,
                                max_bytes=kequn.settings.import_max_bytes,
                                report_dir=kequn.reports_dir)
-        sizes[name] = result.stats.size
-    return DayBuild("duckdb", day, customers, sizes)
+        sizes[name], history[name] = result.stats.size, history_row(day, result.stats)
+        with kequn.connect_warehouse() as con:
+            record_history(con, name, history[name])
+    return DayBuild("duckdb", day, customers, sizes, history)
 
 
 def build_file_segment_to_lake(kequn: KequnContext, engine: SparkEngine | None,
@@ -128,27 +139,44 @@ def build_file_segment_to_lake(kequn: KequnContext, engine: SparkEngine | None,
     return result.import_report
 
 
-def build_segment_spark(kequn: KequnContext, engine: SparkEngine, compiled: CompiledSegment,
-                        day: date) -> int:
-    """One segment for ``day`` on Spark (a file segment through the DuckDB import)."""
-    if compiled.segment.kind == "file":
-        build_file_segment_to_lake(kequn, engine, compiled, day)
-        from warehouse.lake import read_members
-
-        with kequn.connect_warehouse(read_only=True) as con:
-            ids = read_members(con, lake_of(kequn), compiled.segment.name, day)
-        return ids.num_rows if ids is not None else 0
-    return engine.build_segment(compiled, day, timeout_s=kequn.settings.sandbox_timeout_s)
-
-
 def build_day_spark(kequn: KequnContext, engine: SparkEngine, day: date) -> DayBuild:
-    """Every tag and segment for ``day`` on Spark, into the lake."""
+    """Every tag and segment for ``day`` on Spark, into the lake, with the day's tag
+    distributions (``tags/distribution/as_of=D``) and each segment's history row computed
+    from the lake's members (nothing is written to the warehouse but file imports)."""
+    from warehouse.lake import load_day, mirror
+
     plan = kequn.plan
     engine.build_tags(plan.tags, day)
     customers = engine.build_customer_tags(plan.tags, day)
-    sizes = {name: build_segment_spark(kequn, engine, plan.segments[name], day)
-             for name in segment_order(plan.segments)}
-    return DayBuild("spark", day, customers, sizes)
+    lake = lake_of(kequn)
+    with closing(mirror()) as con:
+        load_day(con, qualified(CUSTOMER_TAGS), lake.wide_partition(day), day)
+        distributions_to_lake(con, lake, built_tags(plan.tags), day)
+    sizes, history = {}, {}
+    for name in segment_order(plan.segments):
+        stats = build_segment_spark(kequn, lambda: engine.spark, plan.segments[name], day).stats
+        sizes[name], history[name] = stats.size, history_row(day, stats)
+    return DayBuild("spark", day, customers, sizes, history)
+
+
+def built_tags(plan: TagPlan) -> dict[str, Tag]:
+    """The plan's tags but those with a broken definition (not built): the tags that have
+    a distribution."""
+    return {n: t for n, t in plan.tags.items() if n not in plan.broken}
+
+
+def distributions_to_lake(con: duckdb.DuckDBPyConnection, lake: Lake, tags: Mapping[str, Tag],
+                          day: date) -> dict[str, list[Bucket]]:
+    """Each tag's distribution for ``day`` (:mod:`tags.distribution`, the one definition of
+    top values and quartile buckets) over the wide table Spark wrote, loaded into the mirror
+    ``con``; stored there and written to ``tags/distribution/as_of=D`` in the lake."""
+    from tags.distribution import store_distributions, tag_distributions
+    from warehouse.lake import save_day
+
+    distributions = tag_distributions(con, tags, day)
+    store_distributions(con, day, distributions)
+    save_day(con, qualified(DISTRIBUTION), lake.day_partition(DISTRIBUTION, day), day, lake)
+    return distributions
 
 
 def stage_from_lake(kequn: KequnContext, segment: str, day: date) -> int:
@@ -188,6 +216,31 @@ def stage_tags_from_lake(kequn: KequnContext, day: date) -> None:
                 f"the tags of {day} are not in the lake ({folder}); build them on Spark "
                 f"first: kequn materialize --as-of {day} --select 'key:tags/*'", Location())
 
+@contextmanager
+def tags_reader(kequn: KequnContext) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only DuckDB connection whose ``tags.customer_tags`` holds every built day of
+    the configured engine: the warehouse on ``duckdb``; on ``spark`` an in-memory DuckDB
+    with ``tags.customer_tags`` a view over all of the lake's wide partitions (readers over
+    several days, such as rule uplift, see each day, not only the last one staged).
+
+    Raises ExecutionError on spark when the lake holds no wide table yet.
+    """
+    if kequn.settings.engine != "spark":
+        with kequn.connect_warehouse(read_only=True) as con:
+            yield con
+        return
+    from warehouse.lake import mirror, parquet_relation
+
+    folder = lake_of(kequn).table(CUSTOMER_TAGS)
+    if not has_parquet(folder):
+        raise ExecutionError(f"no tags in the lake yet ({folder}); build them on Spark "
+                             "first: kequn materialize --select 'key:tags/*'", Location(folder))
+    with closing(mirror()) as con:
+        con.execute(f"CREATE VIEW {qualified(CUSTOMER_TAGS)} AS SELECT * REPLACE "
+                    f"(CAST(as_of AS DATE) AS as_of) FROM {parquet_relation(folder)}")
+        yield con
+
+
 # -- the engine the tag and segment assets call ----------------------------------------
 SessionSource = Callable[[], "SparkSession"]
 """Gives the run's Spark session (started on first use by the Dagster resource)."""
@@ -218,6 +271,18 @@ class DuckDBTags:
         from tags.build import build_customer_tags
 
         return build_customer_tags(self.con, plan, day)
+
+    def record_distributions(self, tags: Mapping[str, Tag], day: date,
+                             known: dict[str, list[Bucket]] | None = None
+                             ) -> dict[str, list[Bucket]]:
+        """Each tag's distribution for ``day`` (``known``: what the wide build's scan
+        already computed, else one pass over the wide table), stored in
+        ``tags.distribution`` (:mod:`tags.distribution`)."""
+        from tags.distribution import store_distributions, tag_distributions
+
+        distributions = known or tag_distributions(self.con, tags, day)
+        store_distributions(self.con, day, distributions)
+        return distributions
 
 
 class SparkTags(DuckDBTags):
@@ -271,7 +336,7 @@ class SparkTags(DuckDBTags):
     def build_customer_tags(self, plan: TagPlan, day: date) -> CustomerTagsResult:
         """The wide table on Spark; statistics and the day's catalog (kept in the lake at
         ``tags/catalog/as_of=D``) computed from it."""
-        from kequn.tables import CATALOG, CUSTOMER_TAGS, qualified
+        from kequn.tables import qualified
         from plan.tags import pretty
         from tags.build import CustomerTagsResult, wide_stats
         from tags.catalog import Coverage, write_catalog
@@ -285,9 +350,43 @@ class SparkTags(DuckDBTags):
         catalog_rows = write_catalog(self.con, plan.tags, day, {
             n: Coverage(s.coverage, rows) for n, s in stats.items()})
         save_day(self.con, qualified(CATALOG), lake.day_partition(CATALOG, day), day, lake)
+        self._publish(CATALOG, day)
         missing = tuple(self._load_groups(plan, day, [n for g in plan.groups for n in g.tags]))
         return CustomerTagsResult(rows, pretty(plan.customer_tags_query), stats, catalog_rows,
                                   missing)
+
+    def record_distributions(self, tags: Mapping[str, Tag], day: date,
+                             known: dict[str, list[Bucket]] | None = None
+                             ) -> dict[str, list[Bucket]]:
+        """The distributions over the wide table Spark wrote (:func:`distributions_to_lake`;
+        the Spark build computes none on its way, ``known`` is ignored), also published to
+        the warehouse's ``tags.distribution``."""
+        distributions = distributions_to_lake(self.con, lake_of(self.kequn), tags, day)
+        self._publish(DISTRIBUTION, day)
+        return distributions
+
+    def _publish(self, table: tuple[str, str], day: date) -> None:
+        """Replace ``day``'s rows of the warehouse's ``table`` by the mirror's (one
+        transaction): the small per-day facts the CLI and the demo summary read there."""
+        publish_day(self.kequn, self.con, table, day)
+
+
+def publish_day(kequn: KequnContext, source: duckdb.DuckDBPyConnection,
+                table: tuple[str, str], day: date) -> int:
+    """Copy ``day``'s rows of ``table`` from ``source`` (a mirror) into the warehouse's
+    ``table``, replacing that day's rows in one transaction; the rows copied."""
+    from warehouse.db import transaction
+
+    name = qualified(table)
+    rows = source.sql(f"SELECT * FROM {name} WHERE as_of = ?", params=[day]).to_arrow_table()
+    with kequn.connect_warehouse() as con, transaction(con):
+        con.register("kq_published", rows)
+        try:
+            con.execute(f"DELETE FROM {name} WHERE as_of = ?", [day])
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM kq_published")
+        finally:
+            con.unregister("kq_published")
+    return rows.num_rows
 
 
 def tag_engine(kequn: KequnContext, session: SessionSource | None = None) -> DuckDBTags:
@@ -302,20 +401,26 @@ def tag_engine(kequn: KequnContext, session: SessionSource | None = None) -> Duc
 def build_segment_on(kequn: KequnContext, compiled: CompiledSegment, day: date, *,
                      session: SessionSource | None = None,
                      import_path: Path | None = None) -> BuildResult:
-    """Build one segment for ``day`` on the configured engine; the same result either way.
-
-    On Spark the members go to the lake and the statistics (size, change against the
-    previous built day, sample) are computed by DuckDB over the lake's partitions.
-    """
-    import time
-
-    from segments.build import BuildResult, build_segment
+    """Build one segment for ``day`` on the configured engine; the same result either way."""
+    from segments.build import build_segment
 
     if kequn.settings.engine != "spark":
         return build_segment(kequn.warehouse, compiled, day, import_path=import_path,
                              sandbox=kequn.sandbox_limits,
                              max_bytes=kequn.settings.import_max_bytes,
                              report_dir=kequn.reports_dir)
+    return build_segment_spark(kequn, session, compiled, day, import_path=import_path)
+
+
+def build_segment_spark(kequn: KequnContext, session: SessionSource | None,
+                        compiled: CompiledSegment, day: date, *,
+                        import_path: Path | None = None) -> BuildResult:
+    """One segment for ``day`` on Spark into the lake (a file segment through the DuckDB
+    import); the statistics (size, entered and left against the previous built day,
+    sample) are computed by DuckDB over the segment's lake partitions."""
+    import time
+
+    from segments.build import BuildResult
     from segments.materialize import member_stats
     from spark_engine.engine import SparkEngine
     from warehouse.lake import mirror, parquet_relation

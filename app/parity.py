@@ -7,7 +7,11 @@ DuckDB (reading Spark's Parquet):
 - each tag: the wide table's column, per customer (``IS DISTINCT FROM``: NULL = NULL),
   customers present on one side only counted as differences, and the column's type on
   each side against the declared type (:data:`project.tag.SQL_TYPES`);
-- each segment: its member set.
+- each segment: its member set;
+- each tag's distribution (``tags.distribution`` against the lake's
+  ``tags/distribution/as_of=D``): the same buckets (top values, quartile ranges) with the
+  same counts;
+- each segment's history row (size, entered, left, previous built day).
 
 A :class:`Verdict` per definition and day says ``same`` or how it differs, with a sample of
 customer ids (``kequn parity --as-of D``; the parity tests).
@@ -20,7 +24,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from app.engines import build_day_duckdb, build_day_spark, export_lake, lake_of, spark_engine
+from app.engines import (
+    DayBuild,
+    build_day_duckdb,
+    build_day_spark,
+    export_lake,
+    lake_of,
+    spark_engine,
+)
 from kequn.errors import ExecutionError, Location
 
 if TYPE_CHECKING:
@@ -37,7 +48,7 @@ class Verdict:
     """One definition on one day: same on both engines, or how it differs."""
 
     kind: str
-    """``tag`` or ``segment:<kind>``."""
+    """``tag``, ``segment:<kind>``, ``distribution`` or ``history``."""
     name: str
     day: date
     rows: int
@@ -48,6 +59,8 @@ class Verdict:
     duckdb_type: str = ""
     spark_type: str = ""
     sample: list[int] = field(default_factory=list)
+    detail: str = ""
+    """What differs, in words (distributions and history rows)."""
 
     @property
     def same(self) -> bool:
@@ -60,7 +73,9 @@ class Verdict:
         if self.same:
             return f"{head} same ({self.rows} rows)"
         parts = []
-        if self.differing:
+        if self.differing and self.detail:
+            parts.append(self.detail)
+        elif self.differing:
             parts.append(f"{self.differing} of {self.rows} differ (e.g. customers "
                          f"{', '.join(map(str, self.sample))})")
         if not (self.duckdb_type == self.spark_type == self.declared):
@@ -139,12 +154,58 @@ def compare_segment(con: duckdb.DuckDBPyConnection, kequn: KequnContext, name: s
     return Verdict(kind, name, day, int(rows), int(diff), "BIGINT", "BIGINT", "BIGINT", sample)
 
 
+def compare_distributions(con: duckdb.DuckDBPyConnection, kequn: KequnContext,
+                          day: date) -> list[Verdict]:
+    """Each tag's distribution rows for ``day``: the warehouse's ``tags.distribution``
+    against the lake's ``tags/distribution/as_of=D`` (bucket, rank and count alike)."""
+    from kequn.lake import has_parquet
+    from kequn.tables import DISTRIBUTION
+
+    folder = lake_of(kequn).day_partition(DISTRIBUTION, day)
+    if not has_parquet(folder):
+        raise ExecutionError(f"no tag distribution in the lake for {day} ({folder})",
+                             Location(folder))
+    rows = con.execute(
+        f"""WITH d AS (SELECT name, rank, bucket, customers FROM tags.distribution
+                       WHERE as_of = $day),
+                 s AS (SELECT name, rank, bucket, customers
+                       FROM read_parquet('{_quoted(folder)}/*.parquet'))
+            SELECT coalesce(d.name, s.name) AS tag, count(d.name),
+                   count(*) FILTER (WHERE d.name IS NULL OR s.name IS NULL),
+                   string_agg(CASE WHEN d.name IS NULL OR s.name IS NULL THEN
+                       coalesce(d.bucket || ' ' || d.customers, '-') || ' vs ' ||
+                       coalesce(s.bucket || ' ' || s.customers, '-') END, '; ')
+            FROM d FULL OUTER JOIN s USING (name, rank, bucket, customers)
+            GROUP BY ALL ORDER BY tag""", {"day": day}).fetchall()
+    found = {tag: (int(n), int(diff), text or "") for tag, n, diff, text in rows}
+    verdicts = []
+    for name in kequn.plan.tags.tags:
+        if name in kequn.plan.tags.broken:
+            continue
+        n, diff, text = found.get(name, (0, 1, "no buckets on either engine"))
+        verdicts.append(Verdict("distribution", name, day, n, diff,
+                                detail=f"buckets differ (duckdb vs spark): {text}"))
+    return verdicts
+
+
+def compare_history(duck: DayBuild, spark: DayBuild) -> list[Verdict]:
+    """Each segment's history row (size, entered, left, previous day) on both engines."""
+    verdicts = []
+    for name in sorted(duck.history):
+        d, s = duck.history[name], spark.history.get(name)
+        diff = int(d != s)
+        verdicts.append(Verdict("history", name, duck.day, d.size, diff,
+                                detail=f"duckdb {d}, spark {s}"))
+    return verdicts
+
+
 def compare_day(kequn: KequnContext, day: date) -> list[Verdict]:
-    """Every tag and segment of ``day``, already built on both engines."""
+    """Every tag, segment and tag distribution of ``day``, already built on both engines."""
     with kequn.connect_warehouse() as con:
         verdicts = compare_tags(con, kequn, day)
         verdicts += [compare_segment(con, kequn, name, day)
                      for name in sorted(kequn.plan.segments)]
+        verdicts += compare_distributions(con, kequn, day)
     return verdicts
 
 
@@ -164,7 +225,8 @@ def run_parity(kequn: KequnContext, days: list[date],
             engine = SparkEngine(spark, lake_of(kequn), kequn.plan.tags)
         verdicts: list[Verdict] = []
         for day in sorted(days):
-            build_day_duckdb(kequn, day)
-            build_day_spark(kequn, engine, day)
+            duck = build_day_duckdb(kequn, day)
+            spark_day = build_day_spark(kequn, engine, day)
             verdicts += compare_day(kequn, day)
+            verdicts += compare_history(duck, spark_day)
     return verdicts

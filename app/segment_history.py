@@ -1,9 +1,10 @@
 """Each segment's size, entered and left per business day: ``segments.history``.
 
-One row per (segment, as_of), written when the segment is built (replacing the day's
-row): ``size``, ``entered`` (members that were not members on ``previous_day``),
-``exited`` (members of ``previous_day`` that are not members now; "left" is a reserved
-word in SQL), ``previous_day`` (the latest earlier built day, NULL for the first).
+One row per (segment, as_of), written to the warehouse when the segment is built on
+either engine (replacing the day's row): ``size``, ``entered`` (members that were not
+members on ``previous_day``), ``exited`` (members of ``previous_day`` that are not
+members now; "left" is a reserved word in SQL), ``previous_day`` (the latest earlier
+built day, NULL for the first).
 Rows are tiny and never pruned (:mod:`app.retention` prunes members, not history), so
 the trend survives the members it was computed from.
 """
@@ -19,6 +20,8 @@ from kequn.tables import HISTORY, qualified
 if TYPE_CHECKING:
     import duckdb
 
+    from segments.materialize import MemberStats
+
 
 @dataclass(frozen=True)
 class HistoryRow:
@@ -29,6 +32,13 @@ class HistoryRow:
     entered: int
     exited: int
     previous_day: date | None
+
+
+def history_row(as_of: date, stats: MemberStats) -> HistoryRow:
+    """The history row of a build's statistics, on either engine (the DuckDB build's from
+    the warehouse, the Spark build's from the lake's members of ``as_of`` and the previous
+    built day)."""
+    return HistoryRow(as_of, stats.size, stats.added, stats.removed, stats.previous_day)
 
 
 def record_history(con: duckdb.DuckDBPyConnection, segment: str, row: HistoryRow) -> None:

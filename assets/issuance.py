@@ -4,7 +4,11 @@
   offers one coupon to every customer currently eligible for the campaign, with
   idempotency keys derived from (campaign, customer, partition day), so re-materialising
   a day is a no-op. Every limit applies as for single issues. Metadata: eligible,
-  issued, already issued by an earlier run, refused by reason.
+  issued, already issued by an earlier run, refused by reason. Only a live campaign
+  issues: for one that is not (not approved and launched yet, ended, or its file changed
+  since approval) the asset still materialises, with ``not_live`` saying why and
+  ``refused/not_live`` counting the requests refused; nothing is recorded under their
+  keys, so materialising the same day again once the campaign is live issues them.
 * ``issuance_after_sync`` sensor (running by default, nothing to switch on): when a
   ``sync/<segment>`` partition is materialised (applied or no-op; a blocked sync fails and
   materialises nothing; a skipped older day is ignored), it requests the ``issuance`` job
@@ -23,7 +27,9 @@ import dagster as dg
 from app.context import KequnContext
 from assets.broken import broken_assets
 from assets.common import DAILY, Kequn, as_of_day, serving_kind
+from issuance.approval import read_state, why_not_live
 from issuance.batch import issue_batch
+from issuance.limits import NOT_LIVE
 from issuance.service import Issuer
 from kequn.days import BUSINESS_TIMEZONE
 from project.campaign import Campaign
@@ -77,6 +83,7 @@ def build_campaign_asset(campaign: Campaign, kind: str) -> dg.AssetsDefinition:
         db = kequn.connect_serving()
         try:
             report = issue_batch(Issuer(db, {campaign.name: campaign}), campaign, day)
+            not_live = why_not_live(read_state(db, campaign.name), campaign)
         finally:
             db.close()
         refused = dict(sorted(report.refused.items()))
@@ -84,7 +91,12 @@ def build_campaign_asset(campaign: Campaign, kind: str) -> dg.AssetsDefinition:
             f"{campaign.name} {day}: {report.issued} issued, {report.replayed_issued} already "
             f"issued, refused {refused or 'none'} of {report.eligible} eligible"
         )
-        return dg.MaterializeResult(metadata={
+        extra = {}
+        if report.refused.get(NOT_LIVE):
+            extra["not_live"] = (f"not live: {report.refused[NOT_LIVE]} requests refused "
+                                 f"({not_live}); materialise this day again once it is live")
+            context.log.warning(f"{campaign.name} {day}: {extra['not_live']}")
+        return dg.MaterializeResult(metadata={**extra,
             "business_day": day.isoformat(),
             "eligible": report.eligible,
             "issued": report.issued,

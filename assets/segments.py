@@ -22,7 +22,7 @@ import dagster as dg
 
 from app.context import KequnContext
 from app.engines import SessionSource, build_segment_on
-from app.segment_history import HistoryRow, record_history
+from app.segment_history import history_row, record_history
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, as_of_day
 from assets.spark import on_engine_with_config
@@ -162,10 +162,8 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
         result = build_segment_on(kequn, compiled, as_of, import_path=import_path,
                                   session=session)
         stats = result.stats
-        if getattr(kequn.settings, "engine", "duckdb") == "duckdb":
-            with kequn.connect_warehouse() as con:
-                record_history(con, segment.name, HistoryRow(
-                    as_of, stats.size, stats.added, stats.removed, stats.previous_day))
+        with kequn.connect_warehouse() as con:  # either engine: the stats are the same
+            record_history(con, segment.name, history_row(as_of, stats))
         metadata = _metadata(compiled, result.stats, result.elapsed_s, as_of)
         if result.import_report is not None:
             report = result.import_report

@@ -36,7 +36,7 @@ from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
 from project.tag import Tag
 from tags import checks
 from tags.build import TagStats, measure_tags
-from tags.distribution import Bucket, store_distributions, tag_distributions
+from tags.distribution import Bucket
 
 KINDS = {"duckdb", "sql"}
 WIDE_KEY = dg.AssetKey(["tags", "customer_tags"])
@@ -231,10 +231,8 @@ def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
             built = {n: t for n, t in plan.tags.items() if n not in plan.broken}
-            distributions = result.distributions or (
-                tag_distributions(con, built, day) if con is not None else {})
-            if con is not None:  # DuckDB engine (the Spark engine has no distribution yet)
-                store_distributions(con, day, distributions)
+            # the build's own scan (DuckDB), else one pass over the day (Spark: also the lake)
+            distributions = engine.record_distributions(built, day, result.distributions)
             counted = next(iter(result.tags.values()), None)
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
                 con, wide, day, every_customer=True, counts=_counts(counted)))]

@@ -44,12 +44,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from issuance.approval import take_live
 from issuance.batch import issue_batch
 from issuance.clock import SHANGHAI, SystemClock
 from issuance.schema import migrate
 from issuance.service import Issuer
 from issuance.store import coupon_id_for
 from project.campaign import Campaign, CouponTemplate, Validity
+from project.roles import load_roles
 from serving.db import ServingDB, connect
 
 HERE = Path(__file__).resolve().parent
@@ -78,9 +80,11 @@ def fresh_sqlite(folder: Path, name: str) -> str:
 
 
 def prepare(url: str, customers: int) -> ServingDB:
-    """A migrated serving DB with ``customers`` eligible members (ids 1..n)."""
+    """A migrated serving DB with ``customers`` eligible members (ids 1..n) and the bench
+    campaign live (only a live campaign issues; approved by the users of sql/roles.yaml)."""
     db = connect(url)
     migrate(db)
+    take_live(db, bench_campaign(1), load_roles(Path(__file__).resolve().parents[1] / "sql"))
     with db.transaction():
         db.executemany(
             "INSERT INTO coupon_eligibility (segment, customer_id, as_of, synced_at) "

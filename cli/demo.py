@@ -49,6 +49,10 @@ def demo(
         kequn=kequn, instance=instance,
     )
     console.print("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in sorted(rows.items())))
+    from app.economics_demo import approve_campaigns
+
+    for line in approve_campaigns(kequn):  # only a live campaign issues
+        console.print(f"    {line}")
     window = [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
     kequn = record_first_day(kequn, window[0])
     console.print(f"[bold]2/3[/] materialising {len(window)} day(s) through Dagster: "

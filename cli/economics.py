@@ -46,19 +46,21 @@ def _change(ctx: typer.Context, name: str, operation: str, *args: object) -> Non
 
 @campaigns_app.command("state")
 def state(ctx: typer.Context, name: NameArgument) -> None:
-    """The campaign's approval state and who submitted and approved it."""
-    from issuance.approval import needed, read_state
+    """The campaign's approval state, who submitted and approved it, and whether it issues
+    now (only live, with the definition that was approved)."""
+    from issuance.approval import needed, read_state, why_not_live
 
     kequn = kequn_context(ctx)
     campaign = kequn.project.campaign(name)
     db = kequn.connect_serving()
     try:
-        typer.echo(_state_line(read_state(db, campaign.name)))
+        current = read_state(db, campaign.name)
     finally:
         db.close()
-    typer.echo(f"needs: {', '.join(needed(campaign))} approval"
-               + ("; a campaign without a budget issues without approval"
-                  if campaign.budget is None else "; issues only when live"))
+    typer.echo(_state_line(current))
+    typer.echo(f"needs: {', '.join(needed(campaign))} approval; issues only when live")
+    reason = why_not_live(current, campaign)
+    typer.echo("issues: yes" if reason is None else f"issues: no (not_live): {reason}")
 
 
 @campaigns_app.command("submit")
@@ -191,9 +193,13 @@ def usable(ctx: typer.Context,
         row(out, coupon_id, NONE, NONE, NONE, f"no: {reason}", NONE)
     if result.options or result.refused:
         display(out)
+    if result.held:
+        typer.echo(f"loan {context.loan_id} holds {' + '.join(result.held)} "
+                   f"(reduction {money(result.held_reduction)})")
     if result.best:
         typer.echo(f"best: {' + '.join(result.best)} (reduction "
-                   f"{money(result.best_reduction)})")
+                   f"{money(result.best_reduction)}"
+                   + (" with what the loan holds)" if result.held else ")"))
     else:
         typer.echo(f"customer {customer} has no coupon usable on this loan")
 

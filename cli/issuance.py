@@ -89,7 +89,7 @@ def show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Campaign 
                        f"term <= {number(c.bounds.max_term)}, rate <= {c.bounds.max_rate}",
         "max_reduction": f"{money(c.max_reduction)} per coupon (what issuing reserves)",
         "budget": money(c.budget) if c.budget is not None
-        else "none (issues without approval)",
+        else "none (needs only the activity approval)",
     }, title=f"campaign {c.name}"))
 
 
@@ -162,9 +162,10 @@ def confirm(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coup
 @coupons_app.command("reverse")
 def reverse(ctx: typer.Context, coupon: Annotated[str, typer.Argument(help="Coupon id.")],
             loan: LoanOption, key: KeyOption) -> None:
-    """The drawdown failed: void (or restore) the coupon; before any occupy, an empty
-    rollback that makes a late occupy fail."""
-    with kequn_context(ctx).issuer(with_campaigns=False) as issuer:
+    """The drawdown failed: void (or restore) the coupon; after confirm its booked
+    reduction is reversed in the ledger; before any occupy, an empty rollback that makes
+    a late occupy fail."""
+    with kequn_context(ctx).issuer() as issuer:  # a restored coupon may reserve budget
         _report(issuer.reverse(coupon, loan, key))
 
 

@@ -218,16 +218,16 @@ def uplift(
     horizon: Annotated[int, typer.Option(min=0, help="Days after the order.")] = 14,
 ) -> None:
     """Acted against control on an outcome tag: sizes, rates, difference, 95% interval."""
+    from app.engines import tags_reader
     from rules.uplift import uplift as measure
 
     kequn = kequn_context(ctx)
     db = kequn.connect_serving()
-    con = kequn.connect_warehouse(read_only=True)
     try:
-        result = measure(db, con, name, parse_day(first, "--from"), parse_day(last, "--to"),
-                         outcome, horizon)
+        with tags_reader(kequn) as con:  # engine spark: every wide day in the lake
+            result = measure(db, con, name, parse_day(first, "--from"),
+                             parse_day(last, "--to"), outcome, horizon)
     finally:
-        con.close()
         db.close()
 
     def pct(x: float) -> str:

@@ -37,10 +37,12 @@ def print_summary(kequn: KequnContext, as_of: date, console: Console) -> None:
         if table_exists(con, "segments", "members"):
             out = table("segment", "members", title=f"Segments (business day {as_of})",
                         numeric=("members",))
-            for name, size in con.execute(
-                "SELECT segment, count(*) FROM segments.members WHERE as_of = ? "
+            for name, size in con.execute(  # history: every built segment, either engine
+                "SELECT segment, size FROM segments.history WHERE as_of = $d UNION ALL "
+                "SELECT segment, count(*) FROM segments.members WHERE as_of = $d AND segment "
+                "NOT IN (SELECT segment FROM segments.history WHERE as_of = $d) "
                 "GROUP BY segment ORDER BY segment",
-                [as_of],
+                {"d": as_of},
             ).fetchall():
                 row(out, name, size)
             console.print(out)

@@ -1,12 +1,17 @@
 """Campaign approval (活动中心): ``draft → pending_approval → approved → live → ended``.
 
-A campaign with a budget spends money, so it needs two approvals before it may issue:
-the activity (by an ``activity_approvers`` holder) and the budget (by a
-``budget_approvers`` holder), each by a user other than the one who submitted it
-(maker-checker; roles from :mod:`project.roles`). A campaign without a budget needs only
-the activity approval. Only a ``live`` campaign with a budget issues (the issue path
-checks :func:`is_live` under the campaign's lock); campaigns without a budget issue as
-before (the shipped ones: they have no budget).
+Only a ``live`` campaign issues, every campaign alike (single issues, the batch, rules'
+``issue_coupon`` actions): anything else is refused ``not_live`` (:func:`live_refusal`,
+read under the campaign's locks by the issue path). Before it is live a campaign needs
+the activity approval (by an ``activity_approvers`` holder) and, when it has a budget,
+the budget approval (by a ``budget_approvers`` holder), each by a user other than the one
+who submitted it (maker-checker; roles from :mod:`project.roles`).
+
+The approval is of one definition: the campaign file's hash at submission is kept in
+``campaign_states``; approve and launch refuse a changed file, and a live campaign whose
+file changed since is refused ``not_live`` at issue ("the definition changed since
+approval") until it is submitted again (allowed from any state but ``ended`` once the
+file changed; the approvals start over) and approved again.
 
 Every change is one transaction with exactly one ``audit_log`` entry (who, what, when,
 the hashes of the state before and after). A refused change raises a
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from issuance.limits import NOT_LIVE
 from kequn.errors import Location, ValidationError
 from project.campaign import Campaign
 from project.roles import Roles
@@ -47,10 +53,36 @@ def read_state(db: ServingDB, campaign: str, *, lock: bool = False) -> CampaignS
     return CampaignState(campaign, *row) if row else CampaignState(campaign)
 
 
-def is_live(db: ServingDB, campaign: str) -> bool:
-    """Whether the campaign's recorded state is ``live``."""
-    return db.scalar("SELECT state FROM campaign_states WHERE campaign = ?",
-                     (campaign,)) == "live"
+def changed_since_approval(state: CampaignState, campaign: Campaign) -> bool:
+    """Whether the campaign's file changed since it was submitted for the recorded
+    approvals (never for a draft: there is nothing approved)."""
+    return state.state != "draft" and state.definition_hash != campaign.definition_hash
+
+
+def why_not_live(state: CampaignState, campaign: Campaign) -> str | None:
+    """Why ``campaign`` may not issue in ``state`` (one line for people), or None."""
+    if changed_since_approval(state, campaign) and state.state != "ended":
+        return (f"the definition changed since approval (approved {state.definition_hash}, "
+                f"file now {campaign.definition_hash}): submit and approve it again")
+    if state.state == "live":
+        return None
+    steps = {"draft": "submit, approve and launch it", "pending_approval": "approve and "
+             "launch it", "approved": "launch it", "ended": "it ended"}
+    return f"the campaign is {state.state} ({steps.get(state.state, '')})"
+
+
+def live_refusal(db: ServingDB, campaign: Campaign, *, lock: bool = False) -> str | None:
+    """``not_live`` unless ``campaign`` is live with the definition that was approved.
+
+    With ``lock`` (inside an issue's transaction) PostgreSQL share-locks the state row, so
+    a concurrent submit, launch or end waits until the issue committed.
+    """
+    suffix = " FOR SHARE" if lock and db.dialect == "postgresql" else ""
+    row = db.fetchone("SELECT state, definition_hash FROM campaign_states "
+                      f"WHERE campaign = ?{suffix}", (campaign.name,))
+    if row is None or row[0] != "live" or row[1] != campaign.definition_hash:
+        return NOT_LIVE
+    return None
 
 
 def _write(db: ServingDB, before: CampaignState, after: CampaignState, user: str,
@@ -88,10 +120,29 @@ def _change(db: ServingDB, campaign: Campaign, user: str, action: str, source: t
 
 
 def submit(db: ServingDB, campaign: Campaign, user: str) -> CampaignState:
-    """``draft → pending_approval``; ``user`` becomes the submitter."""
-    return _change(db, campaign, user, "campaign_submit", ("draft",), lambda s: CampaignState(
-        campaign.name, "pending_approval", audit.require_user(user), None, None,
-        campaign.definition_hash))
+    """``draft → pending_approval``; ``user`` becomes the submitter of the file as it is
+    now (its hash is recorded). A campaign whose file changed since its submission may be
+    submitted again from ``pending_approval``, ``approved`` or ``live``: the approvals
+    start over (and a live one stops issuing until approved and launched again)."""
+    user = audit.require_user(user)
+
+    def build(before: CampaignState) -> CampaignState:
+        if before.state != "draft" and not changed_since_approval(before, campaign):
+            raise _refuse(f"campaign '{campaign.name}' is {before.state} and its file has not "
+                          "changed since it was submitted; nothing to submit")
+        return CampaignState(campaign.name, "pending_approval", user, None, None,
+                             campaign.definition_hash)
+
+    return _change(db, campaign, user, "campaign_submit",
+                   ("draft", "pending_approval", "approved", "live"), build)
+
+
+def _same_definition(before: CampaignState, campaign: Campaign, action: str) -> None:
+    if changed_since_approval(before, campaign):
+        raise _refuse(f"campaign '{campaign.name}' changed since it was submitted "
+                      f"({before.definition_hash} -> {campaign.definition_hash}); cannot "
+                      f"{action} a definition nobody submitted",
+                      hint=f"kequn --as USER campaigns submit {campaign.name}")
 
 
 def needed(campaign: Campaign) -> tuple[str, ...]:
@@ -115,6 +166,7 @@ def approve(db: ServingDB, campaign: Campaign, user: str, what: str,
     user = audit.require_user(user)
 
     def build(before: CampaignState) -> CampaignState:
+        _same_definition(before, campaign, "approve")
         if user == before.submitted_by:
             raise _refuse(f"{user} submitted campaign '{campaign.name}' and cannot approve "
                           f"its {what} (maker-checker: another user must)")
@@ -152,11 +204,50 @@ def reject(db: ServingDB, campaign: Campaign, user: str, reason: str,
 
 def launch(db: ServingDB, campaign: Campaign, user: str) -> CampaignState:
     """``approved → live``: the campaign may issue."""
-    return _change(db, campaign, user, "campaign_launch", ("approved",),
-                   lambda s: CampaignState(**(asdict(s) | {"state": "live"})))
+    def build(before: CampaignState) -> CampaignState:
+        _same_definition(before, campaign, "launch")
+        return CampaignState(**(asdict(before) | {"state": "live"}))
+
+    return _change(db, campaign, user, "campaign_launch", ("approved",), build)
 
 
 def end(db: ServingDB, campaign: Campaign, user: str) -> CampaignState:
     """``live → ended``: no more issues."""
     return _change(db, campaign, user, "campaign_end", ("live",),
                    lambda s: CampaignState(**(asdict(s) | {"state": "ended"})))
+
+
+def take_live(db: ServingDB, campaign: Campaign, roles: Roles, maker: str | None = None
+              ) -> list[tuple[str, str]]:
+    """Submit (by ``maker``), approve what is needed (each by the first holder of the role
+    who is not ``maker``) and launch (by ``maker``) ``campaign``, through the same state
+    machine and audit log as the commands; nothing when it is already live with this
+    definition. ``maker`` defaults to the first activity approver. Returns the steps as
+    (action, user); raises :class:`~kequn.errors.ValidationError` when ``roles`` has
+    nobody to approve."""
+    state = read_state(db, campaign.name)
+    if state.state == "live" and not changed_since_approval(state, campaign):
+        return []
+    makers = roles.who("activity_approvers")
+    maker = maker or (makers[0] if makers else None)
+    if maker is None:
+        raise _refuse(f"nobody may approve campaign '{campaign.name}'",
+                      hint=f"activity_approvers in {roles.path}")
+    steps: list[tuple[str, str]] = []
+    if state.state in ("draft", "pending_approval", "approved", "live") and (
+            state.state == "draft" or changed_since_approval(state, campaign)):
+        state = submit(db, campaign, maker)
+        steps.append(("submit", maker))
+    for what in needed(campaign):
+        if state.state != "pending_approval" or getattr(state, f"{what}_approved_by"):
+            continue
+        checker = next((u for u in roles.who(APPROVALS[what]) if u != state.submitted_by),
+                       None)
+        if checker is None:
+            raise _refuse(f"nobody but the submitter may approve campaign "
+                          f"'{campaign.name}''s {what}", hint=f"{APPROVALS[what]} in {roles.path}")
+        state = approve(db, campaign, checker, what, roles)
+        steps.append((f"approve {what}", checker))
+    state = launch(db, campaign, maker)
+    steps.append(("launch", maker))
+    return steps

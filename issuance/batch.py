@@ -18,14 +18,19 @@ How one chunk is decided (inside one transaction, holding the campaign's lock):
 3. the decision: a candidate is *issuable* when it is new, eligible, under the
    per-customer limit and free of stacking conflicts; a running count of issuable
    candidates before each one (a window function) tells how many coupons the batch has
-   issued by then, which decides the stock and daily limits exactly as one-by-one
-   issuing would, reasons in the same order as :func:`issuance.limits.refusal_for_counts`;
+   issued by then, which decides the stock and daily limits and the budget exactly as
+   one-by-one issuing would, reasons in the same order as
+   :func:`issuance.limits.refusal_for_counts`, then ``budget_exhausted``. Every coupon of
+   a campaign reserves the same worst case, so the budget's room in coupons is
+   ``(budget − reserved − booked) // reservation``, read under the campaign's lock;
 4. writes: the coupons (``INSERT ... SELECT``), the refusals under their keys, the
-   counters by the number issued.
+   counters by the number issued, and for a campaign with a budget one ``reserve``
+   ledger entry per coupon (:func:`issuance.ledger.reserve_planned`).
 
-A campaign with a budget is offered one request at a time instead (each issue reserves
-its worst-case reduction in the ledger, :mod:`issuance.ledger`), in the same order and
-with the same keys.
+A campaign that is not live (:func:`issuance.approval.live_refusal`) issues nothing: every
+new candidate is refused ``not_live`` and, as for single issues, that refusal is not
+recorded under the key, so the day's batch issues once the campaign is live (replayed
+keys still report their first result).
 
 SQLite runs the whole batch as one ``BEGIN IMMEDIATE`` transaction by default (single
 issues wait on the write lock for its duration, about a second per 200,000 coupons).
@@ -42,18 +47,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from issuance.approval import live_refusal
 from issuance.clock import business_day, to_db
+from issuance.ledger import budget_use, reserve_planned, to_cents
+from issuance.limits import BUDGET_EXHAUSTED, NOT_LIVE
 from issuance.outcome import IdempotencyConflict
 from issuance.service import Issuer
-from issuance.store import coupon_id_for
 from project.campaign import Campaign
 from serving.db import ServingDB
 
 PG_CHUNK = 500
 """Customers per transaction on PostgreSQL (each takes two advisory locks)."""
-
-ONE_BY_ONE_CHUNK = 1000
-"""Customers per transaction when a budgeted campaign is offered one request at a time."""
 
 ISSUED = "issued"
 REPLAYED = "replayed"
@@ -145,6 +149,7 @@ INSERT INTO {_PLAN} (coupon_id, customer_id, idem_key, fate, prior_operation,
 SELECT coupon_id, customer_id, idem_key,
   CASE
     WHEN prior_operation IS NOT NULL OR coupon_campaign IS NOT NULL THEN '{REPLAYED}'
+    WHEN ? = 0 THEN '{NOT_LIVE}'
     WHEN ? = 0 THEN 'outside_window'
     WHEN eligible = 0 THEN 'not_eligible'
     WHEN (CASE WHEN issued_before < ? THEN issued_before ELSE ? END) >= ?
@@ -153,6 +158,8 @@ SELECT coupon_id, customer_id, idem_key,
       THEN 'daily_limit'
     WHEN held / 2 >= ? THEN 'per_customer_limit'
     WHEN held % 2 = 1 THEN 'exclusive_conflict'
+    WHEN (CASE WHEN issued_before < ? THEN issued_before ELSE ? END) >= ?
+      THEN '{BUDGET_EXHAUSTED}'
     ELSE '{ISSUED}'
   END,
   prior_operation, prior_fingerprint, prior_ok, prior_reason, coupon_campaign,
@@ -203,9 +210,10 @@ _COUNT_UP = (
 
 
 def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
-            now: datetime, chunk: tuple[int, int] | None) -> None:
+            now: datetime, chunk: tuple[int, int] | None, live: bool) -> None:
     """Read the counters and fill the plan: for candidates ``chunk`` (first, last seq) of
-    the candidates table, or (None) for the segment's members read now."""
+    the candidates table, or (None) for the segment's members read now. ``live``: the
+    campaign may issue (read under its state lock)."""
     db = issuer.db
     bucket = business_day(now).isoformat()
     row = db.fetchone(
@@ -215,7 +223,8 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
     assert row is not None
     stock_left = campaign.total_stock - int(row[0] or 0)
     daily_left = campaign.effective_daily_limit - int(row[1] or 0)
-    can_issue = max(min(stock_left, daily_left), 0)
+    budget_left = _budget_left(db, campaign, stock_left)
+    can_issue = max(min(stock_left, daily_left, budget_left), 0)
     stored = to_db(now)
     key, key_params = _key_sql(sql), (campaign.name, day.isoformat())
     if chunk is None:
@@ -229,15 +238,33 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
         source_params = (*key_params, *chunk)
         eligible, eligible_params = _RECHECK, (campaign.target_segment,)
     db.execute(_DECIDE.format(source=source, eligible=eligible), (
+        int(live),
         int(campaign.in_window(now)),
         can_issue, can_issue, stock_left,
         can_issue, can_issue, daily_left,
         campaign.per_customer_limit,
+        can_issue, can_issue, budget_left,
         campaign.per_customer_limit,
         *eligible_params,
         campaign.name, campaign.name, stored, stored, stored, int(campaign.exclusive),
         *source_params,
     ))
+
+
+def _budget_left(db: ServingDB, campaign: Campaign, stock_left: int) -> int:
+    """How many more coupons the campaign's budget can reserve (more than the stock left
+    when it has no budget, or its coupons cost nothing), read under the campaign's lock.
+
+    The same decision as the single path's reservation one coupon at a time
+    (:meth:`Issuer._reserve`): every coupon of a campaign reserves the same worst case."""
+    unlimited = max(stock_left, 0) + 1
+    if campaign.budget is None:
+        return unlimited
+    cents = to_cents(campaign.max_reduction)
+    if cents <= 0:
+        return unlimited
+    room = to_cents(campaign.budget) - budget_use(db, campaign.name).used_cents
+    return max(room // cents, 0)
 
 
 def _check_replays(db: ServingDB, sql: dict[str, str], campaign: Campaign) -> None:
@@ -280,10 +307,13 @@ def _write(issuer: Issuer, campaign: Campaign, now: datetime) -> None:
     db.execute(
         "INSERT INTO issuance_requests (idempotency_key, operation, fingerprint, ok, reason, "
         f"coupon_id, status, created_at) SELECT idem_key, 'issue', ? || {sql_text}, 0, fate, "
-        f"NULL, NULL, ? FROM {_PLAN} WHERE fate NOT IN ('{ISSUED}', '{REPLAYED}') "
+        f"NULL, NULL, ? FROM {_PLAN} WHERE fate NOT IN ('{ISSUED}', '{REPLAYED}', '{NOT_LIVE}') "
         "ORDER BY idem_key", (prefix, stored))
     if issued:
         db.execute(_COUNT_UP, (campaign.name, issued, campaign.name, day.isoformat(), issued))
+    if issued and campaign.budget is not None:
+        reserve_planned(db, campaign.name, to_cents(campaign.max_reduction), _PLAN,
+                        f"fate = '{ISSUED}'", issued, now)
 
 
 def _tally(db: ServingDB, report: BatchReport) -> None:
@@ -312,8 +342,6 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
     ``chunk_size`` customers (default: all at once on SQLite, :data:`PG_CHUNK` on
     PostgreSQL) are one transaction each. Returns the counts.
     """
-    if campaign.budget is not None:
-        return _one_by_one(issuer, campaign, day, chunk_size or ONE_BY_ONE_CHUNK)
     db = issuer.db
     sql = _dialect_sql(db)
     if chunk_size is None and db.dialect == "postgresql":
@@ -324,7 +352,8 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
         if chunk_size is None:
             now = issuer.clock.now()
             with db.transaction():
-                _decide(issuer, sql, campaign, day, now, None)
+                live = live_refusal(db, campaign) is None
+                _decide(issuer, sql, campaign, day, now, None, live)
                 _finish(issuer, sql, campaign, now, report)
             report.eligible = sum(report.refused.values()) + report.total_issued
             return report
@@ -333,14 +362,17 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
             last = min(first + chunk_size - 1, report.eligible)
             now = issuer.clock.now()
             with db.transaction():
+                rows = []
                 if db.dialect == "postgresql":
                     rows = db.fetchall(f"SELECT customer_id FROM {_CANDIDATES} "
                                        "WHERE seq BETWEEN ? AND ?", (first, last))
                     issuer.lock_keys(batch_key(campaign.name, c, day) for (c,) in rows)
+                live = live_refusal(db, campaign, lock=True) is None
+                if db.dialect == "postgresql":
                     issuer.lock_campaign(campaign.name)
                     issuer.lock_customers(int(c) for (c,) in rows)
                 db.execute(f"DELETE FROM {_PLAN}")
-                _decide(issuer, sql, campaign, day, now, (first, last))
+                _decide(issuer, sql, campaign, day, now, (first, last), live)
                 _finish(issuer, sql, campaign, now, report)
     finally:
         for table in (_CANDIDATES, _PLAN):
@@ -354,33 +386,3 @@ def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: dateti
     _check_replays(issuer.db, sql, campaign)
     _write(issuer, campaign, now)
     _tally(issuer.db, report)
-
-
-def _one_by_one(issuer: Issuer, campaign: Campaign, day: date,
-                chunk_size: int) -> BatchReport:
-    """A budgeted campaign: each customer's request through
-    :meth:`Issuer.issue_in_transaction` (which reserves the budget in the ledger), in
-    coupon-id order, ``chunk_size`` per transaction, locks in the global order."""
-    members = [int(c) for (c,) in issuer.db.fetchall(
-        "SELECT customer_id FROM coupon_eligibility WHERE segment = ?",
-        (campaign.target_segment,))]
-    keyed = sorted((coupon_id_for(batch_key(campaign.name, c, day)), c) for c in members)
-    report = BatchReport(campaign.name, day, eligible=len(keyed))
-    for start in range(0, len(keyed), chunk_size):
-        chunk = [c for _, c in keyed[start:start + chunk_size]]
-        keys = [batch_key(campaign.name, c, day) for c in chunk]
-        now = issuer.clock.now()
-        with issuer.db.transaction():
-            issuer.lock_keys(keys)
-            issuer.lock_campaign(campaign.name)
-            issuer.lock_customers(chunk)
-            outcomes = [issuer.issue_in_transaction(campaign, c, k, now)
-                        for c, k in zip(chunk, keys, strict=True)]
-        for outcome in outcomes:
-            if outcome.ok and outcome.replayed:
-                report.replayed_issued += 1
-            elif outcome.ok:
-                report.issued += 1
-            else:
-                report.refused[outcome.reason or "unknown"] += 1
-    return report

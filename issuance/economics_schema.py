@@ -6,8 +6,11 @@
 * ``coupon_ledger(entry_id, coupon_id, campaign, loan_id, kind, amount_cents, at,
   request_key)``, append-only (triggers refuse UPDATE and DELETE). ``kind``: ``reserve``
   (issue: the coupon's worst-case reduction, +), ``book`` (confirm: the actual reduction
-  for the loan, +), ``release`` (the reservation given back: at confirm, expiry or void,
-  −), ``reversal`` (a reversed drawdown gives its reservation back, −).
+  for the loan, +), ``release`` (the reservation given back: at confirm, at a reverse
+  before confirm, expiry or void, − against ``reserve``), ``reversal`` (a reverse after
+  confirm: the booked reduction reversed, − against ``book``). Amounts are positive; the
+  kind says which sum an entry adds to or takes from. (Before the reverse after confirm
+  existed, a reverse before confirm wrote its release as ``reversal``.)
 * ``campaign_budget(campaign, reserved_cents, booked_cents)``: the running sums of the
   ledger per campaign, written in the same transaction as the entries (the issue path
   reads one row instead of summing the ledger). ``reserved + booked`` never exceeds the

@@ -7,8 +7,10 @@ ledger's sums:
 * issue: :func:`reserve` the coupon's worst-case reduction, or refuse when
   ``reserved + booked + reservation`` would pass the budget;
 * confirm: :func:`book` the reduction for the loan and release the reservation;
-* expiry, operator void: :func:`release_reservations` (a reversed drawdown writes its
-  release as a ``reversal``).
+* reverse before confirm, expiry, operator void: :func:`release_reservations`;
+* reverse after confirm: :func:`reverse_booking` books a ``reversal`` of what was booked
+  for that loan (the entry counts against ``book``); a coupon restored by it reserves
+  again (:func:`reserve`).
 
 Amounts are whole cents.
 """
@@ -85,6 +87,20 @@ def reserve(db: ServingDB, campaign: str, budget_cents: int, coupon_id: str, cen
     return True
 
 
+def reserve_planned(db: ServingDB, campaign: str, cents: int, table: str, where: str,
+                    count: int, now: datetime) -> None:
+    """The batch: reserve ``cents`` for each of the ``count`` coupons issued now, listed in
+    ``table`` (``coupon_id``, ``idem_key``) rows matching ``where`` (fixed text written by
+    :mod:`issuance.batch`, never user input), and add them to the campaign's budget row.
+    The caller decided, under the campaign's lock, that the budget covers them."""
+    db.execute(
+        "INSERT INTO coupon_ledger (coupon_id, campaign, loan_id, kind, amount_cents, at, "
+        f"request_key) SELECT coupon_id, ?, NULL, 'reserve', ?, ?, idem_key FROM {table} "
+        f"WHERE {where} ORDER BY coupon_id", (campaign, cents, to_db(now)))
+    db.execute(_ENSURE, (campaign,))
+    db.execute(_ADD, (cents * count, 0, campaign))
+
+
 def outstanding(db: ServingDB, coupon_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
     """Per coupon with a reservation still held: (campaign, cents)."""
     if not coupon_ids:
@@ -92,20 +108,19 @@ def outstanding(db: ServingDB, coupon_ids: Sequence[str]) -> dict[str, tuple[str
     marks = ", ".join("?" for _ in coupon_ids)
     rows = db.fetchall(
         "SELECT coupon_id, campaign, sum(CASE WHEN kind = 'reserve' THEN amount_cents "
-        "WHEN kind IN ('release', 'reversal') THEN -amount_cents ELSE 0 END) "
+        "WHEN kind = 'release' THEN -amount_cents ELSE 0 END) "
         f"FROM coupon_ledger WHERE coupon_id IN ({marks}) GROUP BY coupon_id, campaign",
         list(coupon_ids))
     return {str(c): (str(camp), int(n)) for c, camp, n in rows if int(n) > 0}
 
 
 def release_reservations(db: ServingDB, coupon_ids: Sequence[str], now: datetime,
-                         key: str | None, *, kind: str = "release",
-                         loan_id: str | None = None) -> int:
+                         key: str | None, *, loan_id: str | None = None) -> int:
     """Give back the reservations still held by ``coupon_ids``; the cents released."""
     held = outstanding(db, coupon_ids)
     at = to_db(now)
     for coupon_id, (campaign, cents) in sorted(held.items()):
-        db.execute(_ENTRY, (coupon_id, campaign, loan_id, kind, cents, at, key))
+        db.execute(_ENTRY, (coupon_id, campaign, loan_id, "release", cents, at, key))
         db.execute(_ADD, (-cents, 0, campaign))
     return sum(cents for _, cents in held.values())
 
@@ -130,6 +145,28 @@ def book(db: ServingDB, coupon_id: str, campaign: str, loan_id: str, now: dateti
         db.execute(_ENTRY, (coupon_id, campaign, loan_id, "release", held, at, key))
     db.execute(_ADD, (-held, cents, campaign))
     return cents
+
+
+def reverse_booking(db: ServingDB, coupon_id: str, campaign: str, loan_id: str,
+                    now: datetime, key: str | None) -> int:
+    """Reverse after confirm: book a ``reversal`` of what is still booked for ``loan_id``
+    on the coupon (a new entry; nothing is changed) and take it off the campaign's
+    booked sum. Returns the cents reversed (0 when nothing was booked)."""
+    cents = int(db.scalar(
+        "SELECT coalesce(sum(CASE WHEN kind = 'book' THEN amount_cents WHEN kind = 'reversal' "
+        "THEN -amount_cents ELSE 0 END), 0) FROM coupon_ledger WHERE coupon_id = ? "
+        "AND loan_id = ?", (coupon_id, loan_id)) or 0)
+    if cents > 0:
+        db.execute(_ENSURE, (campaign,))
+        db.execute(_ENTRY, (coupon_id, campaign, loan_id, "reversal", cents, to_db(now), key))
+        db.execute(_ADD, (0, -cents, campaign))
+    return max(cents, 0)
+
+
+def reserved_before(db: ServingDB, coupon_id: str) -> bool:
+    """Whether the coupon ever held a reservation (it was issued under a budget)."""
+    return db.scalar("SELECT count(*) FROM coupon_ledger WHERE coupon_id = ? "
+                     "AND kind = 'reserve'", (coupon_id,)) not in (None, 0)
 
 
 def remember_loan(db: ServingDB, coupon_id: str, loan_id: str, context: str,
@@ -173,7 +210,8 @@ def entries(db: ServingDB, *, campaign: str | None = None,
 
 
 def sums(db: ServingDB, campaign: str) -> dict[str, int]:
-    """The ledger's sums per kind for a campaign, in cents (every kind present)."""
+    """The ledger's sums per kind for a campaign, in cents (every kind present). Held
+    reservations are ``reserve − release``, the net booked reduction ``book − reversal``."""
     rows = db.fetchall("SELECT kind, sum(amount_cents) FROM coupon_ledger WHERE campaign = ? "
                        "GROUP BY kind", (campaign,))
     found = {str(k): int(n) for k, n in rows}

@@ -39,7 +39,10 @@ ISSUE_REFUSALS: Final = (
 )
 """The limits :func:`refusal_for_counts` decides, in its order."""
 BUDGET_REFUSALS: Final = (NOT_LIVE, BUDGET_EXHAUSTED)
-"""Checked after those, for a campaign with a budget (:meth:`Issuer._reserve`)."""
+"""``not_live`` is checked first of all, for every campaign (right after a replayed key:
+:func:`issuance.approval.live_refusal`), and is not recorded under the request's key, so
+the same request issues once the campaign is live; ``budget_exhausted`` after the limits
+above, for a campaign with a budget (:meth:`Issuer._reserve`)."""
 
 MESSAGES: Final[dict[str, str]] = {
     OUTSIDE_WINDOW: "the campaign is not running at this time",
@@ -48,7 +51,8 @@ MESSAGES: Final[dict[str, str]] = {
     DAILY_LIMIT: "today's issuance limit is reached",
     PER_CUSTOMER_LIMIT: "the customer has received as many coupons as the campaign allows",
     EXCLUSIVE_CONFLICT: "an exclusive coupon cannot be held together with another live coupon",
-    NOT_LIVE: "the campaign has a budget and is not live (it needs approval and launch)",
+    NOT_LIVE: "the campaign is not live: it needs approval and launch, or its definition "
+              "changed since approval (kequn campaigns state NAME)",
     BUDGET_EXHAUSTED: "the campaign's budget cannot cover one more coupon's worst-case cost",
 }
 

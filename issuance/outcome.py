@@ -8,6 +8,7 @@ from typing import Final
 from issuance.limits import EXCLUSIVE_CONFLICT
 from issuance.limits import MESSAGES as ISSUE_MESSAGES
 from kequn.errors import KequnError
+from project.scope import CHANNEL_OUT_OF_SCOPE
 from project.scope import MESSAGES as SCOPE_MESSAGES
 
 NOT_FOUND: Final = "not_found"
@@ -18,7 +19,6 @@ DANGLING_TRY: Final = "dangling_try"
 LOAN_REVERSED: Final = "loan_reversed"
 EXPIRED: Final = "expired"
 NOT_YET_VALID: Final = "not_yet_valid"
-CHANNEL_OUT_OF_SCOPE: Final = "channel_out_of_scope"
 EMPTY_ROLLBACK: Final = "empty_rollback"
 ALREADY_CLOSED: Final = "already_closed"
 UNKNOWN_CAMPAIGN: Final = "unknown_campaign"
@@ -42,7 +42,9 @@ MESSAGES: Final[dict[str, str]] = {
 }
 
 
-__all__ = ["EXCLUSIVE_CONFLICT", "MESSAGES", "IdempotencyConflict", "Outcome"]
+__all__ = [
+    "CHANNEL_OUT_OF_SCOPE", "EXCLUSIVE_CONFLICT", "MESSAGES", "IdempotencyConflict", "Outcome",
+]
 
 
 class IdempotencyConflict(KequnError):

@@ -240,6 +240,31 @@ END
 $$
 """
 
+# Version 3: only a live campaign issues, with the definition that was approved (see
+# issuance.approval.live_refusal): after the key's replay, the campaign's state row is
+# share-locked (so a concurrent submit/launch/end waits for this issue) and a campaign
+# that is not live is refused 'not_live' without recording it under the key.
+_PG_DROP_ISSUE = (
+    "DROP FUNCTION kequn_issue(integer, integer, text, text, text, text, bigint, integer, "
+    "integer, text, text, timestamp, boolean, bigint, bigint, bigint, smallint, text, text, "
+    "text, text, integer, date, timestamp, timestamp)"
+)
+_PG_ISSUE_LIVE = _PG_ISSUE.replace(
+    "p_issue_day date, p_valid_from timestamp, p_valid_until timestamp)",
+    "p_issue_day date, p_valid_from timestamp, p_valid_until timestamp,\n"
+    "  p_definition_hash text)",
+).replace(
+    "  IF FOUND THEN\n    RETURN;\n  END IF;\n",
+    "  IF FOUND THEN\n    RETURN;\n  END IF;\n"
+    "  PERFORM 1 FROM campaign_states WHERE campaign = p_campaign AND state = 'live'\n"
+    "    AND definition_hash = p_definition_hash FOR SHARE;\n"
+    "  IF NOT FOUND THEN\n"
+    "    RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,\n"
+    "                        NULL::text, NULL::text, NULL::bigint, 'not_live'::text;\n"
+    "    RETURN;\n  END IF;\n",
+    1,
+)
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -250,6 +275,11 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         2,
         "PostgreSQL: an issue request in one statement",
         {"sqlite": (), "postgresql": (_PG_ISSUE,)},
+    ),
+    Migration(
+        3,
+        "PostgreSQL: only a live campaign issues (its approved definition)",
+        {"sqlite": (), "postgresql": (_PG_DROP_ISSUE, _PG_ISSUE_LIVE)},
     ),
 )
 

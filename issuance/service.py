@@ -8,13 +8,16 @@ results too (``ok=False`` with a ``reason``) and are recorded under their key.
 Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
 PostgreSQL every request first takes a transaction-scoped advisory lock on its
 idempotency key, so two requests with one key (whatever their operations) run one after
-the other and the second replays or refuses the first's result. An issue then locks its
-campaign's ``issuance_counters`` total row (``FOR UPDATE``), so the campaign's counters
+the other and the second replays or refuses the first's result. An issue then share-locks
+its campaign's approval state row (a concurrent launch or end waits for it; a campaign
+that is not live issues nothing), locks its campaign's ``issuance_counters`` total row
+(``FOR UPDATE``), so the campaign's counters
 are read and written by one transaction at a time, then takes an advisory lock on the
 customer (so the exclusive-stacking check holds across campaigns); occupy/confirm/reverse
 lock the coupon row and, for an occupy, the loan. Every path, the batch
 (:mod:`issuance.batch`) included, takes its locks in this one global order (keys, the
-campaign row, customers in ascending lock order, the coupon, the loan), so requests
+campaign's state row, its counters row, customers in ascending lock order, the coupon,
+the loan), so requests
 cannot deadlock.
 
 Time comes from the injected :class:`~issuance.clock.Clock`; expiry is also enforced
@@ -33,9 +36,9 @@ from typing import TypeVar
 
 from issuance import ledger
 from issuance import outcome as why
-from issuance.approval import is_live
+from issuance.approval import live_refusal
 from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
-from issuance.limits import BUDGET_EXHAUSTED, NOT_LIVE, Snapshot, refusal
+from issuance.limits import BUDGET_EXHAUSTED, Snapshot, refusal
 from issuance.outcome import Outcome
 from issuance.states import EXPIRED, OCCUPIED, UNUSED, USED, VOIDED
 from issuance.store import (
@@ -102,7 +105,7 @@ _COUNT_UP = (
 _PG_ISSUE = (
     "SELECT * FROM kequn_issue(?::int4, ?::int4, ?, ?, ?, ?, ?::int8, ?::int4, ?::int4, ?, ?, "
     "?::timestamp, ?::boolean, ?::int8, ?::int8, ?::int8, ?::int2, ?, ?, ?, ?, ?::int4, "
-    "?::date, ?::timestamp, ?::timestamp)"
+    "?::date, ?::timestamp, ?::timestamp, ?)"
 )
 
 
@@ -141,14 +144,13 @@ class Counters:
 
     @property
     def reserved_cents(self) -> int:
-        """Reservations still held: reserve − release − reversal."""
-        return self.ledger.get("reserve", 0) - self.ledger.get("release", 0) \
-            - self.ledger.get("reversal", 0)
+        """Reservations still held: reserve − release."""
+        return self.ledger.get("reserve", 0) - self.ledger.get("release", 0)
 
     @property
     def booked_cents(self) -> int:
-        """Reductions booked at confirm."""
-        return self.ledger.get("book", 0)
+        """Reductions booked at confirm, less those reversed after confirm."""
+        return self.ledger.get("book", 0) - self.ledger.get("reversal", 0)
 
 
 class Issuer:
@@ -241,8 +243,10 @@ class Issuer:
     def issue(self, campaign: str, customer_id: int, key: str) -> Outcome:
         """Issue one coupon of ``campaign`` to ``customer_id``, or refuse with a reason.
 
-        Refusals: outside_window, not_eligible, stock_exhausted, daily_limit,
-        per_customer_limit, exclusive_conflict.
+        Refusals: not_live (the campaign is not live, or its file changed since approval;
+        not recorded under the key, so the same request issues once it is live),
+        outside_window, not_eligible, stock_exhausted, daily_limit, per_customer_limit,
+        exclusive_conflict, budget_exhausted.
         """
         chosen = get_campaign(self.campaigns, campaign)
         if (self.db.dialect == "postgresql" and not self.db.in_transaction
@@ -270,6 +274,7 @@ class Issuer:
             int(campaign.exclusive), campaign.template.kind, str(campaign.template.value),
             campaign.on_failed_drawdown, ",".join(sorted(campaign.channels)),
             campaign.lease_seconds, day, to_db(valid_from), to_db(valid_until),
+            campaign.definition_hash,
         ))
         assert row is not None
         prior = interpret_replay(request, row)
@@ -284,6 +289,7 @@ class Issuer:
         """The body of :meth:`issue`, for callers that already opened the transaction."""
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
         self._advisory(_KEY_LOCK, key)
+        not_live = live_refusal(self.db, campaign, lock=True)
         self.lock_campaign(campaign.name)
         self._advisory(_CUSTOMER_LOCK, customer_id)
         day = business_day(now)
@@ -297,6 +303,8 @@ class Issuer:
         prior = interpret_replay(request, row)
         if prior is not None:
             return prior
+        if not_live is not None:
+            return Outcome("issue", False, not_live)  # not recorded: see issue()
         stock, today, mine, eligible, conflict = row[8:]
         snapshot = Snapshot(
             eligible=bool(eligible), stock_issued=int(stock or 0), day_issued=int(today or 0),
@@ -321,11 +329,9 @@ class Issuer:
 
     def _reserve(self, campaign: Campaign, coupon_id: str, now: datetime,
                  key: str) -> str | None:
-        """A budgeted campaign: refuse unless it is live and its budget covers the coupon's
-        worst-case reduction, which is then reserved (under the campaign's lock)."""
+        """A budgeted campaign: refuse unless its budget covers the coupon's worst-case
+        reduction, which is then reserved (under the campaign's lock)."""
         assert campaign.budget is not None
-        if not is_live(self.db, campaign.name):
-            return NOT_LIVE
         if not ledger.reserve(self.db, campaign.name, ledger.to_cents(campaign.budget),
                               coupon_id, ledger.to_cents(campaign.max_reduction), now, key):
             return BUDGET_EXHAUSTED
@@ -449,12 +455,17 @@ class Issuer:
         return self._on_coupon(request, coupon_id, step)
 
     def reverse(self, coupon_id: str, loan_id: str, key: str) -> Outcome:
-        """Undo ``loan_id``'s occupation after a failed drawdown.
+        """Undo ``loan_id``'s use of the coupon after a failed (or reversed) drawdown.
 
         The coupon becomes ``voided`` (policy ``void``, the default) or ``unused``
-        (``restore``). A reverse with no recorded occupy is an empty rollback: it
+        (``restore``). Before confirm the coupon's budget reservation is released (void);
+        after confirm the booked reduction is reversed in the ledger (a ``reversal``
+        entry, the campaign's booked sum goes down), and a restored coupon of a budgeted
+        campaign reserves its worst case again, under the campaign's lock (when the budget
+        cannot cover it any more the coupon is voided instead, history reason
+        ``budget_exhausted``). A reverse with no recorded occupy is an empty rollback: it
         succeeds and closes the loan's try, so a late occupy is refused. Refusals:
-        not_found, wrong_loan, illegal_transition (the loan already used the coupon).
+        not_found, wrong_loan.
         """
         request = Request("reverse", key, (coupon_id, loan_id))
 
@@ -475,11 +486,36 @@ class Issuer:
             if coupon.status == OCCUPIED:
                 return self._done(request, now, False, why.WRONG_LOAN, coupon)
             if coupon.status == USED and coupon.loan_id == loan_id:
-                return self._done(request, now, False, why.ILLEGAL_TRANSITION, coupon)
+                coupon = self._reverse_booking(coupon, loan_id, now, key)
+                return self._done(request, now, True, None, coupon)
             close_try(self.db, coupon_id, loan_id, why.EMPTY_ROLLBACK, now)
             return self._done(request, now, True, why.EMPTY_ROLLBACK, coupon)
 
         return self._on_coupon(request, coupon_id, step)
+
+    def _reverse_booking(self, coupon: Coupon, loan_id: str, now: datetime,
+                         key: str) -> Coupon:
+        """A used coupon's drawdown was reversed: reverse its booking, then void or restore
+        it (see :meth:`reverse`)."""
+        target, reason = (VOIDED if coupon.on_failed_drawdown == "void" else UNUSED,
+                          "drawdown_reversed")
+        reserve_again = target == UNUSED and ledger.reserved_before(self.db, coupon.coupon_id)
+        if reserve_again:
+            # Lock order: key, coupon, the campaign's counters row, then (written below)
+            # its budget row, as an issue takes them; no path holds the counters row
+            # while waiting for a coupon row or a key.
+            self.lock_campaign(coupon.campaign)
+        close_try(self.db, coupon.coupon_id, loan_id, "reversed", now)
+        ledger.reverse_booking(self.db, coupon.coupon_id, coupon.campaign, loan_id, now, key)
+        if reserve_again:
+            campaign = self.campaigns.get(coupon.campaign)
+            if campaign is None or campaign.budget is None or not ledger.reserve(
+                    self.db, campaign.name, ledger.to_cents(campaign.budget),
+                    coupon.coupon_id, ledger.to_cents(campaign.max_reduction), now, key):
+                target, reason = VOIDED, BUDGET_EXHAUSTED
+        coupon = move(self.db, coupon, target, now=now, reason=reason, key=key,
+                      loan_id=loan_id if target == VOIDED else None)
+        return self._settle(coupon, now, key)
 
     def _scope(self, coupon: Coupon, context: LoanContext) -> str | int | None:
         """A scope refusal reason, or the coupon's trial reduction on the loan in cents

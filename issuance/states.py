@@ -1,9 +1,10 @@
 """Coupon states and the only transitions allowed between them.
 
-``unused → occupied → used | unused | voided`` and ``unused → expired | voided``.
-``used``, ``expired`` and ``voided`` are final.
+``unused → occupied → used | unused | voided``, ``unused → expired | voided`` and
+``used → voided | unused`` (a drawdown reversed after confirm). ``expired`` and ``voided``
+are final.
 
->>> can_move(UNUSED, OCCUPIED), can_move(USED, UNUSED)
+>>> can_move(UNUSED, OCCUPIED), can_move(USED, OCCUPIED)
 (True, False)
 """
 
@@ -19,12 +20,12 @@ VOIDED: Final = "voided"
 
 STATES: Final = (UNUSED, OCCUPIED, USED, EXPIRED, VOIDED)
 LIVE: Final = frozenset({UNUSED, OCCUPIED})
-FINAL: Final = frozenset({USED, EXPIRED, VOIDED})
+FINAL: Final = frozenset({EXPIRED, VOIDED})
 
 TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     UNUSED: frozenset({OCCUPIED, EXPIRED, VOIDED}),
     OCCUPIED: frozenset({USED, UNUSED, VOIDED}),
-    USED: frozenset(),
+    USED: frozenset({VOIDED, UNUSED}),
     EXPIRED: frozenset(),
     VOIDED: frozenset(),
 }

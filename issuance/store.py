@@ -174,8 +174,7 @@ def move_many(
     db.executemany(_HISTORY, history)
     ended = [p.coupon_id for p in planned if p.status in (EXPIRED, VOIDED)]
     if ended:  # a coupon that can no longer be used gives its budget reservation back
-        release_reservations(db, ended, now, key,
-                             kind="reversal" if reason == "drawdown_failed" else "release")
+        release_reservations(db, ended, now, key)
     return planned
 
 

@@ -4,7 +4,8 @@ The loan system sends a :class:`LoanContext` with each occupy (and ``coupons usa
 channel, asset party, funding party, whether the loan is the customer's first drawdown
 overall and within the campaign window, whether the credit was granted within the
 campaign window, customer type, credit method, and optionally the loan's terms
-(principal, rate, term, method, day) for the trial reduction and the campaign's bounds.
+(principal, rate, term, method, day) for the trial reduction and the campaign's bounds,
+and the loan's id (so the coupons it already holds are taken into account).
 :func:`scope_refusal` answers with the first field out of scope, as a reason code, in a
 fixed order (so a loan that breaks several always gets the same answer).
 
@@ -72,6 +73,8 @@ class LoanContext:
     term: int | None = None
     method: str = "equal_installment"
     start: date | None = None
+    loan_id: str | None = None
+    """The loan's id: ``coupons usable`` honours the coupons this loan already holds."""
 
     @property
     def loan(self) -> Loan | None:

@@ -27,3 +27,13 @@ def test_leaves_a_postgresql_serving_database_alone(tmp_path: Path) -> None:
     settings = Settings(warehouse=tmp_path / "w.duckdb",
                         serving_url="postgresql://kequn@127.0.0.1/serving")
     assert demo_files(settings) == [tmp_path / "w.duckdb", tmp_path / "w.duckdb.wal"]
+
+
+def test_on_spark_also_clears_the_lakes_tags_and_segments(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    for folder in ("raw/customers", "tags/customer_tags", "segments/members"):
+        (lake / folder).mkdir(parents=True)
+    settings = Settings(warehouse=tmp_path / "w.duckdb", engine="spark", lake_dir=lake,
+                        serving_url="postgresql://kequn@127.0.0.1/serving")
+    assert clear_demo_state(settings) == [lake / "tags", lake / "segments"]
+    assert [p.name for p in lake.iterdir()] == ["raw"]

@@ -7,6 +7,7 @@ The audit test runs every mutating command once and checks that each leaves exac
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -183,3 +184,34 @@ def test_plan_usable_ledger_and_counters(env: str) -> None:
     code, out, _ = kequn("campaigns", "state", "paid")
     assert out.startswith("paid: live submitted by maker; approved: activity by ann, "
                           "budget by bob")
+    assert "issues: yes" in out
+    # A stackable coupon of another campaign combines with the one loan L1 already holds.
+    for user, args in (("maker", ("submit", "free")), ("ann", ("approve", "free", "activity")),
+                       ("maker", ("launch", "free"))):
+        assert kequn("--as", user, "campaigns", *args)[0] == 0
+    code, out, _ = kequn("coupons", "issue", "free", "1", "--key", "f1")
+    extra = out.split()[2]
+    code, out, _ = kequn("coupons", "usable", "1", "--loan-context",
+                         f"first_drawdown=true,loan_id=L1,{terms}")
+    assert code == 0 and f"loan L1 holds {coupon} (reduction 100.00)" in out
+    assert f"best: {extra} (reduction 200.00 with what the loan holds)" in out
+    # Reverse after confirm: the booking is reversed in the ledger, the coupon voided.
+    code, out, _ = kequn("coupons", "reverse", coupon, "--loan", "L1", "--key", "r1")
+    assert code == 0 and "(voided)" in out
+    code, out, _ = kequn("campaigns", "ledger", "paid")
+    ledger = table(out)
+    assert list(zip(ledger.column("kind"), ledger.column("amount"), strict=True))[-1] == (
+        "reversal", "100.00")
+    code, out, _ = kequn("campaigns", "counters", "paid")
+    assert table(out).record()["budget"] == "250.00: reserved 0.00, booked 0.00"
+    # The approved file changes: no more issues until it is submitted and approved again.
+    paid = Path(os.environ["KEQUN_PROJECT_DIR"]) / "campaigns" / "paid.yaml"
+    paid.write_text(paid.read_text().replace("budget: 250", "budget: 900"))
+    code, out, _ = kequn("campaigns", "state", "paid")
+    assert "issues: no (not_live): the definition changed since approval" in out
+    code, _, err = kequn("coupons", "issue", "paid", "2", "--key", "k2")
+    assert code == 1 and "issue refused (not_live)" in err
+    for user, args in (("maker", ("submit", "paid")), ("ann", ("approve", "paid", "activity")),
+                       ("bob", ("approve", "paid", "budget")), ("maker", ("launch", "paid"))):
+        assert kequn("--as", user, "campaigns", *args)[0] == 0
+    assert kequn("coupons", "issue", "paid", "2", "--key", "k2")[0] == 0

@@ -17,6 +17,7 @@ from app.context import KequnContext
 from assets.issuance import ISSUANCE_JOB, ISSUANCE_SENSOR
 from dagster_project.definitions import build_defs
 from dagster_project.runner import dagster_instance, generate_demo_warehouse
+from tests.approvals import make_live_at
 
 DAY = date(2026, 3, 31)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -53,6 +54,7 @@ def test_build_sync_and_issuance_follow_each_other_without_anyone_switching_them
     instance = dagster_instance(kequn.settings)  # persistent: schedules read what was built
     generate_demo_warehouse(customers=2000, seed=5, end_date=DAY, kequn=kequn,
                             instance=instance)
+    make_live_at(kequn.settings.serving_url, kequn.project.campaigns)  # only live ones issue
     defs = build_defs(kequn)
     automations = [*defs.schedules, *defs.sensors]  # type: ignore[misc]
     assert all(a.default_status.value == "RUNNING" for a in automations), [

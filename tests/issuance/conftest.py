@@ -20,6 +20,7 @@ from issuance.service import Issuer
 from project.campaign import CHANNELS, Campaign, CouponTemplate, Validity
 from serving.db import ServingDB, connect
 from tests import pg
+from tests.approvals import make_live
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +97,13 @@ def make_eligible(db: ServingDB, segment: str, customers: Iterable[int],
     )
 
 
-def make_issuer(db: ServingDB, clock: ManualClock, *campaigns: Campaign) -> Issuer:
-    """An issuer over ``campaigns`` (default: one :func:`make_campaign`)."""
+def make_issuer(db: ServingDB, clock: ManualClock, *campaigns: Campaign,
+                live: bool = True) -> Issuer:
+    """An issuer over ``campaigns`` (default: one :func:`make_campaign`), each made live
+    through the approval state machine (:func:`tests.approvals.make_live`) unless
+    ``live`` is False."""
     chosen = campaigns or (make_campaign(),)
+    if live:
+        make_live(db, *chosen)
     return Issuer(db, {c.name: c for c in chosen}, clock)
 

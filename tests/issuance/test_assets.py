@@ -11,6 +11,7 @@ from app.context import KequnContext
 from assets.issuance import EXPIRY_JOB, build_definitions, expiry_job, issuance_key
 from kequn.settings import Settings
 from serving.db import ServingDB
+from tests.approvals import make_live
 from tests.issuance.conftest import make_eligible
 
 CAMPAIGN = """\
@@ -71,8 +72,16 @@ def test_batch_asset_issues_once_per_day(kequn: KequnContext, db: ServingDB) -> 
         event = result.asset_materializations_for_node(asset.node_def.name)[0]
         return {k: v.value for k, v in event.metadata.items()}
 
-    first = run("2026-03-10")
+    # Not approved yet: the run succeeds, says why nothing was issued, and records nothing.
+    early = run("2026-03-10")
+    assert (early["eligible"], early["issued"], early["refused/not_live"]) == (5, 0, 5)
+    assert str(early["not_live"]).startswith("not live: 5 requests refused (the campaign "
+                                             "is draft (submit, approve and launch it))")
+    assert db.scalar("SELECT count(*) FROM issuance_requests") == 0
+    make_live(db, kequn.project.campaign("spring"))
+    first = run("2026-03-10")  # the same day again, now live: issues
     assert (first["eligible"], first["issued"], first["refused/daily_limit"]) == (5, 3, 2)
+    assert "not_live" not in first
     again = run("2026-03-10")
     assert (again["issued"], again["already_issued"], again["refused/daily_limit"]) == (0, 3, 2)
     assert db.scalar("SELECT count(*) FROM coupons") == 3

@@ -5,19 +5,22 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from issuance import approval
 from issuance.batch import batch_key, issue_batch
 from issuance.clock import ManualClock
+from issuance.ledger import budget_use
 from issuance.outcome import IdempotencyConflict
 from issuance.schema import migrate
 from issuance.service import Issuer
 from issuance.store import coupon_id_for
-from project.campaign import Campaign
+from project.campaign import Campaign, CouponTemplate
 from serving.db import ServingDB, connect
 from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
 
@@ -122,6 +125,9 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
                       if eligible else st.just([])),
         chunk=draw(st.none() | st.integers(1, 7)),
         outside=draw(st.integers(0, 9)) == 0,
+        # a budget of this many 100.00 coupons (+ 50.00 that covers no further one)
+        budget=draw(st.none() | st.integers(0, 12)),
+        ended=draw(st.integers(0, 9)) == 0,  # the campaign ended before the batch
     )
 
 
@@ -129,9 +135,13 @@ def _setup(url: str, s: dict[str, object]) -> tuple[ServingDB, Issuer, Campaign]
     db = connect(url)
     migrate(db)
     make_eligible(db, "wake_up", s["eligible"])  # type: ignore[arg-type]
+    budget = {} if s["budget"] is None else dict(
+        template=CouponTemplate("amount_off", Decimal("100")),
+        budget=Decimal(s["budget"]) * 100 + 50)  # type: ignore[operator]
     campaign = make_campaign(total_stock=s["stock"], daily_limit=s["daily"],
                              per_customer_limit=s["per_customer"],
-                             stacking="exclusive" if s["exclusive"] else "stackable")
+                             stacking="exclusive" if s["exclusive"] else "stackable",
+                             **budget)  # type: ignore[arg-type]
     other = make_campaign("other", total_stock=1000,
                           stacking="exclusive" if s["other_exclusive"] else "stackable")
     clock = ManualClock(datetime(2026, 3, 9, 10, 0))
@@ -145,6 +155,8 @@ def _setup(url: str, s: dict[str, object]) -> tuple[ServingDB, Issuer, Campaign]
         clock.set(datetime(2028, 3, 10, 10, 0))
     for c in s["answered"]:  # type: ignore[attr-defined]
         issuer.issue(campaign.name, c, batch_key(campaign.name, c, DAY))
+    if s["ended"]:
+        approval.end(db, campaign, "ops.li")
     return db, issuer, campaign
 
 
@@ -159,6 +171,10 @@ def _state(db: ServingDB) -> tuple[object, ...]:
                     "FROM issuance_requests ORDER BY idempotency_key"),
         db.fetchall("SELECT campaign, bucket, issued FROM issuance_counters "
                     "ORDER BY campaign, bucket"),
+        db.fetchall("SELECT coupon_id, campaign, loan_id, kind, amount_cents, request_key "
+                    "FROM coupon_ledger ORDER BY entry_id"),
+        db.fetchall("SELECT campaign, reserved_cents, booked_cents FROM campaign_budget "
+                    "ORDER BY campaign"),
     )
 
 
@@ -166,6 +182,10 @@ def _state(db: ServingDB) -> tuple[object, ...]:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(s=scenarios())
 def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
+    """The set-based batch writes what single issues in coupon-id order write: coupons,
+    refusals, counters and, for a budgeted campaign, the same reservations; the budget is
+    never passed, and as many coupons as it covers are issued while limits allow; a
+    campaign that is not live issues nothing and records nothing new."""
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     batch_db, batch_issuer, campaign = _setup(f"sqlite:///{folder / 'batch.sqlite'}", s)
     single_db, single_issuer, _ = _setup(f"sqlite:///{folder / 'single.sqlite'}", s)
@@ -179,6 +199,16 @@ def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
     assert report.total_issued == seen.pop("ok", 0)
     assert dict(report.refused) == dict(seen)
     assert report.eligible == len(s["eligible"])  # type: ignore[arg-type]
+    if s["budget"] is not None:
+        use = budget_use(batch_db, campaign.name)
+        assert use.used_cents <= int(s["budget"]) * 100_00 + 50_00  # type: ignore[call-overload]
+        assert use.reserved_cents == 100_00 * batch_db.scalar(
+            "SELECT count(*) FROM coupons WHERE campaign = ?", (campaign.name,))
+        if report.refused.get("budget_exhausted"):  # refused only once the budget is full
+            assert use.used_cents + 100_00 > int(s["budget"]) * 100_00 + 50_00  # type: ignore[call-overload]
+    if s["ended"]:
+        assert report.issued == 0 and set(report.refused) <= {"not_live"} | {
+            str(r) for (r,) in single_db.fetchall("SELECT reason FROM issuance_requests")}
     again = issue_batch(batch_issuer, campaign, DAY)
     assert (again.total_issued, again.refused, again.issued) == (
         report.total_issued, report.refused, 0)

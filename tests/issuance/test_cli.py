@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from serving.db import connect
+from tests.approvals import PROJECT
 from tests.cli.tables import table
 from tests.issuance.conftest import make_eligible
 
@@ -25,6 +27,7 @@ total_stock: 2
 stacking: stackable
 on_failed_drawdown: restore
 """
+ROLES = PROJECT / "roles.yaml"
 SEGMENT = """\
 SEGMENT (name granted, kind sql, owner 'team:growth', sync on);
 SELECT customer_id FROM raw.customers
@@ -72,6 +75,14 @@ def test_validate_reports_file_line_col(project: Path) -> None:
 
 
 def test_coupon_life_cycle(project: Path) -> None:
+    code, _, err = kequn("coupons", "issue", "spring", "1", "--key", "i1")
+    assert code == 1 and "issue refused (not_live)" in err
+    shutil.copy(ROLES, project / "roles.yaml")
+    assert kequn("--as", "ops.li", "campaigns", "submit", "spring")[0] == 0
+    assert kequn("--as", "ops.zhou", "campaigns", "approve", "spring", "activity")[0] == 0
+    code, out, _ = kequn("--as", "ops.li", "campaigns", "launch", "spring")
+    assert (code, out.strip()) == (0, "spring: live submitted by ops.li; approved: activity "
+                                      "by ops.zhou")
     code, out, _ = kequn("coupons", "issue", "spring", "1", "--key", "i1")
     assert code == 0 and out.startswith("issue: coupon ")
     coupon = out.split()[2]

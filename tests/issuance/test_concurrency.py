@@ -11,6 +11,7 @@ import pytest
 from issuance.clock import SHANGHAI
 from project.campaign import Campaign
 from serving.db import ServingDB
+from tests.approvals import make_live
 from tests.issuance.conftest import make_campaign, make_eligible
 from tests.issuance.workers import batch_worker, issue_worker, mixed_worker
 
@@ -47,6 +48,7 @@ def run_together(url: str, campaigns: list[Campaign],
 def test_stock_edge_under_concurrent_processes(db: ServingDB, serving_url: str) -> None:
     make_eligible(db, "wake_up", range(PROCS * ATTEMPTS))
     campaign = make_campaign(total_stock=10)
+    make_live(db, campaign)
     plan = [[("wake", p * ATTEMPTS + a, f"p{p}-{a}") for a in range(ATTEMPTS)]
             for p in range(PROCS)]
     total = run_together(serving_url, [campaign], plan)
@@ -61,6 +63,7 @@ def test_daily_and_per_customer_limits_under_concurrency(
     make_eligible(db, "wake_up", range(PROCS * ATTEMPTS))
     daily = make_campaign("daily", total_stock=1000, daily_limit=7)
     loyal = make_campaign("loyal", total_stock=1000, per_customer_limit=3)
+    make_live(db, daily, loyal)
     plan = [[("daily", p * ATTEMPTS + a, f"d{p}-{a}") for a in range(ATTEMPTS)]
             + [("loyal", 5, f"l{p}-{a}") for a in range(3)] for p in range(PROCS)]
     total = run_together(serving_url, [daily, loyal], plan)
@@ -75,6 +78,7 @@ def test_exclusive_across_campaigns_and_same_key_under_concurrency(
 ) -> None:
     make_eligible(db, "wake_up", [1, 2])
     campaigns = [make_campaign(f"solo{p}", stacking="exclusive") for p in range(PROCS)]
+    make_live(db, *campaigns)
     plan = [[(f"solo{p}", 1, f"x{p}"), ("solo0", 2, "shared-key")] for p in range(PROCS)]
     total = run_together(serving_url, campaigns, plan)
     assert total == Counter({"ok": 1 + PROCS, "exclusive_conflict": PROCS - 1})
@@ -94,6 +98,7 @@ def test_concurrent_batches_of_exclusive_campaigns(db: ServingDB, serving_url: s
     make_eligible(db, "wake_up", range(60))
     campaigns = [make_campaign(f"solo{i}", stacking="exclusive", total_stock=100)
                  for i in range(2)]
+    make_live(db, *campaigns)
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=batch_worker, args=(serving_url, c, NOW, barrier, results, 7))
@@ -119,6 +124,7 @@ def test_one_key_is_one_request_across_campaigns_under_concurrency(
     make_eligible(db, "wake_up", range(40))
     open_ = make_campaign("open", total_stock=1000)
     closed = make_campaign("closed", window_end=datetime(2026, 1, 2, tzinfo=SHANGHAI))
+    make_live(db, open_, closed)
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(2), ctx.Queue()
     plan = [[("open", c, f"k{c}") for c in range(40)],
@@ -146,6 +152,7 @@ def test_batch_and_single_issues_at_once(db: ServingDB, serving_url: str) -> Non
     make_eligible(db, "wake_up", range(300))
     wake = make_campaign("wake", total_stock=250, stacking="exclusive")
     solo = make_campaign("solo", total_stock=1000, stacking="exclusive")
+    make_live(db, wake, solo)
     ctx = multiprocessing.get_context("fork")
     barrier, results = ctx.Barrier(3), ctx.Queue()
     singles = [[("wake" if c % 2 else "solo", c, f"s{p}-{c}") for c in range(p, 300, 2)][::-1]

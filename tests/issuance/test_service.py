@@ -113,13 +113,16 @@ def test_occupy_confirm_and_history(db: ServingDB, clock: ManualClock) -> None:
     assert issuer.confirm(coupon, "L2", "c2").reason == "wrong_loan"
     clock.advance(seconds=59)
     assert issuer.confirm(coupon, "L1", "c").status == "used"
-    assert issuer.reverse(coupon, "L1", "r").reason == "illegal_transition"
+    assert issuer.reverse(coupon, "L2", "r2").reason == "empty_rollback"  # another loan
+    reversed_ = issuer.reverse(coupon, "L1", "r")  # the drawdown reversed after confirm
+    assert (reversed_.ok, reversed_.status) == (True, "voided")
     history = [(seq, a, b, loan, reason) for seq, a, b, _, loan, reason in
                issuer.history(coupon)]
     assert history == [
         (1, None, "unused", None, "issued"),
         (2, "unused", "occupied", "L1", "occupied"),
         (3, "occupied", "used", "L1", "confirmed"),
+        (4, "used", "voided", "L1", "drawdown_reversed"),
     ]
 
 

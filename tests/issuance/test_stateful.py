@@ -35,6 +35,7 @@ from issuance.states import check_move
 from project.campaign import Validity
 from serving.db import ServingDB, connect
 from tests import pg
+from tests.approvals import make_live
 from tests.issuance.conftest import make_campaign, make_eligible
 
 CAMPAIGNS = {
@@ -176,8 +177,14 @@ class Model:
             return True, "already_closed"
         if c.status == "occupied":
             return False, "wrong_loan"
-        if c.status == "used" and c.loan == loan:
-            return False, "illegal_transition"
+        if c.status == "used" and c.loan == loan:  # reversed after confirm
+            self.closed[(cid, loan)] = "reversed"
+            if c.policy == "void":
+                self.coupons[cid] = replace(c, status="voided")
+            else:
+                self.coupons[cid] = replace(c, status="unused", loan=None, lease_until=None)
+            self.settle(cid, now)
+            return True, None
         self.closed[(cid, loan)] = "empty_rollback"
         return True, "empty_rollback"
 
@@ -196,6 +203,7 @@ class IssuanceMachine(RuleBasedStateMachine):
         migrate(self.db)
         make_eligible(self.db, "wake_up", ELIGIBLE)
         self.clock = ManualClock(START)
+        make_live(self.db, *CAMPAIGNS.values())
         self.issuer = Issuer(self.db, CAMPAIGNS, self.clock)
         self.model = Model()
         self.results: dict[str, tuple[tuple[str, ...], Outcome]] = {}

@@ -11,6 +11,7 @@ from issuance.states import STATES, IllegalTransition, can_move, check_move
 LEGAL = {
     ("unused", "occupied"), ("occupied", "used"), ("occupied", "unused"),
     ("occupied", "voided"), ("unused", "expired"), ("unused", "voided"),
+    ("used", "voided"), ("used", "unused"),  # a drawdown reversed after confirm
 }
 
 

@@ -70,3 +70,22 @@ def mixed_worker(url: str, campaigns: list[Campaign], now: datetime, barrier: An
     finally:
         db.close()
     results.put((proc, seen))
+
+
+def reverse_worker(url: str, campaigns: list[Campaign], now: datetime, barrier: Any,
+                   results: Any, proc: int, requests: list[tuple[str, str, str]]) -> None:
+    """Wait for every worker, then send reverses ``(coupon, loan, key)``; put
+    ``(proc, Counter of outcomes)`` (``'ok'``, ``'ok:<note>'`` or the refusal reason)."""
+    db = connect(url)
+    migrate(db)
+    issuer = Issuer(db, {c.name: c for c in campaigns}, ManualClock(now))
+    seen: Counter[str] = Counter()
+    try:
+        barrier.wait(timeout=60)
+        for coupon, loan, key in requests:
+            outcome = issuer.reverse(coupon, loan, key)
+            seen[("ok" if outcome.ok else "") + (f":{outcome.reason}" if outcome.reason
+                                                  else "")] += 1
+    finally:
+        db.close()
+    results.put((proc, dict(seen)))

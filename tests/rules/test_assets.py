@@ -18,6 +18,7 @@ from generate import generate_warehouse
 from kequn.settings import REPO_ROOT, Settings
 from project.rule import holdout_bucket
 from serving.db import connect
+from tests.approvals import make_live_at
 from warehouse.db import connect as connect_warehouse
 
 pytestmark = pytest.mark.slow
@@ -34,6 +35,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory):
     kequn = KequnContext(Settings(warehouse=warehouse, project_dir=REPO_ROOT / "sql",
                                   data_dir=root / "data",
                                   serving_url=f"sqlite:///{root / 'serving.sqlite'}"))
+    make_live_at(kequn.settings.serving_url, kequn.project.campaigns)  # only live ones issue
     instance = dg.DagsterInstance.ephemeral()
     runs = materialize_days([DAY1, DAY2], kequn=kequn, instance=instance)
     db = connect(kequn.settings.serving_url)

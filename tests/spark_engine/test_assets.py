@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 
 from app.context import KequnContext
 from app.engines import export_lake
+from app.segment_history import read_history
+from cli.summary import print_summary
 from dagster_project.runner import materialize_days
 from kequn.lake import Lake, has_parquet
-from kequn.tables import CATALOG
+from kequn.tables import CATALOG, DISTRIBUTION
 from spark_engine.engine import SparkEngine
 from tests.spark_engine.conftest import DAY2
 from warehouse.db import table_exists
@@ -36,9 +39,33 @@ def test_daily_build_and_sync_on_spark(spark, kequn: KequnContext) -> None:
     wide = pq.ParquetDataset(str(lake.wide_partition(DAY2))).read()
     assert set(kequn.plan.tags.tags) <= set(wide.column_names)
 
-    # nothing was computed in the DuckDB warehouse: it has no wide table at all
+    # nothing was computed in the DuckDB warehouse: it has no wide table at all; the day's
+    # small facts are published there (catalog, distributions, segment history), the
+    # distributions and the catalog also kept in the lake
+    distribution = pq.ParquetDataset(str(lake.day_partition(DISTRIBUTION, DAY2))).read()
+    sizes = {name: pq.ParquetDataset(str(lake.members_partition(name, DAY2))).read().num_rows
+             for name in kequn.plan.segments}
     with kequn.connect_warehouse(read_only=True) as con:
         assert not table_exists(con, "tags", "customer_tags")
+        published = con.execute("SELECT name, rank, bucket, customers FROM tags.distribution "
+                                "WHERE as_of = ? ORDER BY ALL", [DAY2]).fetchall()
+        catalog = con.execute("SELECT count(*) FROM tags.catalog WHERE as_of = ?",
+                              [DAY2]).fetchone()[0]
+        history = {name: read_history(con, name) for name in kequn.plan.segments}
+    assert published == sorted(tuple(r.values()) for r in distribution.select(
+        ["name", "rank", "bucket", "customers"]).to_pylist())
+    assert {name for name, *_ in published} == set(kequn.plan.tags.tags)
+    assert catalog == len(kequn.plan.tags.tags)
+    assert {name: [(r.as_of, r.size, r.entered, r.previous_day) for r in rows]
+            for name, rows in history.items()} == {  # the first built day: nothing entered
+        name: [(DAY2, size, 0, None)] for name, size in sizes.items()}
+    # the demo's summary shows the same sections as on DuckDB
+    console = Console(record=True, width=200)
+    print_summary(kequn, DAY2, console)
+    text = console.export_text()
+    assert "Tags" in text and "drawn" in text and "%" in text
+    for name, size in sizes.items():
+        assert f"{name}" in text and f"{size:,}" in text
     # the sync read the lake's snapshot into coupon_eligibility
     members = set(pq.ParquetDataset(str(lake.members_partition("wake_up", DAY2))).read()
                   .column("customer_id").to_pylist())
