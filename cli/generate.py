@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli.common import kequn_context, parse_day
+from cli.style import console as styled_console
+from cli.style import row, table
 
 
 def generate(
@@ -45,19 +45,14 @@ def generate(
         settings.warehouse, customers=customers, seed=seed, end_date=end, progress=not quiet,
         wait_s=settings.warehouse_wait_s,
     )
-    console = Console()
-    console.print(
-        f"[bold]{stats.path}[/]: seed {stats.seed}, "
-        f"events from {stats.start_date} to {stats.end_date}"
-    )
-    table = Table()
-    table.add_column("table")
-    table.add_column("rows", justify="right")
+    console = styled_console()
+    out = table("table", "rows", numeric=("rows",),
+                title=f"{stats.path}: seed {stats.seed}, business days {stats.start_date} .. "
+                f"{stats.end_date}")
     for name, count in stats.rows.items():
-        table.add_row(f"raw.{name}", f"{count:,}")
-    table.add_section()
-    table.add_row("time", f"{stats.seconds:.1f} s")
-    console.print(table)
+        row(out, f"raw.{name}", count)
+    console.print(out)
+    console.print(f"time {stats.seconds:.1f} s", markup=False)
     if lake:
         from app.engines import export_lake
 

@@ -39,7 +39,14 @@ _state = {"debug": False}
 
 
 class _KequnGroup(TyperGroup):
-    """Maps a KequnError raised by any command to its message on stderr and exit 1."""
+    """Maps a KequnError raised by any command to its message on stderr and exit 1; help
+    shows parameters the classic way (``SEGMENT``, ``--as-of YYYY-MM-DD``)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        from cli.style import plain_help
+
+        plain_help(self)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli.common import kequn_context, parse_day
+from cli.style import display, row, table
 
 
 def materialize(
@@ -36,11 +35,11 @@ def materialize(
     else:
         raise typer.BadParameter("give --as-of D, or --from D --to D", param_hint="--as-of")
     runs = materialize_days(days, select=select, kequn=kequn_context(ctx))
-    table = Table("day", "run", "assets materialised", "failed checks")
+    out = table("business day", "run", "assets materialised", "failed checks",
+                title="materialised", numeric=("assets materialised",))
     for run in runs:
-        table.add_row(str(run.day), run.run_id[:8], str(len(run.materialized)),
-                      ", ".join(run.checks_failed) or "-")
-    Console().print(table)
+        row(out, run.day, run.run_id[:8], len(run.materialized), run.checks_failed)
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

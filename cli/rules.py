@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli.common import kequn_context, parse_day
+from cli.style import NONE, display, moment, number, record, row, table
 from kequn.errors import raise_collected
 
 rules_app = typer.Typer(help="Marketing rules: conditions -> actions, orders, uplift.",
@@ -23,11 +23,7 @@ touch_app = typer.Typer(help="Touch messages: dispatch the outbox, opt-outs.",
                         no_args_is_help=True)
 
 AsOf = Annotated[str, typer.Option("--as-of", help="Business day YYYY-MM-DD.")]
-
-
-def _console() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+RuleName = Annotated[str, typer.Argument(help="Rule name.")]
 
 
 @rules_app.command("validate")
@@ -48,7 +44,7 @@ def validate(
     else:
         project = kequn.project
         project.raise_problems("rule")
-    typer.echo(f"{len(project.rules)} rule(s) OK")
+    typer.echo(f"{number(len(project.rules))} rule(s) OK")
 
 
 def _waiting(reason: str) -> int:
@@ -60,32 +56,31 @@ def _waiting(reason: str) -> int:
 def list_rules(ctx: typer.Context) -> None:
     """Every rule: trigger, priority, group, holdout; broken ones with their first error."""
     kequn = kequn_context(ctx)
-    table = Table("rule", "owner", "trigger", "priority", "group", "holdout", "actions")
+    out = table("rule", "owner", "trigger", "priority", "group", "holdout", "actions",
+                title="rules", numeric=("priority", "holdout"))
     for rule in kequn.project.rules.values():
-        table.add_row(rule.name, rule.owner, rule.trigger.describe(), str(rule.priority),
-                      rule.exclusion_group or "-", f"{rule.holdout:.0%}",
-                      " && ".join(a.describe() for a in rule.then)
-                      + (" : " + (" && ".join(a.describe() for a in rule.otherwise) or "nothing")
-                         if rule.otherwise is not None else ""))
+        row(out, rule.name, rule.owner, rule.trigger.describe(), rule.priority,
+            rule.exclusion_group, f"{rule.holdout:.0%}",
+            " && ".join(a.describe() for a in rule.then)
+            + (" : " + (" && ".join(a.describe() for a in rule.otherwise) or "nothing")
+               if rule.otherwise is not None else ""))
     for broken in kequn.project.broken_of("rule").values():
-        table.add_row(broken.name, "", "BROKEN", "", "", "", broken.reason.splitlines()[0])
-    _console().print(table)
+        row(out, broken.name, NONE, "BROKEN", NONE, NONE, NONE, broken.reason.splitlines()[0])
+    display(out)
 
 
 @rules_app.command("show")
-def show(ctx: typer.Context, name: str) -> None:
+def show(ctx: typer.Context, name: RuleName) -> None:
     """A rule's settings, actions and compiled SQL."""
     kequn = kequn_context(ctx)
     rule = kequn.project.rule(name)
     compiled = kequn.plan.rules[name]
-    console = _console()
-    console.print(f"[bold]{rule.name}[/] ({rule.path}) version {rule.version_hash}")
-    if rule.description:
-        console.print(rule.description)
     quiet = (f"{rule.quiet_hours[0][0]:02d}:{rule.quiet_hours[0][1]:02d}-"
              f"{rule.quiet_hours[1][0]:02d}:{rule.quiet_hours[1][1]:02d}"
              if rule.quiet_hours else "off")
-    for key, value in (
+    fields: list[tuple[str, object]] = [
+        ("name", rule.name), ("file", rule.path), ("version", rule.version_hash),
+        ("description", rule.description),
         ("owner", rule.owner), ("trigger", rule.trigger.describe()),
         ("condition", rule.condition.sql("duckdb")),
         ("then", " && ".join(a.describe() for a in rule.then) or "nothing"),
@@ -93,17 +88,17 @@ def show(ctx: typer.Context, name: str) -> None:
          if rule.otherwise is not None else "(binary form: no order)"),
         ("priority", rule.priority), ("exclusion group", rule.exclusion_group or "none"),
         ("first N", rule.first_n or "no limit"),
-        ("caps", f"{rule.max_touches_per_day}/day, {rule.max_touches_per_week}/week"),
+        ("caps", f"{number(rule.max_touches_per_day)}/day, "
+                 f"{number(rule.max_touches_per_week)}/week"),
         ("quiet hours", quiet), ("holdout", f"{rule.holdout:.1%}"),
-    ):
-        console.print(f"  {key:16} {value}")
-    for template in rule.templates.values():
-        console.print(f"  template {template.name}: {template.text}")
-    console.print("\n" + compiled.sql())
+    ]
+    fields += [(f"template {t.name}", t.text) for t in rule.templates.values()]
+    display(record(fields, title=f"rule {rule.name}"))
+    typer.echo(compiled.sql())
 
 
 @rules_app.command("preview")
-def preview(ctx: typer.Context, name: str, as_of: AsOf,
+def preview(ctx: typer.Context, name: RuleName, as_of: AsOf,
             sample: Annotated[int, typer.Option(min=0, help="Messages to show.")] = 5) -> None:
     """How many customers would get each action and how many are held out; writes nothing."""
     from rules.run import preview_rule
@@ -121,20 +116,25 @@ def preview(ctx: typer.Context, name: str, as_of: AsOf,
     finally:
         db.close()
         con.close()
-    console = _console()
-    console.print(f"[bold]{name}[/] as of {day}: {result.candidates} event(s), "
-                  f"{result.already_ordered} already ordered (nothing written)")
+    typer.echo(f"rule {name}, business day {day}: {number(result.candidates)} event(s), "
+               f"{number(result.already_ordered)} already ordered (nothing written)")
+    decisions = table("decision", "customers", title="by decision", numeric=("customers",))
     for decision, n in result.decisions.items():
-        console.print(f"  {decision:14} {n}")
+        row(decisions, decision, n)
+    actions = table("action", "customers", title="by action", numeric=("customers",))
     for action, n in result.actions.items():
-        console.print(f"  -> {action:30} {n}")
-    for row in result.sample:
-        console.print(f"  {row['channel']:12} {row['customer_id']:>10}  "
-                      f"{row['send_at']} UTC  {row['text']}")
+        row(actions, action, n)
+    sample = table("channel", "customer", "send at (UTC)", "text", title="sample messages",
+                   numeric=("customer",))
+    for message in result.sample:
+        row(sample, message["channel"], str(message["customer_id"]),
+            moment(message["send_at"], "UTC") if isinstance(message["send_at"], datetime)
+            else message["send_at"], message["text"])
+    display(decisions, actions, *([sample] if result.sample else []))
 
 
 @rules_app.command("run")
-def run(ctx: typer.Context, name: str, as_of: AsOf) -> None:
+def run(ctx: typer.Context, name: RuleName, as_of: AsOf) -> None:
     """Evaluate the rule for the day and write its orders (as the rules/<name> asset does;
     a re-run adds nothing)."""
     from rules.run import run_rule
@@ -149,11 +149,17 @@ def run(ctx: typer.Context, name: str, as_of: AsOf) -> None:
                               group=list(kequn.plan.rules.values()))
     finally:
         con.close()
-    typer.echo(report.summary())
+    display(record({
+        "rule": report.rule, "business day": report.day, "version": report.version,
+        "candidates": report.candidates, "already ordered": report.already_ordered,
+        "new orders": dict(sorted(report.decisions.items())) or "none",
+        "messages": f"{number(report.messages)} ({number(report.suppressed)} suppressed)",
+        "coupons": dict(sorted(report.coupons.items())) or "none",
+    }, title=f"rule {report.rule} run"))
 
 
 @rules_app.command("orders")
-def orders(ctx: typer.Context, name: str, as_of: AsOf,
+def orders(ctx: typer.Context, name: RuleName, as_of: AsOf,
            limit: Annotated[int, typer.Option(min=1, help="Orders to list.")] = 20) -> None:
     """The rule's orders for the day: counts by decision, then the first orders."""
     from rules.history import decision_counts
@@ -167,21 +173,20 @@ def orders(ctx: typer.Context, name: str, as_of: AsOf,
         listed = read_orders(db, name, day, limit=limit)
     finally:
         db.close()
-    console = _console()
-    console.print(f"[bold]{name}[/] orders as of {day}: "
-                  + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
-    table = Table("customer", "event", "decision", "version", "actions")
+    out = table("customer", "event", "decision", "version", "actions",
+                title=f"rule {name} orders, business day {day}: "
+                + (", ".join(f"{k} {number(v)}" for k, v in counts.items()) or "none"))
     for order in listed:
         actions = "; ".join(
             f"{a['action']} {a.get('campaign') or a.get('channel')}"
-            + (f" ({a['result']})" if "result" in a else "") for a in order.actions) or "-"
-        table.add_row(str(order.customer_id), order.event_key, order.decision,
-                      order.version_hash, actions)
-    console.print(table)
+            + (f" ({a['result']})" if "result" in a else "") for a in order.actions)
+        row(out, str(order.customer_id), order.event_key, order.decision,
+            order.version_hash, actions)
+    display(out)
 
 
 @rules_app.command("history")
-def history(ctx: typer.Context, name: str) -> None:
+def history(ctx: typer.Context, name: RuleName) -> None:
     """Every version of the rule that decided something, with diffs."""
     from rules.history import versions
 
@@ -194,16 +199,19 @@ def history(ctx: typer.Context, name: str) -> None:
     if not found:
         typer.echo(f"rule {name} has no recorded version (it has not run yet)")
         return
+    out = table("version", "first used (UTC)", "orders", title=f"rule {name} versions",
+                numeric=("orders",))
     for version in found:
-        typer.echo(f"version {version.version_hash}  first used {version.first_used_at} UTC  "
-                   f"{version.orders} order(s)")
+        row(out, version.version_hash, moment(version.first_used_at, "UTC"), version.orders)
+    display(out)
+    for version in found:
         if version.diff:
-            typer.echo(version.diff)
+            typer.echo(f"\nchanges in version {version.version_hash}:\n{version.diff}")
 
 
 @rules_app.command("uplift")
 def uplift(
-    ctx: typer.Context, name: str,
+    ctx: typer.Context, name: RuleName,
     first: Annotated[str, typer.Option("--from", help="First order day.")],
     last: Annotated[str, typer.Option("--to", help="Last order day.")],
     outcome: Annotated[str, typer.Option(help="Boolean outcome tag.")] = "drawn",
@@ -226,10 +234,13 @@ def uplift(
         return "n/a" if math.isnan(x) else f"{x:.2%}"
 
     low, high = result.interval
-    typer.echo(f"{name}: outcome '{outcome}' {horizon} day(s) after the order")
-    typer.echo(f"  acted    {result.acted:>8}  rate {pct(result.acted_rate)}")
-    typer.echo(f"  control  {result.control:>8}  rate {pct(result.control_rate)}")
-    typer.echo(f"  difference {pct(result.difference)}  95% interval [{pct(low)}, {pct(high)}]")
+    out = table("group", "customers", "with outcome", "rate",
+                title=f"rule {name}: outcome '{outcome}' {horizon} day(s) after the order",
+                numeric=("customers", "with outcome", "rate"))
+    row(out, "acted", result.acted, result.acted_hits, pct(result.acted_rate))
+    row(out, "control", result.control, result.control_hits, pct(result.control_rate))
+    display(out)
+    typer.echo(f"difference {pct(result.difference)}, 95% interval [{pct(low)}, {pct(high)}]")
 
 
 @touch_app.command("dispatch")
@@ -254,11 +265,17 @@ def dispatch(
         db.close()
     for error in report.errors[:10]:
         typer.echo(f"failed: {error}", err=True)
-    typer.echo(report.summary())
+    typer.echo(f"claimed {number(report.claimed)}: sent {number(report.sent)}, retry later "
+               f"{number(report.retried)}, failed {number(report.failed)}; suppressed "
+               f"{number(report.suppressed)} (opted out)")
 
 
 @touch_app.command("opt-out")
-def opt_out(ctx: typer.Context, customer_id: int, channel: str) -> None:
+def opt_out(ctx: typer.Context,
+            customer_id: Annotated[int, typer.Argument(help="Customer id.")],
+            channel: Annotated[str, typer.Argument(
+                help="sms, wechat, app_message, app_slot, telemarketing or push.")],
+            ) -> None:
     """Stop messages on a channel for a customer (pending ones are suppressed now)."""
     from project.rule import CHANNELS
     from rules.dispatch import opt_out as record
@@ -287,10 +304,14 @@ def outbox(ctx: typer.Context,
         counts = outbox_counts(db, rule)
     finally:
         db.close()
-    for (channel, state), n in counts.items():
-        typer.echo(f"{channel:14} {state:10} {n}")
     if not counts:
         typer.echo("the outbox is empty")
+        return
+    out = table("channel", "state", "messages", title="touch outbox" + (
+        f" of rule {rule}" if rule else ""), numeric=("messages",))
+    for (channel, state), n in counts.items():
+        row(out, channel, state, n)
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from app.context import KequnContext
 from cli.common import kequn_context, parse_day
+from cli.style import display, number, record, row, table
 from kequn.errors import KequnError, Location, ValidationError, raise_collected
 from plan.segments import CompiledSegment, compile_segment
 from project.edit import ensure_file_segment, existing_file_segment
@@ -88,8 +89,7 @@ def validate(ctx: typer.Context,
     from segments.catalog import warehouse_problems
 
     raise_collected(warehouse_problems(kequn.warehouse.path, checked, project.tags))
-    count = len(checked)
-    typer.echo(f"{count} segment(s) OK")
+    typer.echo(f"{number(len(checked))} segment(s) OK")
 
 
 @segments_app.command("preview")
@@ -111,10 +111,12 @@ def preview(ctx: typer.Context,
                                            day=day.isoformat()))
     result = preview_segment(kequn.warehouse, compiled, day, sample_size=sample,
                              sandbox=kequn.sandbox_limits)
-    typer.echo(f"segment {result.segment} ({compiled.segment.kind}) as of {day}")
-    typer.echo(f"size: {result.size}")
-    typer.echo(f"sample: {', '.join(str(i) for i in result.sample) or '(empty)'}")
-    typer.echo(f"time: {result.elapsed_s:.3f} s")
+    display(record({
+        "segment": f"{result.segment} ({compiled.segment.kind})", "business day": day,
+        "size": result.size,
+        "sample": ", ".join(str(i) for i in result.sample) or "(empty)",
+        "time": f"{result.elapsed_s:.3f} s",
+    }, title=f"segment {result.segment} preview (nothing written)"))
     typer.echo("compiled SQL:")
     typer.echo(result.sql)
 
@@ -141,8 +143,11 @@ def overlap(ctx: typer.Context,
         kequn.project.segment(name)
     with kequn.connect_warehouse(read_only=True) as con:
         result = compute_overlap(con, names, day)
-    typer.echo(f"overlap as of {day} (diagonal: sizes)")
-    typer.echo(result.render())
+    out = table("segment", *result.names, numeric=result.names,
+                title=f"overlap on business day {day} (diagonal: sizes)")
+    for name, counts in zip(result.names, result.counts, strict=True):
+        row(out, name, *counts)
+    display(out)
 
 
 @segments_app.command("import")
@@ -177,13 +182,19 @@ def import_(ctx: typer.Context,
     path, created = ensure_file_segment(segments_dir, name, match, owner=owner)
     if created:
         typer.echo(f"created {path}")
-    typer.echo(report.summary())
+    state = "imported" if report.changed else "unchanged (same file already imported)"
+    typer.echo(f"{report.file_name}: {number(report.rows)} rows, {number(report.matched)} "
+               f"matched, {number(report.unmatched)} unmatched, {number(report.duplicate)} "
+               f"duplicate, {number(report.rejected)} rejected; {state}")
     shown = report.issues[:20]
-    for issue in shown:
-        typer.echo(f"  row {issue.row}: {issue.status}: {issue.reason}"
-                   + (f" ({issue.value})" if issue.value else ""))
+    if shown:
+        out = table("row", "status", "value", "reason", title="rows not imported",
+                    numeric=("row",))
+        for issue in shown:
+            row(out, issue.row, issue.status, issue.value, issue.reason)
+        display(out)
     if len(report.issues) > len(shown):
-        typer.echo(f"  ... {len(report.issues) - len(shown)} more")
+        typer.echo(f"... {number(len(report.issues) - len(shown))} more")
     if report.report_path:
         typer.echo(f"rows not imported: {report.report_path}")
 
@@ -201,7 +212,25 @@ def explain(ctx: typer.Context,
     compiled = _compiled(kequn, name)
     with kequn.connect_warehouse(read_only=True) as con:
         result = explain_member(con, compiled, customer_id, day)
-    typer.echo(result.render())
+    verdict = {True: "is a member of", False: "is not a member of",
+               None: "has no recorded membership in"}[result.member]
+    typer.echo(f"customer {customer_id} {verdict} segment '{result.segment}' on business day "
+               f"{result.as_of}")
+    if result.conditions:
+        out = table("condition", "result", "the customer's values")
+        for c in result.conditions:
+            row(out, c.condition, {True: "true", False: "false", None: "NULL"}[c.result],
+                ", ".join(f"{k}={_literal(v)}" for k, v in c.values.items()))
+        display(out)
+    for note in result.notes:
+        typer.echo(note)
+
+
+def _literal(value: object) -> str:
+    """A tag value as SQL reads it: NULL, TRUE, FALSE, 3, text."""
+    if value is None or isinstance(value, bool):
+        return "NULL" if value is None else str(value).upper()
+    return str(value)
 
 
 @segments_app.command("history")
@@ -211,8 +240,7 @@ def history(ctx: typer.Context,
             ) -> None:
     """Size, entered and left per business day, with a size sparkline."""
     from app.segment_history import read_history
-    from cli.style import console as styled_console
-    from cli.style import number, sparkline, table
+    from cli.style import sparkline
 
     kequn = kequn_context(ctx)
     kequn.project.segment(name)  # raises for an unknown or broken segment
@@ -225,13 +253,11 @@ def history(ctx: typer.Context,
         return
     out = table("business day", "size", "entered", "left", title=f"segment {name}",
                 numeric=("size", "entered", "left"))
-    for row in rows:
-        out.add_row(row.as_of.isoformat(), number(row.size), number(row.entered),
-                    number(row.exited))
-    console = styled_console()
-    console.print(out)
-    console.print(f"size {rows[0].as_of} .. {rows[-1].as_of}  {sparkline([r.size for r in rows])}"
-                  f"  ({number(rows[0].size)} -> {number(rows[-1].size)})")
+    for day in rows:
+        row(out, day.as_of, day.size, day.entered, day.exited)
+    display(out)
+    display(f"size {rows[0].as_of} .. {rows[-1].as_of}  {sparkline([r.size for r in rows])}"
+            f"  ({number(rows[0].size)} -> {number(rows[-1].size)})")
 
 
 @segments_app.command("list")
@@ -259,13 +285,11 @@ def list_(ctx: typer.Context,
                 marked = set(favorites_of(con, favorites))
         segments = [s for s in segments if s.name in marked]
     if segments:
-        from cli.style import console, table
-
-        out = table("segment", "kind", "owner", "shared with", "description")
+        out = table("segment", "kind", "owner", "shared with", "description",
+                    title="segments")
         for s in segments:
-            out.add_row(s.name, s.kind, s.owner, ", ".join(s.shared_with) or "-",
-                        s.description)
-        console().print(out)
+            row(out, s.name, s.kind, s.owner, s.shared_with, s.description)
+        display(out)
     problems = project.problems("segment")
     if problems:
         typer.echo(f"({len(problems)} definition problem(s); run 'kequn segments validate')",

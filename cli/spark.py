@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cli.common import kequn_context, parse_day
+from cli.style import display, number, row, table
 from kequn.errors import ExecutionError, Location
 
 lake_app = typer.Typer(help="The lake (engine spark): raw tables as Parquet.",
@@ -25,8 +26,10 @@ def export(ctx: typer.Context) -> None:
 
     kequn = kequn_context(ctx)
     rows = export_lake(kequn)
+    out = table("table", "rows", "written to", title="lake export", numeric=("rows",))
     for name, count in rows.items():
-        typer.echo(f"{lake_of(kequn).raw(name)}  {count:,} rows")
+        row(out, f"raw.{name}", count, lake_of(kequn).raw(name))
+    display(out)
 
 
 def parity(
@@ -42,11 +45,15 @@ def parity(
     kequn = kequn_context(ctx)
     days = [parse_day(text) for text in as_of]
     verdicts = run_parity(kequn, days)
+    out = table("business day", "kind", "name", "rows", "verdict", title="DuckDB against Spark",
+                numeric=("rows",))
     for verdict in verdicts:
-        typer.echo(verdict.render())
+        row(out, verdict.day, verdict.kind, verdict.name, verdict.rows,
+            "same" if verdict.same else verdict.render().partition(" DIFFERENT: ")[2])
+    display(out)
     different = [v for v in verdicts if not v.same]
-    typer.echo(f"{len(verdicts) - len(different)} of {len(verdicts)} the same on DuckDB and "
-               "Spark")
+    typer.echo(f"{number(len(verdicts) - len(different))} of {number(len(verdicts))} the same "
+               "on DuckDB and Spark")
     if different:
         raise ExecutionError(f"{len(different)} definition(s) differ between DuckDB and Spark: "
                              + ", ".join(sorted({v.name for v in different})),

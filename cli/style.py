@@ -24,10 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
+import click
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperArgument, TyperOption
 
 from kequn.days import SHANGHAI
 
@@ -105,8 +107,10 @@ def sparkline(values: Sequence[int | float]) -> str:
 
 
 def table(*headers: str, title: str | None = None, numeric: Sequence[str] = ()) -> Table:
-    """A table with a header row; columns named in ``numeric`` are right-aligned."""
-    out = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    """A table with a header row; columns named in ``numeric`` are right-aligned. The title
+    stays on one line (it may be wider than the table)."""
+    heading = Text(title, no_wrap=True, overflow="ignore") if title is not None else None
+    out = Table(title=heading, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for header in headers:
         out.add_column(header, justify="right" if header in numeric else "left")
     return out
@@ -139,3 +143,54 @@ def display(*renderables: object) -> None:
     out = console()
     for renderable in renderables:
         out.print(Text(renderable) if isinstance(renderable, str) else renderable)
+
+
+DAY_OPTIONS = frozenset({"as_of", "first", "last", "start", "end_date"})
+"""Options that take a business day: their placeholder is ``YYYY-MM-DD``."""
+
+
+class _PlainArgument(TyperArgument):
+    """An argument shown the classic way: ``SEGMENT`` in the usage line and the help."""
+
+    def _label(self) -> str:
+        return (self.metavar or self.name or "").upper() + ("..." if self.nargs != 1 else "")
+
+    def _usage_display_name(self) -> str:
+        return self._label() if self.required else f"[{self._label()}]"
+
+    def _rich_display_name(self) -> str:
+        return self._label()
+
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        return None
+
+
+class _PlainOption(TyperOption):
+    """An option's value placeholder in plain words: ``YYYY-MM-DD``, ``N``, ``PATH``,
+    ``TEXT`` (never ``<str>``; flags show none)."""
+
+    def display_type_rich(self, ctx: click.Context) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        desc = self.type_descriptor
+        if self.name in DAY_OPTIONS:
+            label = "YYYY-MM-DD"
+        elif desc.is_path:
+            label = "PATH"
+        elif desc.annotation in (int, float) or desc.is_ranged:
+            label = "N"
+        else:
+            label = "TEXT"
+        return label + ("..." if self.nargs != 1 else "")
+
+
+def plain_help(command: click.Command) -> None:
+    """Show every parameter under ``command`` the classic way (``kequn sync run SEGMENT
+    --as-of YYYY-MM-DD``), not as Typer's ``{segment}`` and ``--as-of <str>``."""
+    for param in command.params:
+        if type(param) is TyperArgument:
+            param.__class__ = _PlainArgument
+        elif type(param) is TyperOption:
+            param.__class__ = _PlainOption
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from app.context import KequnContext
 from cli.common import kequn_context, parse_day
-from cli.style import number
+from cli.style import display, moment, number, row
 from cli.style import table as styled_table
 from kequn.errors import ExecutionError, ValidationError
 from project.segment import Segment
@@ -75,10 +74,10 @@ def _sample(ids: tuple[int, ...], total: int) -> str:
 
 def describe(result: SyncResult) -> str:
     """The plan/result as a few aligned lines."""
-    previous = (f"synced snapshot {result.previous_as_of}, {result.previous_size} members"
-                if result.previous_as_of else "nothing synced yet")
+    previous = (f"synced snapshot {result.previous_as_of}, {number(result.previous_size)} "
+                "members" if result.previous_as_of else "nothing synced yet")
     lines = [
-        f"segment {result.segment}, as of {result.as_of} ({previous})",
+        f"segment {result.segment}, business day {result.as_of} ({previous})",
         f"  adds       {result.added:>12,}{_sample(result.sample_added, result.added)}",
         f"  removes    {result.removed:>12,}{_sample(result.sample_removed, result.removed)}",
         f"  unchanged  {result.unchanged:>12,}",
@@ -161,16 +160,14 @@ def show_log(kequn: KequnContext, segment: str | None, limit: int) -> None:
         rows = sync_log(db, segment, limit)
     finally:
         db.close()
-    table = styled_table("business day", "segment", "status", "added", "removed",
-                         "unchanged", "started (UTC)", "reason",
-                         numeric=("added", "removed", "unchanged"))
-    for row in rows:
-        started = row["started_at"]
-        table.add_row(str(row["as_of"]), row["segment"], row["status"], number(row["added"]),
-                      number(row["removed"]), number(row["unchanged"]),
-                      started.strftime("%Y-%m-%d %H:%M:%S") if started else "-",
-                      row["reason"] or "")
-    Console(width=200).print(table)
+    out = styled_table("business day", "segment", "status", "added", "removed",
+                       "unchanged", "started (UTC)", "reason", title="sync log",
+                       numeric=("added", "removed", "unchanged"))
+    for found in rows:
+        row(out, str(found["as_of"]), found["segment"], found["status"], found["added"],
+            found["removed"], found["unchanged"], moment(found["started_at"], "UTC"),
+            found["reason"])
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from app.context import KequnContext
 from cli.common import kequn_context, parse_day
+from cli.style import NONE, display, number, record, row, table
 from kequn.days import yesterday
 from kequn.errors import KequnError
 from kequn.names import as_team
@@ -54,7 +53,8 @@ def validate(
         kequn.settings.project_dir, folders={"tag": tags_dir})
     project.raise_problems("tag")
     atomic, derived = len(project.atomic_tags()), len(project.derived_tags())
-    typer.echo(f"{atomic + derived} tags OK ({atomic} atomic, {derived} derived) "
+    typer.echo(f"{number(atomic + derived)} tags OK ({number(atomic)} atomic, "
+               f"{number(derived)} derived) "
                f"in {tags_dir or kequn.settings.tags_dir}")
 
 
@@ -80,21 +80,27 @@ def list_tags(
         if team and tag.owner != team:
             continue
         rows.append(tag)
-    table = Table(title=f"tags (coverage as of {day})" if day else "tags (not built yet)")
-    for column in ("name", "title", "owner", "category", "type", "kind", "coverage"):
-        table.add_column(column, justify="right" if column == "coverage" else "left")
+    out = table("name", "title", "owner", "category", "type", "kind", "coverage",
+                title=f"tags (coverage as of business day {day})" if day
+                else "tags (not built yet)", numeric=("coverage",))
     for tag in rows:
         cov = coverage.get(tag.name)
-        shown = f"{cov[0]:,} ({cov[1]:.1%})" if cov else "-"
-        table.add_row(tag.name, tag.title, tag.owner, tag.category, tag.value_type, tag.kind,
-                      shown)
-    Console(width=200).print(table)
+        row(out, tag.name, tag.title, tag.owner, tag.category, tag.value_type, tag.kind,
+            f"{number(cov[0])} ({cov[1]:.1%})" if cov else NONE)
+    display(out)
     if not rows:
         typer.echo("no tag matches", err=True)
     broken = project.broken_of("tag")
     if broken:
         typer.echo(f"({len(broken)} tag(s) with a broken definition: {', '.join(broken)}; "
                    "run 'kequn tags validate')", err=True)
+
+
+def _literal(value: object) -> str:
+    """A tag's default as it reads in SQL: NULL, TRUE, FALSE, 0, 'text'."""
+    if value is None or isinstance(value, bool):
+        return str(value).upper() if value is not None else "NULL"
+    return str(value)
 
 
 @tags_app.command("show")
@@ -111,41 +117,36 @@ def show(
     day = parse_day(as_of) if as_of else yesterday()
     bound = ", ".join(f"${k} = {v}" for k, v in day_values(day).items())
     used_by = [t.name for t in project.derived_tags() if name in t.depends_on]
-    lines = [
-        f"name:            {tag.name}",
-        f"title:           {tag.title}",
-        f"description:     {tag.description}",
-        f"owner:           {tag.owner}",
-        f"category:        {tag.category}",
-        f"value_type:      {tag.value_type}",
-        f"kind:            {tag.kind}",
-        f"default:         {'NULL' if tag.default is None else tag.default}",
-        f"definition_hash: {tag.definition_hash}",
-        f"file:            {tag.path}",
-        f"depends on:      {', '.join(tag.depends_on) or '-'}",
-        f"used by:         {', '.join(used_by) or '-'}",
+    fields: list[tuple[str, object]] = [
+        ("name", tag.name), ("title", tag.title), ("description", tag.description),
+        ("owner", tag.owner), ("category", tag.category), ("value_type", tag.value_type),
+        ("kind", tag.kind), ("default", _literal(tag.default)),
+        ("definition_hash", tag.definition_hash), ("file", tag.path),
+        ("depends on", tag.depends_on), ("used by", used_by),
     ]
     if tag.domain.values:
-        lines.append(f"values:          {', '.join(tag.domain.values)}")
+        fields.append(("values", tag.domain.values))
     if tag.domain.minimum is not None or tag.domain.maximum is not None:
-        lines.append(f"range:           [{tag.domain.minimum}, {tag.domain.maximum}]")
-    lines.append(f"parameters:      {bound} (for {day}; bound when the query runs)")
+        fields.append(("range", f"[{tag.domain.minimum}, {tag.domain.maximum}]"))
+    fields.append(("parameters", f"{bound} (for business day {day}; bound when the query "
+                                 "runs)"))
+    sql: list[str] = []
     if tag.kind == "atomic":
         group = plan.group_of(name)
         others = [t for t in group.tags if t != name]
         fused = f"fused with {', '.join(others)}" if others else "alone"
         stored = "computed inside tags.customer_tags" if group.inline else group.table
-        lines += [f"source:          {tag.source}",
-                  f"stored in:       {stored} ({fused})",
-                  "", "-- the tag's query", pretty(tag_query(tag)),
-                  "", f"-- the fused query that runs for its source ({group.key})",
-                  pretty(plan.group_query(group))]
+        fields += [("source", tag.source), ("stored in", f"{stored} ({fused})")]
+        sql += ["-- the tag's query", pretty(tag_query(tag)),
+                "", f"-- the fused query that runs for its source ({group.key})",
+                pretty(plan.group_query(group))]
     else:
         assert tag.expression is not None
-        lines += ["", "-- expression", tag.expression.sql(dialect="duckdb", pretty=True),
-                  "", "-- as computed inside tags.customer_tags",
-                  plan.columns[name].sql(dialect="duckdb", pretty=True)]
-    typer.echo("\n".join(lines))
+        sql += ["-- expression", tag.expression.sql(dialect="duckdb", pretty=True),
+                "", "-- as computed inside tags.customer_tags",
+                plan.columns[name].sql(dialect="duckdb", pretty=True)]
+    display(record(fields, title=f"tag {tag.name}"))
+    typer.echo("\n".join(sql))
 
 
 def register(app: typer.Typer) -> None:

@@ -84,16 +84,22 @@ def trial(
     if as_json:
         typer.echo(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2))
         return
+    from rich.text import Text
+
+    from cli.style import display, money, row, table
+
     described = "; ".join(c.describe() for c in coupons) or "no coupon"
-    typer.echo(f"{loan.principal} at {loan.annual_rate} for {loan.term} months, {loan.method}, "
-               f"from {loan.start} ({described})")
-    typer.echo(f"{'no':>3} {'due':10} {'days':>4} {'principal':>12} {'interest':>10} "
-               f"{'reduction':>10} {'payable':>12}")
+    amounts = ("principal", "interest", "reduction", "payable")
+    out = table("no", "due", "days", *amounts, numeric=("no", "days", *amounts),
+                title=f"{money(loan.principal)} at {loan.annual_rate} for {loan.term} months, "
+                f"{loan.method}, from {loan.start} ({described}); yuan")
     for p in plan.periods:
-        typer.echo(f"{p.no:>3} {p.due.isoformat():10} {p.days:>4} {p.principal:>12} "
-                   f"{p.interest:>10} {p.reduction:>10} {p.payable:>12}")
-    typer.echo(f"{'total':>3} {'':10} {'':>4} {plan.total_principal:>12} "
-               f"{plan.total_interest:>10} {plan.total_reduction:>10} {plan.total_payable:>12}")
+        row(out, p.no, p.due, p.days, money(p.principal), money(p.interest),
+            money(p.reduction), money(p.payable))
+    blank = Text("")
+    row(out, "total", blank, blank, money(plan.total_principal), money(plan.total_interest),
+        money(plan.total_reduction), money(plan.total_payable))
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.common import kequn_context
+from cli.style import display, number, row, table
 from kequn.errors import raise_collected
 from kequn.settings import SETTINGS
 
@@ -36,20 +37,21 @@ def validate(
         raise_collected(problems)
     for problem in problems:
         typer.echo(problem.render(), err=True)
-    counts = ", ".join(f"{len(table)} {kind}s" for kind, table in (
+    counts = ", ".join(f"{number(len(defined))} {kind}s" for kind, defined in (
         ("tag", project.tags), ("segment", project.segments), ("campaign", project.campaigns),
         ("rule", project.rules)))
     broken = len(project.broken)
-    typer.echo(f"{counts} OK" + (f"; {broken} broken" if broken else "")
+    typer.echo(f"{counts} OK" + (f"; {number(broken)} broken" if broken else "")
                + ("; portable to Spark" if portable and not problems else ""))
 
 
 def settings(ctx: typer.Context) -> None:
     """Every setting: its value for this run, its environment variable and its meaning."""
     values = kequn_context(ctx).settings.as_dict()
+    out = table("setting", "value", "variable", "meaning", title="settings")
     for setting in SETTINGS:
-        typer.echo(f"{setting.field:22} {values[setting.field]!s:44} {setting.env}")
-        typer.echo(f"{'':22} {setting.help}")
+        row(out, setting.field, values[setting.field], setting.env, setting.help)
+    display(out)
 
 
 def register(app: typer.Typer) -> None:

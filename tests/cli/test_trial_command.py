@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
+from tests.cli.tables import table
 
 LOAN = ("trial", "--principal", "12000", "--annual-rate", "0.12", "--term", "12",
         "--method", "equal_principal", "--start", "2026-01-31")
@@ -21,8 +22,10 @@ def kequn(*args: str) -> tuple[int, str, str]:
 def test_plain_and_with_a_template(isolated_data: Path) -> None:
     code, out, _ = kequn(*LOAN)
     assert code == 0
-    assert "  1 2026-02-28   28      1000.00     120.00       0.00      1120.00" in out
-    assert out.splitlines()[-1].split() == ["total", "12000.00", "780.00", "0.00", "12780.00"]
+    plan = table(out)
+    assert plan.header == ["no", "due", "days", "principal", "interest", "reduction", "payable"]
+    assert plan.rows[0] == ["1", "2026-02-28", "28", "1,000.00", "120.00", "0.00", "1,120.00"]
+    assert plan.rows[-1] == ["total", "12,000.00", "780.00", "0.00", "12,780.00"]
     code, out, _ = kequn(*LOAN, "--template", "interest_free_days=30", "--json")
     assert code == 0
     plan = json.loads(out)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from kequn.settings import REPO_ROOT
 from serving.db import connect
+from tests.cli.tables import table, tables
 from tests.rules.conftest import DAY1, DAY2
 from warehouse.db import connect as connect_warehouse
 
@@ -63,7 +64,7 @@ def test_list_show_validate(cli) -> None:
 def test_preview_writes_nothing_then_run_orders_history(cli) -> None:
     preview = cli("rules", "preview", "everyone", "--as-of", DAY2.isoformat())
     assert "(nothing written)" in preview and "control" in preview
-    assert "-> touch app_message" in preview
+    assert tables(preview)[1].column("action") == ["touch app_message"]
     db = connect(cli.serving)
     try:
         assert not db.has_table("rule_orders") or not db.scalar(
@@ -71,13 +72,13 @@ def test_preview_writes_nothing_then_run_orders_history(cli) -> None:
     finally:
         db.close()
     first = cli("rules", "run", "everyone", "--as-of", DAY2.isoformat())
-    assert "0 already ordered" in first
+    assert table(first).record()["already ordered"] == "0"
     again = cli("rules", "run", "everyone", "--as-of", DAY2.isoformat())
-    assert "new orders: none" in again
+    assert table(again).record()["new orders"] == "none"
     orders = cli("rules", "orders", "everyone", "--as-of", DAY2.isoformat(), "--limit", "2")
     assert "act" in orders and "control" in orders and "day:2025-06-30" in orders
     history = cli("rules", "history", "everyone")
-    assert history.startswith("version ") and "order(s)" in history
+    assert table(history).header == ["version", "first used (UTC)", "orders"]
     outbox = cli("touch", "outbox", "--rule", "everyone")
     assert "app_message" in outbox and "pending" in outbox
     cli("touch", "opt-out", "3", "app_message")
@@ -104,8 +105,9 @@ def test_uplift_compares_acted_and_control_on_an_outcome(cli) -> None:
         db.close()
     acted = [int(c) for c, d in orders if d in ("act", "quiet_delayed")]
     control = [int(c) for c, d in orders if d == "control"]
-    assert f"acted    {len(acted):>8}  rate {sum(c in drawn for c in acted) / len(acted):.2%}" \
-        in out
-    assert f"control  {len(control):>8}" in out and "95% interval [" in out
+    rows = {r[0]: r[1:] for r in table(out).rows}
+    assert rows["acted"][0] == f"{len(acted):,}"
+    assert rows["acted"][2] == f"{sum(c in drawn for c in acted) / len(acted):.2%}"
+    assert rows["control"][0] == f"{len(control):,}" and "95% interval [" in out
     cli("rules", "uplift", "everyone", "--from", DAY1.isoformat(), "--to", DAY1.isoformat(),
         "--outcome", "nope", code=1)

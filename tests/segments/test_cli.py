@@ -14,6 +14,7 @@ from cli.main import app
 from generate.phones import phone_for
 from kequn.settings import REPO_ROOT
 from project.loader import read_definition as read_segment
+from tests.cli.tables import table
 from tests.segments.conftest import GEN_SEED, write
 
 pytestmark = pytest.mark.slow
@@ -65,11 +66,12 @@ def test_preview_writes_nothing(cli) -> None:
     for name in ("wake_up", "repeat_big_borrowers", "vip_list", "wake_up_campaign"):
         result = cli("preview", name, "--as-of", "2025-06-30")
         assert result.exit_code == 0, result.output
-        assert "size:" in result.output and "compiled SQL:" in result.output
+        assert "size" in table(result.output).record() and "compiled SQL:" in result.output
     draft = write(cli.project.parent / "draft.sql", "SEGMENT (name draft, kind rule, "
                   "owner 'team:a', rule 'overdue');\n")
     result = cli("preview", str(draft), "--as-of", "2025-06-30")
-    assert result.exit_code == 0 and "segment draft (rule)" in result.output
+    assert result.exit_code == 0
+    assert table(result.output).record()["segment"] == "draft (rule)"
     assert digest(cli.warehouse) == before
 
 
@@ -86,9 +88,10 @@ def test_compile_dialects(cli) -> None:
 def test_overlap_matrix(cli) -> None:
     result = cli("overlap", "wake_up", "vip_list", "wake_up_campaign", "--as-of", "2025-06-30")
     assert result.exit_code == 0
-    lines = result.output.splitlines()
-    assert lines[0].startswith("overlap as of 2025-06-30")
-    row = lines[2].split()
+    matrix = table(result.output)
+    assert matrix.title == "overlap on business day 2025-06-30 (diagonal: sizes)"
+    assert matrix.header == ["segment", "wake_up", "vip_list", "wake_up_campaign"]
+    row = matrix.rows[0]
     assert row[0] == "wake_up" and row[1] == row[3]  # wake_up is inside the campaign
 
 
@@ -106,7 +109,7 @@ def test_import_creates_segment_and_reports(cli, tmp_path: Path) -> None:
     result = cli("import", str(upload), "--name", "promo", "--match", "phone")
     assert result.exit_code == 0, result.output
     assert "3 matched, 0 unmatched, 0 duplicate, 1 rejected" in result.output
-    assert "row 5: rejected" in result.output
+    assert ["5", "rejected"] in [r[:2] for r in table(result.output).rows]
     assert read_segment(cli.project / "segments" / "promo.sql").kind == "file"
     again = cli("import", str(upload), "--name", "promo", "--match", "phone")
     assert "unchanged" in again.output
@@ -115,10 +118,7 @@ def test_import_creates_segment_and_reports(cli, tmp_path: Path) -> None:
 
 def _listed(output: str) -> list[str]:
     """The segment names of `segments list` (the first column, below the header)."""
-    lines = [line.split()[0] for line in output.splitlines()
-             if line.strip() and not line.strip().startswith("─")]
-    assert not lines or lines[0] == "segment"
-    return lines[1:]
+    return table(output).column("segment")
 
 
 def test_share_list_and_favorites(cli) -> None:
@@ -187,7 +187,8 @@ def test_import_refusals_replace_nothing(cli, tmp_path: Path) -> None:
         assert message in err and "Traceback" not in err
         assert "imported" not in result.stdout
     assert definition.read_bytes() == before
-    assert cli("preview", "promo", "--as-of", "2025-06-30").output.count("size: 2") == 1
+    assert table(cli("preview", "promo", "--as-of", "2025-06-30").output).record()["size"] \
+        == "2"
 
 
 def test_import_with_the_warehouse_locked_leaves_nothing_behind(cli, tmp_path: Path,

@@ -11,6 +11,7 @@ from cli.main import app
 from kequn.settings import REPO_ROOT
 from plan.tags import TagPlan
 from tags.build import build_customer_tags, build_tags
+from tests.cli.tables import table
 from warehouse.db import connect
 
 runner = CliRunner()
@@ -46,11 +47,10 @@ def test_list_filters_and_shows_coverage(tiny_path: Path, plan: TagPlan) -> None
     result = runner.invoke(app, ["--warehouse", str(tiny_path), "tags", "list",
                                  "--category", "loans/drawdown", "--owner", "credit_risk"])
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.stdout.splitlines() if "team:" in line]
-    names = [line.split("│")[1].strip() for line in lines]
-    assert names == ["drawn", "loan_count"]
-    assert "3 (75.0%)" in lines[0]
-    assert "coverage as of 2025-03-11" in result.stdout
+    listed = table(result.stdout)
+    assert listed.column("name") == ["drawn", "loan_count"]
+    assert listed.column("coverage")[0] == "3 (75.0%)"
+    assert listed.title == "tags (coverage as of business day 2025-03-11)"
 
 
 def test_list_without_a_warehouse(tmp_path: Path) -> None:
@@ -63,13 +63,13 @@ def test_list_without_a_warehouse(tmp_path: Path) -> None:
 def test_show_prints_the_compiled_sql() -> None:
     result = runner.invoke(app, ["tags", "show", "overdue", "--as-of", "2025-03-11"])
     assert result.exit_code == 0, result.output
-    assert "owner:           team:collections" in result.stdout
-    assert "used by:         risk_level" in result.stdout
+    fields = table(result.stdout).record()
+    assert fields["owner"] == "team:collections" and fields["used by"] == "risk_level"
     assert "i.due_date < $as_of" in result.stdout  # the day is a bound parameter
     assert "$as_of = 2025-03-11, $as_of_end = 2025-03-12 00:00:00" in result.stdout
     assert "tags._src_installments_loans" in result.stdout
     derived = runner.invoke(app, ["tags", "show", "granted_not_drawn"])
-    assert "depends on:      credit_granted, drawn" in derived.stdout
+    assert table(derived.stdout).record()["depends on"] == "credit_granted, drawn"
 
 
 def test_show_unknown_tag_suggests_a_name() -> None:
