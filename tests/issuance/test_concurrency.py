@@ -13,7 +13,7 @@ from project.campaign import Campaign
 from serving.db import ServingDB
 from tests.approvals import make_live
 from tests.issuance.conftest import make_campaign, make_eligible
-from tests.issuance.workers import batch_worker, issue_worker, mixed_worker
+from tests.issuance.workers import batch_worker, issue_worker, mixed_worker, race
 
 PROCS = 4
 ATTEMPTS = 10
@@ -153,21 +153,9 @@ def test_batch_and_single_issues_at_once(db: ServingDB, serving_url: str) -> Non
     wake = make_campaign("wake", total_stock=250, stacking="exclusive")
     solo = make_campaign("solo", total_stock=1000, stacking="exclusive")
     make_live(db, wake, solo)
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
     singles = [[("wake" if c % 2 else "solo", c, f"s{p}-{c}") for c in range(p, 300, 2)][::-1]
                for p in range(2)]
-    procs = [ctx.Process(target=batch_worker, args=(serving_url, wake, NOW, barrier,
-                                                    results, 25))]
-    procs += [ctx.Process(target=issue_worker, args=(serving_url, [wake, solo], NOW,
-                                                     barrier, results, i, requests))
-              for i, requests in enumerate(singles)]
-    for proc in procs:
-        proc.start()
-    reports = [results.get(timeout=120) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+    reports = race(serving_url, wake, [wake, solo], NOW, singles, chunk_size=25)
     assert len(reports) == 3
     per_customer = db.fetchall("SELECT customer_id, count(*) FROM coupons "
                                "GROUP BY customer_id HAVING count(*) > 1")

@@ -10,7 +10,6 @@ agrees with every outcome each process was told.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 from datetime import datetime
@@ -21,7 +20,7 @@ from issuance.clock import SHANGHAI
 from serving.db import ServingDB
 from tests.approvals import make_live
 from tests.issuance.conftest import make_campaign
-from tests.issuance.workers import batch_worker, issue_worker
+from tests.issuance.workers import race
 
 CUSTOMERS = int(os.environ.get("KEQUN_RACE_CUSTOMERS", "20000"))
 SINGLES = 1000  # requests per single-issue process
@@ -51,19 +50,8 @@ def test_batch_and_singles_at_scale(db: ServingDB, serving_url: str) -> None:
     rng = random.Random(7)
     singles = [[(rng.choice(("wake", "solo")), rng.randrange(CUSTOMERS), f"s{p}-{n}")
                 for n in range(SINGLES)] for p in range(2)]
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
-    procs = [ctx.Process(target=batch_worker, args=(serving_url, wake, NOW, barrier,
-                                                    results, None))]
-    procs += [ctx.Process(target=issue_worker, args=(serving_url, [wake, solo], NOW,
-                                                     barrier, results, i, requests))
-              for i, requests in enumerate(singles)]
-    for proc in procs:
-        proc.start()
-    reports = [results.get(timeout=3600) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=120)
-        assert proc.exitcode == 0
+    reports = race(serving_url, wake, [wake, solo], NOW, singles, chunk_size=None,
+                   timeout=3600)
     told_ok = sum(r[1].get("ok", 0) for r in reports if isinstance(r[1], dict))
     batch_issued = next(r[1] for r in reports if r[0] == "wake")
 

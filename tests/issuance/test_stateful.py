@@ -159,32 +159,31 @@ class Model:
             return False, "wrong_loan"
         return False, "illegal_transition"
 
+    def _reversed(self, cid: str, loan: str, now: datetime) -> tuple[bool, str | None]:
+        """The loan reversed: the coupon voided, or (policy restore) unused again."""
+        c = self.coupons[cid]
+        self.closed[(cid, loan)] = "reversed"
+        if c.policy == "void":
+            self.coupons[cid] = replace(c, status="voided")
+        else:
+            self.coupons[cid] = replace(c, status="unused", loan=None, lease_until=None)
+        self.settle(cid, now)
+        return True, None
+
     def reverse(self, cid: str, loan: str, now: datetime) -> tuple[bool, str | None]:
         c = self.coupons[cid]
         if c.status == "occupied" and c.loan == loan:
             if c.lease_until is not None and c.lease_until <= now:
                 self.settle(cid, now)
                 return True, "lease_expired"
-            self.closed[(cid, loan)] = "reversed"
-            if c.policy == "void":
-                self.coupons[cid] = replace(c, status="voided")
-            else:
-                self.coupons[cid] = replace(c, status="unused", loan=None, lease_until=None)
-            self.settle(cid, now)
-            return True, None
+            return self._reversed(cid, loan, now)
         c = self.settle(cid, now)
         if (cid, loan) in self.closed:
             return True, "already_closed"
         if c.status == "occupied":
             return False, "wrong_loan"
         if c.status == "used" and c.loan == loan:  # reversed after confirm
-            self.closed[(cid, loan)] = "reversed"
-            if c.policy == "void":
-                self.coupons[cid] = replace(c, status="voided")
-            else:
-                self.coupons[cid] = replace(c, status="unused", loan=None, lease_until=None)
-            self.settle(cid, now)
-            return True, None
+            return self._reversed(cid, loan, now)
         self.closed[(cid, loan)] = "empty_rollback"
         return True, "empty_rollback"
 
