@@ -57,10 +57,15 @@ def state(ctx: typer.Context, name: NameArgument) -> None:
         current = read_state(db, campaign.name)
     finally:
         db.close()
-    typer.echo(_state_line(current))
-    typer.echo(f"needs: {', '.join(needed(campaign))} approval; issues only when live")
     reason = why_not_live(current, campaign)
-    typer.echo("issues: yes" if reason is None else f"issues: no (not_live): {reason}")
+    display(record({
+        "campaign": current.campaign, "state": current.state,
+        "submitted by": current.submitted_by,
+        "activity approved by": current.activity_approved_by,
+        "budget approved by": current.budget_approved_by,
+        "needs": f"{', '.join(needed(campaign))} approval; issues only when live",
+        "issues": "yes" if reason is None else f"no (not_live): {reason}",
+    }, title=f"campaign {current.campaign}"))
 
 
 @campaigns_app.command("submit")

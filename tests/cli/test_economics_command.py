@@ -182,9 +182,10 @@ def test_plan_usable_ledger_and_counters(env: str) -> None:
                          "--coupon", coupon, "--json")
     assert json.loads(out)["totals"]["reduction"] == "100.00"
     code, out, _ = kequn("campaigns", "state", "paid")
-    assert out.startswith("paid: live submitted by maker; approved: activity by ann, "
-                          "budget by bob")
-    assert "issues: yes" in out
+    state = table(out).record()
+    assert (state["state"], state["submitted by"], state["activity approved by"],
+            state["budget approved by"], state["issues"]) == ("live", "maker", "ann", "bob",
+                                                              "yes")
     # A stackable coupon of another campaign combines with the one loan L1 already holds.
     for user, args in (("maker", ("submit", "free")), ("ann", ("approve", "free", "activity")),
                        ("maker", ("launch", "free"))):
@@ -208,7 +209,8 @@ def test_plan_usable_ledger_and_counters(env: str) -> None:
     paid = Path(os.environ["KEQUN_PROJECT_DIR"]) / "campaigns" / "paid.yaml"
     paid.write_text(paid.read_text().replace("budget: 250", "budget: 900"))
     code, out, _ = kequn("campaigns", "state", "paid")
-    assert "issues: no (not_live): the definition changed since approval" in out
+    assert table(out).record()["issues"].startswith(
+        "no (not_live): the definition changed since approval")
     code, _, err = kequn("coupons", "issue", "paid", "2", "--key", "k2")
     assert code == 1 and "issue refused (not_live)" in err
     for user, args in (("maker", ("submit", "paid")), ("ann", ("approve", "paid", "activity")),
