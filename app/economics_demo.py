@@ -84,10 +84,10 @@ def economics_demo(kequn: KequnContext, day: date) -> list[str]:
         plain = repayment_plan(loan)
         with_coupon = repayment_plan(loan, [campaign.template.coupon])
         lines.append(
-            f"trial: 10000.00 at 18% for 12 months, equal installments from {day}: interest "
-            f"{plain.total_interest}, payable {plain.total_payable}; with "
-            f"'{campaign.template.describe()}': reduction {with_coupon.total_reduction}, "
-            f"payable {with_coupon.total_payable}")
+            f"trial: 10,000.00 at 18% for 12 months, equal installments from {day}: interest "
+            f"{plain.total_interest:,}, payable {plain.total_payable:,}; with "
+            f"'{campaign.template.describe()}': reduction {with_coupon.total_reduction:,}, "
+            f"payable {with_coupon.total_payable:,}")
         for n, customer in enumerate(holders, 1):
             context = LoanContext(channel="APP", first_drawdown=False,
                                   **_loan_terms(day, f"{5000 * n}"))  # type: ignore[arg-type]
@@ -101,10 +101,10 @@ def economics_demo(kequn: KequnContext, day: date) -> list[str]:
                               context=context)
                 issuer.confirm(coupon_id, loan_id, f"demo-confirm-{loan_id}-{coupon_id}")
             lines.append(f"drawdown: customer {customer} loan {loan_id} "
-                         f"({context.principal}) used {', '.join(usable.best)}: reduction "
-                         f"{usable.best_reduction}")
+                         f"({context.principal:,}) used {', '.join(usable.best)}: reduction "
+                         f"{usable.best_reduction:,}")
         totals = sums(db, campaign.name)
-        lines.append(f"ledger {campaign.name}: booked {yuan(totals['book'])}, "
-                     f"reserved {yuan(totals['reserve'] - totals['release'])}"
+        lines.append(f"ledger {campaign.name}: booked {yuan(totals['book']):,}, "
+                     f"reserved {yuan(totals['reserve'] - totals['release']):,}"
                      f" (kequn campaigns ledger {campaign.name})")
     return lines

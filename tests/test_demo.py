@@ -24,7 +24,7 @@ def test_demo_builds_every_area_through_dagster(isolated_data: Path) -> None:
                      "Rule orders", "drawdown_repayment_coupon", "wake_up_touch",
                      "Touch outbox"):
         assert expected in result.output
-    for expected in ("Coupon economics", "launched -> live", "trial: 10000.00 at 18%",
+    for expected in ("Coupon economics", "launched -> live", "trial: 10,000.00 at 18%",
                      "ledger drawdown_rate_discount: booked"):
         assert expected in result.output
     with duckdb.connect(str(isolated_data / "warehouse.duckdb"), read_only=True) as con:
