@@ -104,6 +104,8 @@ def _step_seconds(dagster_home: Path) -> dict[str, float]:
     """Seconds per step of the latest run in the instance under ``dagster_home``."""
     import dagster as dg
 
+    # the instance's storage lives under $DAGSTER_HOME (dagster_project/dagster.yaml)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         run = instance.get_runs(limit=1)[0]
