@@ -18,7 +18,11 @@ killed, which is what a run must survive). Selected in
         config:
           base_dir: {env: DAGSTER_HOME}
 
-A production deployment configures ``storage: postgres:`` instead (Dagster's own).
+The files live under ``$DAGSTER_HOME``, where Dagster looks for ``dagster.yaml`` in the
+first place (:func:`dagster_project.runner.dagster_instance` sets it to the configured
+home); a process opening an instance of another folder with ``DagsterInstance.from_config``
+sets ``DAGSTER_HOME`` to that folder first. A production deployment configures
+``storage: postgres:`` instead (Dagster's own).
 """
 
 from __future__ import annotations
