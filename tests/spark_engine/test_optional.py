@@ -11,21 +11,18 @@ import pytest
 from kequn.errors import ValidationError
 from kequn.lake import Lake, has_parquet, replace_dir
 from kequn.settings import REPO_ROOT, Settings
+from tests.fresh_imports import imported
 
 
 def test_the_code_location_and_the_cli_load_without_pyspark() -> None:
     code = (
-        "import sys\n"
         "from dagster_project.definitions import build_defs\n"
         "from cli.main import app\n"
         "import app.engines, app.parity, spark_engine.engine, spark_engine.session\n"
         "defs = build_defs()\n"
         "assert defs.resolve_all_asset_keys()\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=REPO_ROOT, check=True)
-    assert done.stdout.strip() == "[]"
+    assert imported(code, ("pyspark", "py4j")) == []
 
 
 def test_engine_defaults_to_duckdb_and_rejects_others() -> None:
