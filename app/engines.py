@@ -105,7 +105,7 @@ def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
     with DuckDBTags(kequn).open() as tags:
         build_tags(tags.con, plan.tags, day)
         result = tags.build_customer_tags(plan.tags, day)
-        tags.record_distributions(built_tags(plan.tags), day, result.distributions)
+        tags.record_distributions(plan.tags.built, day, result.distributions)
         customers = result.rows
     sizes, history = {}, {}
     for name in segment_order(plan.segments):
@@ -151,18 +151,12 @@ def build_day_spark(kequn: KequnContext, engine: SparkEngine, day: date) -> DayB
     lake = lake_of(kequn)
     with closing(mirror()) as con:
         load_day(con, qualified(CUSTOMER_TAGS), lake.wide_partition(day), day)
-        distributions_to_lake(con, lake, built_tags(plan.tags), day)
+        distributions_to_lake(con, lake, plan.tags.built, day)
     sizes, history = {}, {}
     for name in segment_order(plan.segments):
         stats = build_segment_spark(kequn, lambda: engine.spark, plan.segments[name], day).stats
         sizes[name], history[name] = stats.size, history_row(day, stats)
     return DayBuild("spark", day, customers, sizes, history)
-
-
-def built_tags(plan: TagPlan) -> dict[str, Tag]:
-    """The plan's tags but those with a broken definition (not built): the tags that have
-    a distribution."""
-    return {n: t for n, t in plan.tags.items() if n not in plan.broken}
 
 
 def distributions_to_lake(con: duckdb.DuckDBPyConnection, lake: Lake, tags: Mapping[str, Tag],

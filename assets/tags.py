@@ -230,9 +230,8 @@ def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
             if plan.broken:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
-            built = {n: t for n, t in plan.tags.items() if n not in plan.broken}
             # the build's own scan (DuckDB), else one pass over the day (Spark: also the lake)
-            distributions = engine.record_distributions(built, day, result.distributions)
+            distributions = engine.record_distributions(plan.built, day, result.distributions)
             counted = next(iter(result.tags.values()), None)
             results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
                 con, wide, day, every_customer=True, counts=_counts(counted)))]

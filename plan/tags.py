@@ -470,6 +470,12 @@ class TagPlan:
         """Each tag's value as computed inside the wide SELECT."""
         return tag_columns(self.tags, self.groups)
 
+    @cached_property
+    def built(self) -> dict[str, Tag]:
+        """The tags but those with a broken definition: the ones built (and given a
+        distribution) each day."""
+        return {n: t for n, t in self.tags.items() if n not in self.broken}
+
     def unique_by_construction(self, group: TagGroup) -> bool:
         """Whether the group's stored rows are one per customer by construction: its fused
         query groups by ``customer_id`` (a merge of a subset keeps that)."""

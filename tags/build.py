@@ -271,12 +271,11 @@ def build_customer_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan,
             run(con, exp.insert(plan.customer_tags_query, wide.copy(),
                                 columns=["as_of", "customer_id", *names]), day)
             # one scan of the day's wide rows: statistics, checks' counts, distributions
-            shown = {n: t for n, t in plan.tags.items() if n not in plan.broken}
             values = _scan(con, stats_query(plan.tags, wide.copy(), names).select(
-                *distribution_columns(shown)), day)
+                *distribution_columns(plan.built)), day)
             stats = _stats(con, plan, wide.copy(), day, names, None, dict.fromkeys(names, sql),
                            values)
-            distributions = distributions_from(con, shown, values, day)
+            distributions = distributions_from(con, plan.built, values, day)
             customers = next(iter(stats.values())).customers if stats else 0
             catalog_rows = write_catalog(
                 con, plan.tags, day,
