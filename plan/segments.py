@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from kequn.errors import ValidationError, did_you_mean
 from kequn.tables import CUSTOMER_TAGS, IMPORTED, MEMBERS, qualified
+from plan.division import exact_division, without_hugeint
 from plan.params import as_of
 from project.combine import CombineExpr, SegmentRef, SetOp
 from project.segment import Segment
@@ -38,7 +39,8 @@ class CompiledSegment:
         if dialect not in DIALECTS:
             raise ValidationError(f"unknown dialect '{dialect}' (one of {', '.join(DIALECTS)})",
                                   hint=did_you_mean(dialect, DIALECTS))
-        return self.query.sql(dialect=dialect, pretty=pretty)
+        query = self.query if dialect == "duckdb" else without_hugeint(self.query)
+        return query.sql(dialect=dialect, pretty=pretty)
 
 
 def _table(table: tuple[str, str]) -> exp.Table:
@@ -57,7 +59,8 @@ def rule_query(condition: exp.Expression) -> tuple[exp.Expression, exp.Select]:
     for column in quoted.find_all(exp.Column):
         column.this.set("quoted", True)
     query = exp.select("customer_id").from_(_table(CUSTOMER_TAGS)).where(exp.and_(
-        exp.EQ(this=exp.column("as_of"), expression=as_of()), exp.paren(quoted.copy())))
+        exp.EQ(this=exp.column("as_of"), expression=as_of()),
+        exp.paren(exact_division(quoted))))
     return quoted, query
 
 
@@ -104,7 +107,7 @@ def compile_segment(segment: Segment) -> CompiledSegment:
                                tables=[qualified(CUSTOMER_TAGS)], condition=condition)
     if segment.kind == "sql":
         assert segment.query is not None
-        return CompiledSegment(segment, segment.query, tables=segment.tables)
+        return CompiledSegment(segment, exact_division(segment.query), tables=segment.tables)
     if segment.kind == "combine":
         assert segment.combine is not None
         return CompiledSegment(segment, combine_query(segment.combine),

@@ -25,6 +25,7 @@ from typing import Any
 from sqlglot import exp
 
 from kequn.tables import Table
+from plan.division import without_hugeint
 
 
 def view_name(table: Table) -> str:
@@ -53,7 +54,8 @@ def tables_of(node: exp.Expression) -> list[Table]:
 
 def bind(node: exp.Expression, values: Mapping[str, Any]) -> exp.Expression:
     """A copy of ``node`` with every ``$name`` replaced by the literal of ``values[name]``
-    and every ``schema.table`` by its view (aliases kept)."""
+    and every ``schema.table`` by its view (aliases kept); the exact division of
+    :mod:`plan.division` written with Spark's types (``HUGEINT`` is ``DECIMAL(38, 0)``)."""
 
     def swap(sub: exp.Expression) -> exp.Expression:
         if isinstance(sub, exp.Placeholder) and sub.name:
@@ -68,7 +70,7 @@ def bind(node: exp.Expression, values: Mapping[str, Any]) -> exp.Expression:
             return renamed
         return sub
 
-    return node.copy().transform(swap)
+    return without_hugeint(node).transform(swap)
 
 
 def spark_sql(node: exp.Expression, values: Mapping[str, Any]) -> str:

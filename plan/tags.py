@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from kequn.tables import CUSTOMER_TAGS, CUSTOMERS, TAGS_SCHEMA, qualified
+from plan.division import QUOTIENT_SCALE, exact_division
 from plan.params import as_of, as_of_end
 from project.tag import DefaultValue, Tag
 
@@ -196,8 +197,36 @@ def _needs_guard(value: exp.Expression) -> bool:
     return any(isinstance(n, NULL_ON_EMPTY) for n in value.walk())
 
 
-def _cast(value: exp.Expression, tag: Tag) -> exp.Expression:
+def stored_scale(tag: Tag) -> int:
+    """The decimal places a quotient stored as the tag's value is rounded to (4 for a
+    decimal tag, 0 for an integer tag; other types store no quotient directly)."""
+    if tag.value_type not in ("decimal", "integer"):
+        return QUOTIENT_SCALE
+    params = exp.DataType.build(tag.sql_type, dialect="duckdb").expressions
+    return int(params[1].name) if len(params) > 1 else 0
+
+
+def _cast(value: exp.Expression, tag: Tag, *, divided: bool = False) -> exp.Expression:
+    """``CAST(value AS <tag's type>)``, every division in ``value`` made exact
+    (:mod:`plan.division`). An integer tag computed from a quotient (``divided``, or a
+    division inside ``value``) is rounded half away from zero first: a DECIMAL to BIGINT
+    cast rounds on DuckDB but truncates on Spark."""
+    divided = divided or value.find(exp.Div) is not None
+    value = exact_division(value, stored_scale(tag))
+    if divided and tag.value_type == "integer":
+        value = exp.Round(this=value)
     return exp.cast(value, exp.DataType.build(tag.sql_type, dialect="duckdb"))
+
+
+def exact_query(tag: Tag) -> exp.Query:
+    """The tag's own query with every division exact (:mod:`plan.division`): the tag's
+    column rounded to its stored scale, any other quotient to ``QUOTIENT_SCALE``."""
+    query = tag_query(tag)
+    if isinstance(query, exp.Select):
+        for projection in query.expressions:
+            if isinstance(projection, exp.Alias) and projection.alias.lower() == tag.name:
+                projection.set("this", exact_division(projection.this, stored_scale(tag)))
+    return exact_division(query)  # type: ignore[return-value]
 
 
 def tag_query(tag: Tag) -> exp.Query:
@@ -219,10 +248,11 @@ def group_query(tags: Mapping[str, Tag], group: TagGroup,
         raise ValueError(f"tags {[t.name for t in chosen]} are not all in group {group.key}")
     if not group.fused:
         (tag,) = chosen
-        inner = tag_query(tag).subquery("q")
+        divided = tag_query(tag).find(exp.Div) is not None
+        inner = exact_query(tag).subquery("q")
         return exp.select(
             exp.column("customer_id", "q").as_("customer_id"),
-            _cast(exp.column(tag.name, "q"), tag).as_(tag.name),
+            _cast(exp.column(tag.name, "q"), tag, divided=divided).as_(tag.name),
         ).from_(inner)
     shapes = [shape_of(t.query) for t in chosen]  # type: ignore[arg-type]
     assert all(shapes)
@@ -260,7 +290,7 @@ def group_query(tags: Mapping[str, Tag], group: TagGroup,
         fused = fused.where(prefilter, copy=False)
     if first.kind == "aggregate":
         fused = fused.group_by(first.customer.copy(), copy=False)
-    return fused
+    return exact_division(fused)  # type: ignore[return-value]  # the pre-filter's
 
 
 def default_literal(tag: Tag) -> exp.Expression | None:

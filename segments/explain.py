@@ -16,6 +16,7 @@ import duckdb
 from sqlglot import exp
 
 from kequn.errors import ExecutionError
+from plan.division import exact_division
 from plan.segments import CompiledSegment
 from project.combine import render
 from project.expressions import leaf_conditions
@@ -80,8 +81,8 @@ def explain(con: duckdb.DuckDBPyConnection, compiled: CompiledSegment, customer_
             raise ExecutionError("tags.customer_tags does not exist; build the tags first")
         leaves = leaf_conditions(compiled.condition)
         select = exp.select(
-            exp.alias_(compiled.condition.copy(), "_rule"),
-            *[exp.alias_(leaf.copy(), f"_c{i}") for i, leaf in enumerate(leaves)],
+            exp.alias_(exact_division(compiled.condition), "_rule"),
+            *[exp.alias_(exact_division(leaf), f"_c{i}") for i, leaf in enumerate(leaves)],
             *[exp.column(t, quoted=True) for t in compiled.tags],
         ).from_(exp.table_("customer_tags", db="tags")).where(
             "as_of = $as_of AND customer_id = $customer_id")
