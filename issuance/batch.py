@@ -35,8 +35,9 @@ keys still report their first result).
 SQLite runs the whole batch as one ``BEGIN IMMEDIATE`` transaction by default (single
 issues wait on the write lock for its duration, about a second per 200,000 coupons).
 PostgreSQL runs chunks of :data:`PG_CHUNK` customers, one transaction each, taking locks
-in the global order of :mod:`issuance.service` (the chunk's keys, the campaign row, the
-chunk's customers), so batches and single issues never deadlock; a crash loses at most
+in the global order of :mod:`issuance.locks` (the chunk's keys, the campaign shared, the
+chunk's customers, the counters row), so batches and single issues never deadlock; a
+crash loses at most
 the chunk in flight and the re-run completes it.
 """
 
@@ -374,8 +375,8 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
                     issuer.lock_keys(batch_key(campaign.name, c, day) for (c,) in rows)
                 live = live_refusal(db, campaign, lock=True) is None
                 if db.dialect == "postgresql":
-                    issuer.lock_campaign(campaign.name)
                     issuer.lock_customers(int(c) for (c,) in rows)
+                    issuer.lock_campaign(campaign.name)
                 db.execute(f"DELETE FROM {_PLAN}")
                 _decide(issuer, sql, campaign, day, now, (first, last), live)
                 _finish(issuer, sql, campaign, now, report)
