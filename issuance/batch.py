@@ -353,6 +353,15 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
     if chunk_size is None and db.dialect == "postgresql":
         chunk_size = PG_CHUNK
     report = BatchReport(campaign.name, day)
+    with db.bulk_cache():
+        _run_batch(issuer, sql, campaign, day, chunk_size, report)
+    return report
+
+
+def _run_batch(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
+               chunk_size: int | None, report: BatchReport) -> None:
+    """:func:`issue_batch`'s work, filling ``report``."""
+    db = issuer.db
     try:
         _create_tables(db, sql, candidates=chunk_size is not None)
         if chunk_size is None:
@@ -362,7 +371,7 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
                 _decide(issuer, sql, campaign, day, now, None, live)
                 _finish(issuer, sql, campaign, now, report)
             report.eligible = sum(report.refused.values()) + report.total_issued
-            return report
+            return
         report.eligible = _fill_candidates(db, sql, campaign, day)
         for first in range(1, report.eligible + 1, chunk_size):
             last = min(first + chunk_size - 1, report.eligible)
@@ -383,7 +392,6 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
     finally:
         for table in (_CANDIDATES, _PLAN):
             db.execute(f"DROP TABLE IF EXISTS {table}")
-    return report
 
 
 def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: datetime,
