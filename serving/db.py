@@ -252,9 +252,12 @@ class ServingDB:
     @contextmanager
     def bulk_cache(self, kib: int = BULK_CACHE_KIB) -> Iterator[ServingDB]:
         """SQLite: a page cache of ``kib`` KiB on this connection for the block (the
-        previous size after it). A bulk write of ~1M rows into indexed tables touches
-        index pages all over; with the default 2 MB cache each is read again and again.
-        (No-op on PostgreSQL, whose cache is the server's.)"""
+        previous size after it, also on error); enter it before the transaction. A bulk
+        write touches pages all over the table and its indexes; with the default 2 MB
+        cache they are read again and again and spilled to the WAL mid-transaction
+        (measured: a sync applying a 5% churn of 3M members ~20% faster; 1M coupon rows
+        into the coupons table 15.4 s -> 10.0 s). (No-op on PostgreSQL, whose cache is
+        the server's.)"""
         if self.dialect != "sqlite":
             yield self
             return
