@@ -265,6 +265,125 @@ _PG_ISSUE_LIVE = _PG_ISSUE.replace(
     1,
 )
 
+# Version 4: the campaign's counter rows are locked last and briefly. The old order (the
+# total row FOR UPDATE first, the state row FOR SHARE) held a campaign's hot row through
+# every check of the request and wrote a row lock (a MultiXact with many issuers) on the
+# state row per issue. Now: the key lock, the replay, the campaign's advisory lock taken
+# shared (issuance.approval.lock_campaign_shared; a state change takes it exclusive) and
+# the state read, the customer's lock, the checks against the counters as committed, the
+# coupon row, and last the counters, each raised only while under its limit (an upsert
+# whose update has a WHERE: PostgreSQL re-checks it on the latest row version after
+# waiting for the row), so stock and daily limits stay exact; a counter at its limit
+# refuses (stock_exhausted, then daily_limit) and the coupon row is removed again.
+_PG_DROP_ISSUE_LIVE = _PG_DROP_ISSUE.replace("timestamp, timestamp)",
+                                             "timestamp, timestamp, text)")
+_PG_ISSUE_LATE_LOCK = """
+CREATE FUNCTION kequn_issue(
+  p_key_ns integer, p_key_lock integer, p_key text, p_coupon_id text, p_fingerprint text,
+  p_campaign text, p_customer bigint, p_customer_ns integer, p_customer_lock integer,
+  p_segment text, p_bucket text, p_now timestamp, p_in_window boolean,
+  p_total_stock bigint, p_daily_limit bigint, p_per_customer bigint, p_exclusive smallint,
+  p_kind text, p_value text, p_on_failed text, p_channels text, p_lease integer,
+  p_issue_day date, p_valid_from timestamp, p_valid_until timestamp,
+  p_definition_hash text, p_campaign_ns integer, p_campaign_lock integer)
+RETURNS TABLE (o_operation text, o_fingerprint text, o_ok smallint, o_reason text,
+               o_coupon_id text, o_status text, o_campaign text, o_customer_id bigint,
+               o_refusal text)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_stock bigint;
+  v_today bigint;
+  v_mine bigint;
+  v_reason text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(p_key_ns, p_key_lock);
+  RETURN QUERY
+    SELECT r.operation::text, r.fingerprint::text, r.ok, r.reason::text, r.coupon_id::text,
+           r.status::text, c.campaign::text, c.customer_id, NULL::text
+    FROM (SELECT 1 AS one) AS probe
+    LEFT JOIN issuance_requests AS r ON r.idempotency_key = p_key
+    LEFT JOIN coupons AS c ON c.coupon_id = p_coupon_id
+    WHERE r.idempotency_key IS NOT NULL OR c.coupon_id IS NOT NULL;
+  IF FOUND THEN
+    RETURN;
+  END IF;
+  PERFORM pg_advisory_xact_lock_shared(p_campaign_ns, p_campaign_lock);
+  PERFORM 1 FROM campaign_states WHERE campaign = p_campaign AND state = 'live'
+    AND definition_hash = p_definition_hash;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,
+                        NULL::text, NULL::text, NULL::bigint, 'not_live'::text;
+    RETURN;
+  END IF;
+  PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
+  SELECT issued INTO v_stock FROM issuance_counters
+    WHERE campaign = p_campaign AND bucket = 'total';
+  IF NOT p_in_window THEN
+    v_reason := 'outside_window';
+  ELSIF NOT EXISTS (SELECT 1 FROM coupon_eligibility
+                    WHERE segment = p_segment AND customer_id = p_customer) THEN
+    v_reason := 'not_eligible';
+  ELSIF coalesce(v_stock, 0) >= p_total_stock THEN
+    v_reason := 'stock_exhausted';
+  ELSE
+    SELECT issued INTO v_today FROM issuance_counters
+      WHERE campaign = p_campaign AND bucket = p_bucket;
+    IF coalesce(v_today, 0) >= p_daily_limit THEN
+      v_reason := 'daily_limit';
+    ELSE
+      SELECT count(*) INTO v_mine FROM coupons
+        WHERE customer_id = p_customer AND campaign = p_campaign;
+      IF v_mine >= p_per_customer THEN
+        v_reason := 'per_customer_limit';
+      ELSIF EXISTS (
+          SELECT 1 FROM coupons
+          WHERE customer_id = p_customer AND campaign <> p_campaign
+            AND ((status = 'occupied' AND (lease_until > p_now OR valid_until > p_now))
+                 OR (status = 'unused' AND valid_until > p_now))
+            AND (exclusive = 1 OR p_exclusive = 1)) THEN
+        v_reason := 'exclusive_conflict';
+      END IF;
+    END IF;
+  END IF;
+  IF v_reason IS NULL THEN
+    INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind,
+      template_value, exclusive, on_failed_drawdown, channels, lease_seconds, issued_at,
+      issue_day, valid_from, valid_until, loan_id, lease_until, version, updated_at)
+    VALUES (p_coupon_id, p_campaign, p_customer, 'unused', p_kind, p_value, p_exclusive,
+      p_on_failed, p_channels, p_lease, p_now, p_issue_day, p_valid_from, p_valid_until,
+      NULL, NULL, 1, p_now);
+    INSERT INTO issuance_counters AS k (campaign, bucket, issued)
+      VALUES (p_campaign, 'total', 1)
+      ON CONFLICT (campaign, bucket) DO UPDATE SET issued = k.issued + 1
+      WHERE k.issued < p_total_stock;
+    IF NOT FOUND THEN
+      v_reason := 'stock_exhausted';
+    ELSE
+      INSERT INTO issuance_counters AS k (campaign, bucket, issued)
+        VALUES (p_campaign, p_bucket, 1)
+        ON CONFLICT (campaign, bucket) DO UPDATE SET issued = k.issued + 1
+        WHERE k.issued < p_daily_limit;
+      IF NOT FOUND THEN
+        v_reason := 'daily_limit';
+        UPDATE issuance_counters SET issued = issued - 1
+          WHERE campaign = p_campaign AND bucket = 'total';
+      END IF;
+    END IF;
+    IF v_reason IS NOT NULL THEN
+      DELETE FROM coupons WHERE coupon_id = p_coupon_id;
+    END IF;
+  END IF;
+  IF v_reason IS NOT NULL THEN
+    INSERT INTO issuance_requests (idempotency_key, operation, fingerprint, ok, reason,
+      coupon_id, status, created_at)
+    VALUES (p_key, 'issue', p_fingerprint, 0, v_reason, NULL, NULL, p_now);
+  END IF;
+  RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,
+                      NULL::text, NULL::text, NULL::bigint, v_reason;
+END
+$$
+"""
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -280,6 +399,11 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         3,
         "PostgreSQL: only a live campaign issues (its approved definition)",
         {"sqlite": (), "postgresql": (_PG_DROP_ISSUE, _PG_ISSUE_LIVE)},
+    ),
+    Migration(
+        4,
+        "PostgreSQL: an issue locks its campaign's counters last",
+        {"sqlite": (), "postgresql": (_PG_DROP_ISSUE_LIVE, _PG_ISSUE_LATE_LOCK)},
     ),
 )
 

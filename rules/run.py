@@ -23,6 +23,7 @@ import json
 import time
 import warnings
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from plan.rules import CompiledRule
 from project.rule import Rule
 from rules.decide import ACTING, Decided, branch_actions, branch_has_coupon, decide, plan_json
 from rules.schema import migrate
+from rules.stage import Stage
 from serving.db import ServingDB, utcnow
 from warehouse.db import run as run_query
 
@@ -105,15 +107,46 @@ def excluded_customers(con: duckdb.DuckDBPyConnection, compiled: CompiledRule,
     return pl.concat(frames)["customer_id"].unique()
 
 
-def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, date]
-              ) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+_TOUCHES = ("SELECT customer_id, send_day, count(*) FROM touch_outbox "
+            "WHERE state <> 'suppressed' AND send_day >= ? AND send_day <= ?{only} "
+            "GROUP BY customer_id, send_day")
+_CANDIDATE_IDS = "kequn_rule_candidates"
+
+
+def _touches(db: ServingDB, days: tuple[date, date], customers: pl.Series
+             ) -> list[tuple[object, ...]]:
+    """Messages per (customer, send day) in ``days`` (suppressed ones not counted), for
+    ``customers`` only: what the caps weigh a day's candidates against.
+
+    The outbox holds every earlier day's messages (~1M a day for a large rule); reading
+    all of them to decide a few thousand candidates cost seconds. When there are fewer
+    candidates than messages in the window, their ids are staged and only their counts
+    read."""
+    in_window = int(db.scalar("SELECT count(*) FROM touch_outbox WHERE send_day >= ? "
+                              "AND send_day <= ?", days) or 0)
+    ids = customers.unique()
+    if in_window == 0 or ids.is_empty():
+        return []
+    if ids.len() >= in_window:
+        return db.fetchall(_TOUCHES.format(only=""), days)
+    db.execute(f"DROP TABLE IF EXISTS {_CANDIDATE_IDS}")
+    db.execute(f"CREATE TEMP TABLE {_CANDIDATE_IDS} (customer_id BIGINT PRIMARY KEY)")
+    try:
+        db.executemany(f"INSERT INTO {_CANDIDATE_IDS} (customer_id) VALUES (?)",
+                       [(int(c),) for c in ids])
+        return db.fetchall(_TOUCHES.format(
+            only=f" AND customer_id IN (SELECT customer_id FROM {_CANDIDATE_IDS})"), days)
+    finally:
+        db.execute(f"DROP TABLE {_CANDIDATE_IDS}")
+
+
+def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, date],
+              customers: pl.Series) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     keys = db.fetchall("SELECT customer_id, event_key FROM rule_orders WHERE rule = ? "
                        "AND as_of = ?", (rule.name, day))
     acts = db.scalar("SELECT count(*) FROM rule_orders WHERE rule = ? AND decision IN "
                      "('act', 'quiet_delayed')", (rule.name,)) if rule.first_n else 0
-    touches = db.fetchall(
-        "SELECT customer_id, send_day, count(*) FROM touch_outbox WHERE state <> 'suppressed' "
-        "AND send_day >= ? AND send_day <= ? GROUP BY customer_id, send_day", decided_days)
+    touches = _touches(db, decided_days, customers)
     return (
         pl.DataFrame(keys, schema={"customer_id": pl.Int64, "event_key": pl.Utf8},
                      orient="row"),
@@ -138,44 +171,46 @@ def _window(day: date, frame: pl.DataFrame) -> tuple[date, date]:
 def decide_for_day(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
                    excluded: pl.Series | None) -> Decided:
     """Read what is already decided and decide the day's new orders (no write)."""
-    keys, acts, touches = _existing(db, rule, day, _window(day, frame))
+    customers = (frame["customer_id"] if "customer_id" in frame.columns
+                 else pl.Series("customer_id", [], pl.Int64))
+    keys, acts, touches = _existing(db, rule, day, _window(day, frame), customers)
     return decide(rule, frame, day, existing_keys=keys, prior_acts=acts,
                   existing_touches=touches, excluded=excluded)
 
 
-_STAGE_ORDERS = ("CREATE TEMP TABLE rule_stage_orders (seq INTEGER PRIMARY KEY, "
-                 "order_id VARCHAR(64), customer_id BIGINT, event_key VARCHAR(200), "
-                 "decision VARCHAR(16), branch VARCHAR(8))")
-_STAGE_MESSAGES = ("CREATE TEMP TABLE rule_stage_messages (seq INTEGER, action_no INTEGER, "
-                   "channel VARCHAR(32), text TEXT, send_at TIMESTAMP, send_day DATE)")
-_ACTING_SQL = "decision IN ('act', 'quiet_delayed')"
+def _staged_frames(rule: Rule, decided: Decided) -> dict[str, pl.DataFrame]:
+    """Each new order's and message's per-row values, every one as stored (what is the
+    same for the whole write, the rule, version, day and time, is bound once instead), in
+    write order: orders by ``seq`` (event key, customer), messages by order and action."""
+    own = {b: plan_json(rule, b) if branch_has_coupon(rule, b) else None
+           for b in ("then", "else")}
+    acting = pl.col("decision").is_in(ACTING)
+    actions = pl.lit(None, dtype=pl.Utf8)
+    for branch in ("else", "then"):
+        if own[branch] is not None:
+            actions = pl.when(acting & (pl.col("branch") == branch)).then(
+                pl.lit(own[branch])).otherwise(actions)
+    orders = decided.orders.select(
+        pl.col("seq").cast(pl.Int64), "order_id", "customer_id", "event_key", "decision",
+        actions.alias("actions"), "branch", pl.col("pending").cast(pl.Int64))
+    messages = decided.messages.select(
+        "message_id", "order_id", "channel", "customer_id", "text", "send_at", "send_day",
+    ).with_row_index("pos").with_columns(pl.col("pos").cast(pl.Int64))
+    return {"orders": orders, "messages": messages}
 
 
-def _stage(db: ServingDB, table: str, columns: tuple[str, ...], frame: pl.DataFrame) -> None:
-    """Load ``frame``'s ``columns`` into the temporary ``table`` (SQLite: one prepared
-    insert per row from C-level iteration; PostgreSQL: COPY)."""
-    rows = frame.select(columns).iter_rows()
-    if db.dialect == "postgresql":
-        with db.raw.cursor() as cur, cur.copy(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                       f"({', '.join('?' for _ in columns)})", rows)
-
-
-def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
+def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage) -> int:
     """Insert the version, its plans, the orders and messages (inside the caller's
     transaction); returns the messages suppressed by an opt-out.
 
     The day's rows are new (``decided`` left out what is already ordered, read in this
     transaction), so they go in with plain INSERTs; the unique key still guards. Each
-    table is filled by one ``INSERT ... SELECT`` from a temporary staging table that holds
-    only the per-row values (the rule, version, day and time are bound once), in the
-    order of the unique key (event key, customer), so the B-trees grow by appending. An
-    acting order's ``actions`` is NULL (= its branch's plan in ``rule_plans``) unless it
-    issues a coupon, whose per-order results are kept in the row.
+    table is filled by one ``INSERT ... SELECT`` from a staging table (:class:`Stage`)
+    holding the per-row values, in the order of the unique key (event key, customer),
+    so the B-trees grow by appending. An acting order's ``actions`` is NULL (= its
+    branch's plan in ``rule_plans``) unless it issues a coupon, whose per-order results
+    are kept in the row. A message to an opted-out customer and channel is written
+    ``suppressed``.
     """
     if db.dialect == "sqlite":
         # A large day touches many index pages; the default 2 MB page cache thrashes.
@@ -191,48 +226,29 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided) -> int:
                    [(rule.name, version, b, plan_json(rule, b)) for b in branches])
     if decided.orders.is_empty():
         return 0
-    own = {b: plan_json(rule, b) if branch_has_coupon(rule, b) else None
-           for b in ("then", "else")}
-    db.execute(_STAGE_ORDERS)
-    _stage(db, "rule_stage_orders",
-           ("seq", "order_id", "customer_id", "event_key", "decision", "branch"),
-           decided.orders)
+    frames = _staged_frames(rule, decided)
+    if frames["messages"].is_empty():
+        del frames["messages"]
+    staged = stage.load(frames)
     db.execute(
         "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
         "event_key, decision, actions, created_at, branch, pending) "
-        "SELECT order_id, ?, ?, ?, customer_id, event_key, decision, "
-        f"CASE WHEN {_ACTING_SQL} THEN (CASE branch WHEN 'then' THEN ? ELSE ? END) END, ?, "
-        f"branch, CASE WHEN {_ACTING_SQL} AND (CASE branch WHEN 'then' THEN ? ELSE ? END) = 1 "
-        "THEN 1 ELSE 0 END FROM rule_stage_orders ORDER BY seq",
-        (rule.name, version, day, own["then"], own["else"], now,
-         int(own["then"] is not None), int(own["else"] is not None)))
-    suppressed = 0
-    messages = decided.messages
-    if not messages.is_empty():
-        db.execute(_STAGE_MESSAGES)
-        _stage(db, "rule_stage_messages",
-               ("seq", "action_no", "channel", "text", "send_at", "send_day"),
-               messages.with_columns(  # stored text, as the drivers would write it
-                   pl.col("send_at").dt.strftime("%Y-%m-%d %H:%M:%S"),
-                   pl.col("send_day").cast(pl.Utf8)))
-        opted = bool(db.scalar("SELECT count(*) FROM touch_opt_out"))
-        where_opted = ("EXISTS (SELECT 1 FROM touch_opt_out x WHERE x.customer_id = "
-                       "o.customer_id AND x.channel = m.channel)")
-        if opted:
-            suppressed = int(db.scalar(
-                "SELECT count(*) FROM rule_stage_messages m JOIN rule_stage_orders o "
-                f"ON o.seq = m.seq WHERE {where_opted}") or 0)
-        state = f"CASE WHEN {where_opted} THEN 'suppressed' ELSE 'pending' END" if opted \
-            else "'pending'"
-        db.execute(
-            "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
-            "send_at, send_day, state, attempts) "
-            "SELECT o.order_id || ':' || CAST(m.action_no AS VARCHAR(8)), o.order_id, ?, "
-            f"m.channel, o.customer_id, m.text, m.send_at, m.send_day, {state}, 0 "
-            "FROM rule_stage_messages m JOIN rule_stage_orders o ON o.seq = m.seq",
-            (rule.name,))  # staged in order of seq, action_no
-        db.execute("DROP TABLE rule_stage_messages")
-    db.execute("DROP TABLE rule_stage_orders")
+        "SELECT order_id, ?, ?, ?, customer_id, event_key, decision, actions, ?, branch, "
+        f"pending FROM {staged['orders']} ORDER BY seq", (rule.name, version, day, now))
+    if "messages" not in staged:
+        return 0
+    opted = bool(db.scalar("SELECT count(*) FROM touch_opt_out"))
+    where_opted = ("EXISTS (SELECT 1 FROM touch_opt_out x WHERE x.customer_id = "
+                   "m.customer_id AND x.channel = m.channel)")
+    suppressed = int(db.scalar(f"SELECT count(*) FROM {staged['messages']} m "
+                               f"WHERE {where_opted}") or 0) if opted else 0
+    state = f"CASE WHEN {where_opted} THEN 'suppressed' ELSE 'pending' END" if opted \
+        else "'pending'"
+    db.execute(
+        "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
+        f"send_at, send_day, state, attempts) SELECT message_id, order_id, ?, channel, "
+        f"customer_id, text, send_at, send_day, {state}, 0 FROM {staged['messages']} m "
+        "ORDER BY pos", (rule.name,))
     return suppressed
 
 
@@ -276,13 +292,13 @@ def decide_and_write(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
     as they are, so calling it again with the same or more candidates adds only the new.
     ``phases`` (if given) gets the wall seconds of ``decide`` and ``write`` (with commit)."""
     phases = {} if phases is None else phases
-    with db.transaction():
+    with closing(Stage(db)) as stage, db.transaction():
         started = time.perf_counter()
         if db.dialect == "postgresql":
             db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))
         decided = decide_for_day(db, rule, frame, day, excluded)
         phases["decide"] = time.perf_counter() - started
-        suppressed = _write(db, rule, day, decided)
+        suppressed = _write(db, rule, day, decided, stage)
     phases["write"] = time.perf_counter() - started - phases["decide"]
     return decided, suppressed
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from collections import Counter
 from datetime import datetime
 
 import pytest
 
-from issuance.clock import SHANGHAI
+from issuance import approval, locks
+from issuance.clock import SHANGHAI, ManualClock
+from issuance.schema import migrate
+from issuance.service import Issuer
 from project.campaign import Campaign
-from serving.db import ServingDB
+from serving.db import ServingDB, connect
+from tests import pg
 from tests.approvals import make_live
-from tests.issuance.conftest import make_campaign, make_eligible
+from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
 from tests.issuance.workers import batch_worker, issue_worker, mixed_worker, race
 
 PROCS = 4
@@ -164,3 +170,56 @@ def test_batch_and_single_issues_at_once(db: ServingDB, serving_url: str) -> Non
     assert issued <= 250
     assert db.scalar("SELECT issued FROM issuance_counters WHERE campaign = 'wake' "
                      "AND bucket = 'total'") == issued
+
+
+def _wait_until_blocked(db: ServingDB, pid: int) -> None:
+    """Poll until backend ``pid`` waits on an advisory lock (fails after 30 s)."""
+    for _ in range(600):
+        if db.scalar("SELECT wait_event FROM pg_stat_activity WHERE pid = ?",
+                     (pid,)) == "advisory":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"backend {pid} never waited on an advisory lock")
+
+
+def test_approval_changes_and_issues_wait_for_each_other_on_postgresql(
+    postgres_base_url: str, clock: ManualClock
+) -> None:
+    """An issue holds its campaign's lock shared: a state change (here: end) waits for
+    an issue in flight, and an issue (the one-statement path) waits for a state change in
+    flight, then sees its result."""
+    url = pg.fresh_schema_url(postgres_base_url, prefix="iss")
+    first, second = connect(url), connect(url)
+    try:
+        migrate(first)
+        make_eligible(first, "wake_up", [1, 2, 3])
+        campaign = make_campaign()
+        issuer = make_issuer(first, clock, campaign)
+        other = Issuer(second, {campaign.name: campaign}, clock)
+        pid = int(second.scalar("SELECT pg_backend_pid()"))
+
+        # a state change in flight: the one-statement issue waits, then issues
+        results: list[object] = []
+        with first.transaction():
+            first.execute("SELECT pg_advisory_xact_lock(?, ?)",
+                          (locks.CAMPAIGN, locks.lock_key(campaign.name)))
+            waiter = threading.Thread(target=lambda: results.append(
+                other.issue(campaign.name, 1, "during-change")))
+            waiter.start()
+            _wait_until_blocked(first, pid)
+        waiter.join(30)
+        assert [getattr(r, "ok", None) for r in results] == [True]
+
+        # an issue in flight: end waits until it committed, then later issues are refused
+        with first.transaction():
+            assert issuer.issue_in_transaction(campaign, 2, "in-flight", clock.now()).ok
+            ender = threading.Thread(target=approval.end, args=(second, campaign, "ops.li"))
+            ender.start()
+            _wait_until_blocked(first, pid)
+        ender.join(30)
+        assert approval.read_state(first, campaign.name).state == "ended"
+        assert first.scalar("SELECT count(*) FROM coupons") == 2
+        assert issuer.issue(campaign.name, 3, "after-end").reason == "not_live"
+    finally:
+        first.close()
+        second.close()

@@ -13,14 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import rules.run as run_module
+import rules.stage as stage_module
 from kequn.migrations import apply_migrations
 from rules.channels import Message
-from rules.decide import plan_json
+from rules.decide import branch_has_coupon, decide, plan_json
 from rules.dispatch import dispatch, opt_out
 from rules.history import orders
 from rules.run import decide_and_write
 from rules.schema import RULES_MIGRATIONS, STREAM, migrate
-from serving.db import INTEGRITY_ERRORS, ServingDB, connect
+from rules.stage import _as_stored
+from serving.db import INTEGRITY_ERRORS, ServingDB, _adapt_datetime, connect
 from tests.rules.conftest import frame, rule_from
 
 D = date(2026, 3, 10)
@@ -173,3 +176,146 @@ def test_orders_written_before_the_reshaping_stay_readable_and_deliverable(
         assert db.fetchone("SELECT state, attempts FROM touch_outbox") == ("sent", 1)
     finally:
         db.close()
+
+
+COUPON_AND_TOUCHES = """\
+RULE (name r, owner 'team:x', trigger schedule, holdout 20%, max_touches_per_day 3,
+      templates (a 'A {customer_id}: {event_key}', b 'B {customer_id}'));
+TRUE ? issue_coupon welcome && touch sms a at event +1d 10:00 && touch push b at event +1d 11:30
+     : touch app_message b at event 22:00
+"""
+
+
+def _row_by_row(db: ServingDB, rule, day: date, decided) -> None:
+    """The obvious writer, the reference: each decided order and message inserted on its
+    own with every value bound (the form the staged write must store identically)."""
+    opted = set(db.fetchall("SELECT customer_id, channel FROM touch_opt_out"))
+    with db.transaction():
+        for o in decided.orders.iter_rows(named=True):
+            acting = o["decision"] in ("act", "quiet_delayed")
+            coupon = acting and branch_has_coupon(rule, o["branch"])
+            db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
+                       "customer_id, event_key, decision, actions, created_at, branch, "
+                       "pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (o["order_id"], rule.name, rule.version_hash, day, o["customer_id"],
+                        o["event_key"], o["decision"],
+                        plan_json(rule, o["branch"]) if coupon else None,
+                        datetime(2026, 1, 1), o["branch"], int(coupon)))
+        for m in decided.messages.iter_rows(named=True):
+            state = "suppressed" if (m["customer_id"], m["channel"]) in opted else "pending"
+            db.execute("INSERT INTO touch_outbox (message_id, order_id, rule, channel, "
+                       "customer_id, text, send_at, send_day, state, attempts) VALUES "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                       (m["message_id"], m["order_id"], rule.name, m["channel"],
+                        m["customer_id"], m["text"], m["send_at"], m["send_day"], state))
+
+
+def _stored(db: ServingDB) -> dict[str, list]:
+    """Every written row as stored (SQLite: with each value's storage class), in write
+    order; the write time and the outbox's own integer key left out."""
+    typed = db.dialect == "sqlite"
+
+    def columns(names: str) -> str:
+        return ", ".join(f"{c}, typeof({c})" if typed else c for c in names.split(", "))
+
+    orders = columns("order_id, rule, version_hash, as_of, customer_id, event_key, "
+                     "decision, actions, branch, pending")
+    outbox = columns("message_id, order_id, rule, channel, customer_id, text, send_at, "
+                     "send_day, state, attempts, sent_at")
+    return {
+        "orders": db.fetchall(f"SELECT {orders} FROM rule_orders "
+                              "ORDER BY event_key, customer_id"),
+        "outbox": db.fetchall(f"SELECT {outbox} FROM touch_outbox ORDER BY id"),
+    }
+
+
+@pytest.mark.parametrize("scratch", [True, False], ids=["scratch", "temporary"])
+def test_the_staged_write_stores_what_the_row_by_row_write_stores(
+        tmp_path: Path, serving_url: str, monkeypatch: pytest.MonkeyPatch,
+        scratch: bool) -> None:
+    if serving_url.startswith("postgresql") and scratch:
+        pytest.skip("the scratch file is SQLite's")
+    if not scratch:
+        monkeypatch.setattr(stage_module, "adbc_sqlite", lambda: None)
+    rule = rule_from(tmp_path, COUPON_AND_TOUCHES)
+    rows = [(c, k) for c in range(1, 260) for k in ("e:1", "loan:'9',\n\"x\"")]
+    db = connect(serving_url)
+    try:
+        migrate(db)
+        opt_out(db, 3, "sms")
+        opt_out(db, 7, "app_message")
+        decided, suppressed = decide_and_write(db, rule, candidates(rows), D)
+        assert set(decided.orders["decision"]) == {"act", "quiet_delayed", "control", "capped"}
+        staged = _stored(db)
+        db.execute("DELETE FROM rule_orders")
+        db.execute("DELETE FROM touch_outbox")
+        _row_by_row(db, rule, D, decided)
+        assert _stored(db) == staged
+        assert len(staged["orders"]) == len(rows)
+        assert len(staged["outbox"]) == decided.messages.height > 0
+        assert suppressed == sum(1 for r in staged["outbox"] if "suppressed" in r) > 0
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("scratch", [True, False], ids=["scratch", "temporary"])
+@pytest.mark.parametrize("fails_at", ["rule_orders", "touch_outbox"])
+def test_a_write_that_fails_leaves_nothing_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: bool, fails_at: str
+) -> None:
+    rule = rule_from(tmp_path, TERNARY)
+    rows = [(c, k) for c in range(1, 300) for k in ("e:1", "e:2")]
+    scratch_dir = tmp_path / "scratch"
+    scratch_dir.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch_dir))
+    if not scratch:
+        monkeypatch.setattr(stage_module, "adbc_sqlite", lambda: None)
+    db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    try:
+        migrate(db)
+        if fails_at == "rule_orders":  # an order already there: the insert hits the key
+            db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
+                       "customer_id, event_key, decision, created_at, branch) VALUES "
+                       "('x', 'r', 'v0', ?, 299, 'e:2', 'act', ?, 'then')",
+                       (D, datetime(2026, 3, 9)))
+            monkeypatch.setattr(run_module, "decide_for_day",  # as if nothing were ordered
+                                lambda db, rule, frame, day, excluded: decide(rule, frame, day))
+            expected: type[BaseException] | tuple = INTEGRITY_ERRORS
+        else:  # the process dies after the orders are in, before the messages
+            execute = ServingDB.execute
+
+            def dying(self: ServingDB, sql: str, params=None):
+                if sql.startswith("INSERT INTO touch_outbox"):
+                    assert self.scalar("SELECT count(*) FROM rule_orders") == len(rows)
+                    raise KeyboardInterrupt
+                return execute(self, sql, params)
+
+            monkeypatch.setattr(ServingDB, "execute", dying)
+            expected = KeyboardInterrupt
+        before = {t: db.fetchall(f"SELECT * FROM {t}")
+                  for t in ("rule_orders", "touch_outbox", "rule_versions", "rule_plans")}
+        with pytest.raises(expected):
+            decide_and_write(db, rule, candidates(rows), D)
+        monkeypatch.undo()
+        assert {t: db.fetchall(f"SELECT * FROM {t}") for t in before} == before
+        assert {r[1] for r in db.fetchall("PRAGMA database_list")} <= {"main", "temp"}
+        assert db.fetchall("SELECT name FROM sqlite_temp_master") == []
+        # the same write then goes through, and again leaves no scratch file
+        monkeypatch.setattr("tempfile.tempdir", str(scratch_dir))
+        if fails_at == "touch_outbox":
+            decided, _ = decide_and_write(db, rule, candidates(rows), D)
+            assert db.scalar("SELECT count(*) FROM touch_outbox") == decided.messages.height
+    finally:
+        db.close()
+    assert list(scratch_dir.iterdir()) == []
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)),
+                max_size=20))
+def test_times_and_dates_are_staged_as_the_driver_stores_them(values: list[datetime]) -> None:
+    frame = pl.DataFrame({"at": values, "day": [v.date() for v in values]},
+                         schema={"at": pl.Datetime("us"), "day": pl.Date})
+    staged = _as_stored(frame)
+    assert staged["at"].to_list() == [_adapt_datetime(v) for v in values]
+    assert staged["day"].to_list() == [v.date().isoformat() for v in values]
