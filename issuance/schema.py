@@ -145,15 +145,8 @@ _POSTGRESQL = (
     "FOR EACH ROW EXECUTE FUNCTION coupon_history_append_only()",
 )
 
-# PostgreSQL: one issue request in one statement (one round trip, no BEGIN/COMMIT), so a
-# campaign's lock row is held for the server-side work only. The same steps and the same
-# decision order as issuance.service.Issuer.issue_in_transaction and
-# issuance.limits.refusal_for_counts (the tests run both back ends against one model):
-# key lock, replay, campaign row, customer lock, facts, then a refusal under the key or
-# the coupon and its counters. Output: the key's first result (o_operation ..
-# o_customer_id, as issuance.store.REPLAY_SELECT) when the key was used before, else
-# the refusal reason (NULL when issued).
-_PG_ISSUE = """
+# The pieces of ``kequn_issue`` that its versions share (version 2 reads as it always did).
+_ISSUE_HEAD = """
 CREATE FUNCTION kequn_issue(
   p_key_ns integer, p_key_lock integer, p_key text, p_coupon_id text, p_fingerprint text,
   p_campaign text, p_customer bigint, p_customer_ns integer, p_customer_lock integer,
@@ -171,7 +164,8 @@ DECLARE
   v_mine bigint;
   v_reason text;
 BEGIN
-  PERFORM pg_advisory_xact_lock(p_key_ns, p_key_lock);
+"""
+_ISSUE_REPLAY = """  PERFORM pg_advisory_xact_lock(p_key_ns, p_key_lock);
   RETURN QUERY
     SELECT r.operation::text, r.fingerprint::text, r.ok, r.reason::text, r.coupon_id::text,
            r.status::text, c.campaign::text, c.customer_id, NULL::text
@@ -182,16 +176,8 @@ BEGIN
   IF FOUND THEN
     RETURN;
   END IF;
-  SELECT issued INTO v_stock FROM issuance_counters
-    WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
-  IF NOT FOUND THEN
-    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, 'total', 0)
-      ON CONFLICT (campaign, bucket) DO NOTHING;
-    SELECT issued INTO v_stock FROM issuance_counters
-      WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
-  END IF;
-  PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
-  IF NOT p_in_window THEN
+"""
+_ISSUE_CHECKS = """  IF NOT p_in_window THEN
     v_reason := 'outside_window';
   ELSIF NOT EXISTS (SELECT 1 FROM coupon_eligibility
                     WHERE segment = p_segment AND customer_id = p_customer) THEN
@@ -218,27 +204,53 @@ BEGIN
       END IF;
     END IF;
   END IF;
-  IF v_reason IS NOT NULL THEN
+"""
+_ISSUE_REFUSAL = """\
     INSERT INTO issuance_requests (idempotency_key, operation, fingerprint, ok, reason,
       coupon_id, status, created_at)
     VALUES (p_key, 'issue', p_fingerprint, 0, v_reason, NULL, NULL, p_now);
-  ELSE
-    INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind,
+"""
+_ISSUE_COUPON = """    INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind,
       template_value, exclusive, on_failed_drawdown, channels, lease_seconds, issued_at,
       issue_day, valid_from, valid_until, loan_id, lease_until, version, updated_at)
     VALUES (p_coupon_id, p_campaign, p_customer, 'unused', p_kind, p_value, p_exclusive,
       p_on_failed, p_channels, p_lease, p_now, p_issue_day, p_valid_from, p_valid_until,
       NULL, NULL, 1, p_now);
-    UPDATE issuance_counters SET issued = issued + 1
-      WHERE campaign = p_campaign AND bucket = 'total';
-    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, p_bucket, 1)
-      ON CONFLICT (campaign, bucket) DO UPDATE SET issued = issuance_counters.issued + 1;
-  END IF;
+"""
+_ISSUE_END = """\
   RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,
                       NULL::text, NULL::text, NULL::bigint, v_reason;
 END
 $$
 """
+
+# PostgreSQL: one issue request in one statement (one round trip, no BEGIN/COMMIT), so a
+# campaign's lock row is held for the server-side work only. The same steps and the same
+# decision order as issuance.service.Issuer.issue_in_transaction and
+# issuance.limits.refusal_for_counts (the tests run both back ends against one model):
+# key lock, replay, campaign row, customer lock, facts, then a refusal under the key or
+# the coupon and its counters. Output: the key's first result (o_operation ..
+# o_customer_id, as issuance.store.REPLAY_SELECT) when the key was used before, else
+# the refusal reason (NULL when issued).
+_PG_ISSUE = (_ISSUE_HEAD + _ISSUE_REPLAY + """  SELECT issued INTO v_stock FROM issuance_counters
+    WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, 'total', 0)
+      ON CONFLICT (campaign, bucket) DO NOTHING;
+    SELECT issued INTO v_stock FROM issuance_counters
+      WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
+  END IF;
+  PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
+"""
+             + _ISSUE_CHECKS + "  IF v_reason IS NOT NULL THEN\n" + _ISSUE_REFUSAL
+             + "  ELSE\n" + _ISSUE_COUPON + """    UPDATE issuance_counters SET issued = issued + 1
+      WHERE campaign = p_campaign AND bucket = 'total';
+    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, p_bucket, 1)
+      ON CONFLICT (campaign, bucket) DO UPDATE SET issued = issuance_counters.issued + 1;
+  END IF;
+"""
+             + _ISSUE_END)
+
 
 # Version 3: only a live campaign issues, with the definition that was approved (see
 # issuance.approval.live_refusal): after the key's replay, the campaign's state row is
@@ -277,37 +289,11 @@ _PG_ISSUE_LIVE = _PG_ISSUE.replace(
 # refuses (stock_exhausted, then daily_limit) and the coupon row is removed again.
 _PG_DROP_ISSUE_LIVE = _PG_DROP_ISSUE.replace("timestamp, timestamp)",
                                              "timestamp, timestamp, text)")
-_PG_ISSUE_LATE_LOCK = """
-CREATE FUNCTION kequn_issue(
-  p_key_ns integer, p_key_lock integer, p_key text, p_coupon_id text, p_fingerprint text,
-  p_campaign text, p_customer bigint, p_customer_ns integer, p_customer_lock integer,
-  p_segment text, p_bucket text, p_now timestamp, p_in_window boolean,
-  p_total_stock bigint, p_daily_limit bigint, p_per_customer bigint, p_exclusive smallint,
-  p_kind text, p_value text, p_on_failed text, p_channels text, p_lease integer,
-  p_issue_day date, p_valid_from timestamp, p_valid_until timestamp,
-  p_definition_hash text, p_campaign_ns integer, p_campaign_lock integer)
-RETURNS TABLE (o_operation text, o_fingerprint text, o_ok smallint, o_reason text,
-               o_coupon_id text, o_status text, o_campaign text, o_customer_id bigint,
-               o_refusal text)
-LANGUAGE plpgsql AS $$
-DECLARE
-  v_stock bigint;
-  v_today bigint;
-  v_mine bigint;
-  v_reason text;
-BEGIN
-  PERFORM pg_advisory_xact_lock(p_key_ns, p_key_lock);
-  RETURN QUERY
-    SELECT r.operation::text, r.fingerprint::text, r.ok, r.reason::text, r.coupon_id::text,
-           r.status::text, c.campaign::text, c.customer_id, NULL::text
-    FROM (SELECT 1 AS one) AS probe
-    LEFT JOIN issuance_requests AS r ON r.idempotency_key = p_key
-    LEFT JOIN coupons AS c ON c.coupon_id = p_coupon_id
-    WHERE r.idempotency_key IS NOT NULL OR c.coupon_id IS NOT NULL;
-  IF FOUND THEN
-    RETURN;
-  END IF;
-  PERFORM pg_advisory_xact_lock_shared(p_campaign_ns, p_campaign_lock);
+_PG_ISSUE_LATE_LOCK = (
+    _ISSUE_HEAD.replace("p_valid_until timestamp)",
+                        "p_valid_until timestamp,\n  p_definition_hash text, "
+                        "p_campaign_ns integer, p_campaign_lock integer)")
+    + _ISSUE_REPLAY + """  PERFORM pg_advisory_xact_lock_shared(p_campaign_ns, p_campaign_lock);
   PERFORM 1 FROM campaign_states WHERE campaign = p_campaign AND state = 'live'
     AND definition_hash = p_definition_hash;
   IF NOT FOUND THEN
@@ -318,41 +304,11 @@ BEGIN
   PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
   SELECT issued INTO v_stock FROM issuance_counters
     WHERE campaign = p_campaign AND bucket = 'total';
-  IF NOT p_in_window THEN
-    v_reason := 'outside_window';
-  ELSIF NOT EXISTS (SELECT 1 FROM coupon_eligibility
-                    WHERE segment = p_segment AND customer_id = p_customer) THEN
-    v_reason := 'not_eligible';
-  ELSIF coalesce(v_stock, 0) >= p_total_stock THEN
-    v_reason := 'stock_exhausted';
-  ELSE
-    SELECT issued INTO v_today FROM issuance_counters
-      WHERE campaign = p_campaign AND bucket = p_bucket;
-    IF coalesce(v_today, 0) >= p_daily_limit THEN
-      v_reason := 'daily_limit';
-    ELSE
-      SELECT count(*) INTO v_mine FROM coupons
-        WHERE customer_id = p_customer AND campaign = p_campaign;
-      IF v_mine >= p_per_customer THEN
-        v_reason := 'per_customer_limit';
-      ELSIF EXISTS (
-          SELECT 1 FROM coupons
-          WHERE customer_id = p_customer AND campaign <> p_campaign
-            AND ((status = 'occupied' AND (lease_until > p_now OR valid_until > p_now))
-                 OR (status = 'unused' AND valid_until > p_now))
-            AND (exclusive = 1 OR p_exclusive = 1)) THEN
-        v_reason := 'exclusive_conflict';
-      END IF;
-    END IF;
-  END IF;
-  IF v_reason IS NULL THEN
-    INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind,
-      template_value, exclusive, on_failed_drawdown, channels, lease_seconds, issued_at,
-      issue_day, valid_from, valid_until, loan_id, lease_until, version, updated_at)
-    VALUES (p_coupon_id, p_campaign, p_customer, 'unused', p_kind, p_value, p_exclusive,
-      p_on_failed, p_channels, p_lease, p_now, p_issue_day, p_valid_from, p_valid_until,
-      NULL, NULL, 1, p_now);
-    INSERT INTO issuance_counters AS k (campaign, bucket, issued)
+"""
+    + _ISSUE_CHECKS.replace("ELSIF v_stock >= p_total_stock",
+                            "ELSIF coalesce(v_stock, 0) >= p_total_stock")
+    + """  IF v_reason IS NULL THEN
+""" + _ISSUE_COUPON + """    INSERT INTO issuance_counters AS k (campaign, bucket, issued)
       VALUES (p_campaign, 'total', 1)
       ON CONFLICT (campaign, bucket) DO UPDATE SET issued = k.issued + 1
       WHERE k.issued < p_total_stock;
@@ -374,15 +330,9 @@ BEGIN
     END IF;
   END IF;
   IF v_reason IS NOT NULL THEN
-    INSERT INTO issuance_requests (idempotency_key, operation, fingerprint, ok, reason,
-      coupon_id, status, created_at)
-    VALUES (p_key, 'issue', p_fingerprint, 0, v_reason, NULL, NULL, p_now);
-  END IF;
-  RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,
-                      NULL::text, NULL::text, NULL::bigint, v_reason;
-END
-$$
 """
+    + _ISSUE_REFUSAL + """  END IF;
+""" + _ISSUE_END)
 
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(

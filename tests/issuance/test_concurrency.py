@@ -223,3 +223,50 @@ def test_approval_changes_and_issues_wait_for_each_other_on_postgresql(
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.parametrize("limit", ["stock", "daily"])
+def test_an_issue_that_passed_its_checks_is_refused_when_the_counter_fills_meanwhile(
+    postgres_base_url: str, clock: ManualClock, limit: str
+) -> None:
+    """PostgreSQL: the checks read the counters as committed; the counter itself is raised
+    last, only while under its limit. An issue whose checks passed while another
+    transaction was taking the last coupon waits for that row, then is refused
+    (stock_exhausted or daily_limit), its coupon row removed, the counters exact."""
+    url = pg.fresh_schema_url(postgres_base_url, prefix="iss")
+    first, second = connect(url), connect(url)
+    try:
+        migrate(first)
+        make_eligible(first, "wake_up", [1, 2])
+        campaign = make_campaign(total_stock=2 if limit == "stock" else 10, daily_limit=2)
+        issuer = make_issuer(first, clock, campaign)
+        assert issuer.issue(campaign.name, 1, "first").ok  # 1 of 2 taken
+        other = Issuer(second, {campaign.name: campaign}, clock)
+        pid = int(second.scalar("SELECT pg_backend_pid()"))
+        bucket = "total" if limit == "stock" else clock.now().date().isoformat()
+        results: list[object] = []
+        with first.transaction():  # someone takes the last one and has not committed yet
+            first.execute("UPDATE issuance_counters SET issued = issued + 1 "
+                          "WHERE campaign = ? AND bucket = ?", (campaign.name, bucket))
+            waiter = threading.Thread(target=lambda: results.append(
+                other.issue(campaign.name, 2, "second")))
+            waiter.start()
+            for _ in range(600):  # the second issue passed its checks and waits for the row
+                if first.scalar("SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?",
+                                (pid,)) == "Lock":
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the second issue never waited for the counter row")
+        waiter.join(30)
+        expected = "stock_exhausted" if limit == "stock" else "daily_limit"
+        assert [(getattr(r, "ok", None), getattr(r, "reason", None)) for r in results] == [
+            (False, expected)]
+        assert first.fetchall("SELECT customer_id FROM coupons") == [(1,)]
+        counters = dict(first.fetchall("SELECT bucket, issued FROM issuance_counters "
+                                       "WHERE campaign = ?", (campaign.name,)))
+        assert counters[bucket] == 2 and counters["total"] == (2 if limit == "stock" else 1)
+        assert other.issue(campaign.name, 2, "second").reason == expected  # recorded
+    finally:
+        first.close()
+        second.close()
