@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from issuance import locks
 from issuance.limits import NOT_LIVE
 from kequn.errors import Location, ValidationError
 from project.campaign import Campaign
@@ -71,15 +72,27 @@ def why_not_live(state: CampaignState, campaign: Campaign) -> str | None:
     return f"the campaign is {state.state} ({steps.get(state.state, '')})"
 
 
+def lock_campaign_shared(db: ServingDB, campaign: str) -> None:
+    """PostgreSQL: hold ``campaign``'s advisory lock shared until the transaction ends, so
+    a state change (which takes it exclusive) waits for the issues in flight and they wait
+    for it. A lock in memory: unlike ``FOR SHARE`` on the state row, concurrent issues
+    write nothing to take it. (No-op on SQLite.)"""
+    if db.dialect == "postgresql":
+        db.execute("SELECT pg_advisory_xact_lock_shared(?, ?)",
+                   (locks.CAMPAIGN, locks.lock_key(campaign)))
+
+
 def live_refusal(db: ServingDB, campaign: Campaign, *, lock: bool = False) -> str | None:
     """``not_live`` unless ``campaign`` is live with the definition that was approved.
 
-    With ``lock`` (inside an issue's transaction) PostgreSQL share-locks the state row, so
-    a concurrent submit, launch or end waits until the issue committed.
+    With ``lock`` (inside an issue's transaction) PostgreSQL first takes the campaign's
+    lock shared (:func:`lock_campaign_shared`), so a concurrent submit, launch or end
+    waits until the issue committed, and the state read is the latest committed one.
     """
-    suffix = " FOR SHARE" if lock and db.dialect == "postgresql" else ""
+    if lock:
+        lock_campaign_shared(db, campaign.name)
     row = db.fetchone("SELECT state, definition_hash FROM campaign_states "
-                      f"WHERE campaign = ?{suffix}", (campaign.name,))
+                      "WHERE campaign = ?", (campaign.name,))
     if row is None or row[0] != "live" or row[1] != campaign.definition_hash:
         return NOT_LIVE
     return None
@@ -111,6 +124,9 @@ def _change(db: ServingDB, campaign: Campaign, user: str, action: str, source: t
             build, detail: str = "") -> CampaignState:  # type: ignore[no-untyped-def]
     user = audit.require_user(user)
     with db.transaction():
+        if db.dialect == "postgresql":  # waits for the issues in flight (live_refusal)
+            db.execute("SELECT pg_advisory_xact_lock(?, ?)",
+                       (locks.CAMPAIGN, locks.lock_key(campaign.name)))
         before = read_state(db, campaign.name, lock=True)
         if before.state not in source:
             raise _refuse(f"campaign '{campaign.name}' is {before.state}; '{action}' needs "

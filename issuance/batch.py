@@ -35,8 +35,9 @@ keys still report their first result).
 SQLite runs the whole batch as one ``BEGIN IMMEDIATE`` transaction by default (single
 issues wait on the write lock for its duration, about a second per 200,000 coupons).
 PostgreSQL runs chunks of :data:`PG_CHUNK` customers, one transaction each, taking locks
-in the global order of :mod:`issuance.service` (the chunk's keys, the campaign row, the
-chunk's customers), so batches and single issues never deadlock; a crash loses at most
+in the global order of :mod:`issuance.locks` (the chunk's keys, the campaign shared, the
+chunk's customers, the counters row), so batches and single issues never deadlock; a
+crash loses at most
 the chunk in flight and the re-run completes it.
 """
 
@@ -130,14 +131,18 @@ def _fill_candidates(db: ServingDB, sql: dict[str, str], campaign: Campaign,
     """Number the segment's members in coupon-id order (for chunks); how many there are."""
     db.execute(
         f"INSERT INTO {_CANDIDATES} (seq, customer_id, coupon_id) "
+        f"WITH keyed AS MATERIALIZED (SELECT customer_id, "
+        f"  {sql['coupon_id'].format(_key_sql(sql))} AS coupon_id "
+        "  FROM coupon_eligibility WHERE segment = ?) "
         "SELECT row_number() OVER (ORDER BY coupon_id, customer_id), customer_id, coupon_id "
-        f"FROM (SELECT customer_id, {sql['coupon_id'].format(_key_sql(sql))} AS coupon_id "
-        "      FROM coupon_eligibility WHERE segment = ?) AS keyed",
+        "FROM keyed",
         (campaign.name, day.isoformat(), campaign.target_segment))
     return int(db.scalar(f"SELECT count(*) FROM {_CANDIDATES}") or 0)
 
 
-# The facts of each candidate (see the module docstring), then the decision. ``{source}``
+# The facts of each candidate (see the module docstring), then the decision. The
+# candidates are MATERIALIZED first: SQLite would otherwise evaluate the key's hash (a
+# Python function) once per use of ``coupon_id`` in the statement. ``{source}``
 # yields (customer_id, coupon_id) of the candidates decided now; ``{eligible}`` re-checks
 # eligibility when the candidates were read in an earlier transaction. ``held`` packs
 # two facts read in one probe of the customer's coupons: 2 x their coupons of this
@@ -146,6 +151,7 @@ def _fill_candidates(db: ServingDB, sql: dict[str, str], campaign: Campaign,
 _DECIDE = f"""
 INSERT INTO {_PLAN} (coupon_id, customer_id, idem_key, fate, prior_operation,
   prior_fingerprint, prior_ok, prior_reason, coupon_campaign, coupon_customer)
+WITH candidate AS MATERIALIZED ({{source}})
 SELECT coupon_id, customer_id, idem_key,
   CASE
     WHEN prior_operation IS NOT NULL OR coupon_campaign IS NOT NULL THEN '{REPLAYED}'
@@ -185,7 +191,7 @@ FROM (
                                 OR (m.status = 'unused' AND m.valid_until > ?))
                            AND (m.exclusive = 1 OR ? = 1) THEN 1 ELSE 0 END)
         FROM coupons AS m WHERE m.customer_id = c.customer_id), 0) AS held
-    FROM ({{source}}) AS c
+    FROM candidate AS c
     LEFT JOIN issuance_requests AS r ON r.idempotency_key = c.idem_key
     LEFT JOIN coupons AS k ON k.coupon_id = c.coupon_id
   ) AS f
@@ -238,6 +244,7 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
         source_params = (*key_params, *chunk)
         eligible, eligible_params = _RECHECK, (campaign.target_segment,)
     db.execute(_DECIDE.format(source=source, eligible=eligible), (
+        *source_params,
         int(live),
         int(campaign.in_window(now)),
         can_issue, can_issue, stock_left,
@@ -247,7 +254,6 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
         campaign.per_customer_limit,
         *eligible_params,
         campaign.name, campaign.name, stored, stored, stored, int(campaign.exclusive),
-        *source_params,
     ))
 
 
@@ -347,6 +353,15 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
     if chunk_size is None and db.dialect == "postgresql":
         chunk_size = PG_CHUNK
     report = BatchReport(campaign.name, day)
+    with db.bulk_cache():
+        _run_batch(issuer, sql, campaign, day, chunk_size, report)
+    return report
+
+
+def _run_batch(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
+               chunk_size: int | None, report: BatchReport) -> None:
+    """:func:`issue_batch`'s work, filling ``report``."""
+    db = issuer.db
     try:
         _create_tables(db, sql, candidates=chunk_size is not None)
         if chunk_size is None:
@@ -356,7 +371,7 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
                 _decide(issuer, sql, campaign, day, now, None, live)
                 _finish(issuer, sql, campaign, now, report)
             report.eligible = sum(report.refused.values()) + report.total_issued
-            return report
+            return
         report.eligible = _fill_candidates(db, sql, campaign, day)
         for first in range(1, report.eligible + 1, chunk_size):
             last = min(first + chunk_size - 1, report.eligible)
@@ -369,15 +384,14 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
                     issuer.lock_keys(batch_key(campaign.name, c, day) for (c,) in rows)
                 live = live_refusal(db, campaign, lock=True) is None
                 if db.dialect == "postgresql":
-                    issuer.lock_campaign(campaign.name)
                     issuer.lock_customers(int(c) for (c,) in rows)
+                    issuer.lock_campaign(campaign.name)
                 db.execute(f"DELETE FROM {_PLAN}")
                 _decide(issuer, sql, campaign, day, now, (first, last), live)
                 _finish(issuer, sql, campaign, now, report)
     finally:
         for table in (_CANDIDATES, _PLAN):
             db.execute(f"DROP TABLE IF EXISTS {table}")
-    return report
 
 
 def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: datetime,

@@ -145,15 +145,8 @@ _POSTGRESQL = (
     "FOR EACH ROW EXECUTE FUNCTION coupon_history_append_only()",
 )
 
-# PostgreSQL: one issue request in one statement (one round trip, no BEGIN/COMMIT), so a
-# campaign's lock row is held for the server-side work only. The same steps and the same
-# decision order as issuance.service.Issuer.issue_in_transaction and
-# issuance.limits.refusal_for_counts (the tests run both back ends against one model):
-# key lock, replay, campaign row, customer lock, facts, then a refusal under the key or
-# the coupon and its counters. Output: the key's first result (o_operation ..
-# o_customer_id, as issuance.store.REPLAY_SELECT) when the key was used before, else
-# the refusal reason (NULL when issued).
-_PG_ISSUE = """
+# The pieces of ``kequn_issue`` that its versions share (version 2 reads as it always did).
+_ISSUE_HEAD = """
 CREATE FUNCTION kequn_issue(
   p_key_ns integer, p_key_lock integer, p_key text, p_coupon_id text, p_fingerprint text,
   p_campaign text, p_customer bigint, p_customer_ns integer, p_customer_lock integer,
@@ -171,7 +164,8 @@ DECLARE
   v_mine bigint;
   v_reason text;
 BEGIN
-  PERFORM pg_advisory_xact_lock(p_key_ns, p_key_lock);
+"""
+_ISSUE_REPLAY = """  PERFORM pg_advisory_xact_lock(p_key_ns, p_key_lock);
   RETURN QUERY
     SELECT r.operation::text, r.fingerprint::text, r.ok, r.reason::text, r.coupon_id::text,
            r.status::text, c.campaign::text, c.customer_id, NULL::text
@@ -182,16 +176,8 @@ BEGIN
   IF FOUND THEN
     RETURN;
   END IF;
-  SELECT issued INTO v_stock FROM issuance_counters
-    WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
-  IF NOT FOUND THEN
-    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, 'total', 0)
-      ON CONFLICT (campaign, bucket) DO NOTHING;
-    SELECT issued INTO v_stock FROM issuance_counters
-      WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
-  END IF;
-  PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
-  IF NOT p_in_window THEN
+"""
+_ISSUE_CHECKS = """  IF NOT p_in_window THEN
     v_reason := 'outside_window';
   ELSIF NOT EXISTS (SELECT 1 FROM coupon_eligibility
                     WHERE segment = p_segment AND customer_id = p_customer) THEN
@@ -218,27 +204,53 @@ BEGIN
       END IF;
     END IF;
   END IF;
-  IF v_reason IS NOT NULL THEN
+"""
+_ISSUE_REFUSAL = """\
     INSERT INTO issuance_requests (idempotency_key, operation, fingerprint, ok, reason,
       coupon_id, status, created_at)
     VALUES (p_key, 'issue', p_fingerprint, 0, v_reason, NULL, NULL, p_now);
-  ELSE
-    INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind,
+"""
+_ISSUE_COUPON = """    INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind,
       template_value, exclusive, on_failed_drawdown, channels, lease_seconds, issued_at,
       issue_day, valid_from, valid_until, loan_id, lease_until, version, updated_at)
     VALUES (p_coupon_id, p_campaign, p_customer, 'unused', p_kind, p_value, p_exclusive,
       p_on_failed, p_channels, p_lease, p_now, p_issue_day, p_valid_from, p_valid_until,
       NULL, NULL, 1, p_now);
-    UPDATE issuance_counters SET issued = issued + 1
-      WHERE campaign = p_campaign AND bucket = 'total';
-    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, p_bucket, 1)
-      ON CONFLICT (campaign, bucket) DO UPDATE SET issued = issuance_counters.issued + 1;
-  END IF;
+"""
+_ISSUE_END = """\
   RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,
                       NULL::text, NULL::text, NULL::bigint, v_reason;
 END
 $$
 """
+
+# PostgreSQL: one issue request in one statement (one round trip, no BEGIN/COMMIT), so a
+# campaign's lock row is held for the server-side work only. The same steps and the same
+# decision order as issuance.service.Issuer.issue_in_transaction and
+# issuance.limits.refusal_for_counts (the tests run both back ends against one model):
+# key lock, replay, campaign row, customer lock, facts, then a refusal under the key or
+# the coupon and its counters. Output: the key's first result (o_operation ..
+# o_customer_id, as issuance.store.REPLAY_SELECT) when the key was used before, else
+# the refusal reason (NULL when issued).
+_PG_ISSUE = (_ISSUE_HEAD + _ISSUE_REPLAY + """  SELECT issued INTO v_stock FROM issuance_counters
+    WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, 'total', 0)
+      ON CONFLICT (campaign, bucket) DO NOTHING;
+    SELECT issued INTO v_stock FROM issuance_counters
+      WHERE campaign = p_campaign AND bucket = 'total' FOR UPDATE;
+  END IF;
+  PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
+"""
+             + _ISSUE_CHECKS + "  IF v_reason IS NOT NULL THEN\n" + _ISSUE_REFUSAL
+             + "  ELSE\n" + _ISSUE_COUPON + """    UPDATE issuance_counters SET issued = issued + 1
+      WHERE campaign = p_campaign AND bucket = 'total';
+    INSERT INTO issuance_counters (campaign, bucket, issued) VALUES (p_campaign, p_bucket, 1)
+      ON CONFLICT (campaign, bucket) DO UPDATE SET issued = issuance_counters.issued + 1;
+  END IF;
+"""
+             + _ISSUE_END)
+
 
 # Version 3: only a live campaign issues, with the definition that was approved (see
 # issuance.approval.live_refusal): after the key's replay, the campaign's state row is
@@ -265,6 +277,63 @@ _PG_ISSUE_LIVE = _PG_ISSUE.replace(
     1,
 )
 
+# Version 4: the campaign's counter rows are locked last and briefly. The old order (the
+# total row FOR UPDATE first, the state row FOR SHARE) held a campaign's hot row through
+# every check of the request and wrote a row lock (a MultiXact with many issuers) on the
+# state row per issue. Now: the key lock, the replay, the campaign's advisory lock taken
+# shared (issuance.approval.lock_campaign_shared; a state change takes it exclusive) and
+# the state read, the customer's lock, the checks against the counters as committed, the
+# coupon row, and last the counters, each raised only while under its limit (an upsert
+# whose update has a WHERE: PostgreSQL re-checks it on the latest row version after
+# waiting for the row), so stock and daily limits stay exact; a counter at its limit
+# refuses (stock_exhausted, then daily_limit) and the coupon row is removed again.
+_PG_DROP_ISSUE_LIVE = _PG_DROP_ISSUE.replace("timestamp, timestamp)",
+                                             "timestamp, timestamp, text)")
+_PG_ISSUE_LATE_LOCK = (
+    _ISSUE_HEAD.replace("p_valid_until timestamp)",
+                        "p_valid_until timestamp,\n  p_definition_hash text, "
+                        "p_campaign_ns integer, p_campaign_lock integer)")
+    + _ISSUE_REPLAY + """  PERFORM pg_advisory_xact_lock_shared(p_campaign_ns, p_campaign_lock);
+  PERFORM 1 FROM campaign_states WHERE campaign = p_campaign AND state = 'live'
+    AND definition_hash = p_definition_hash;
+  IF NOT FOUND THEN
+    RETURN QUERY SELECT NULL::text, NULL::text, NULL::smallint, NULL::text, NULL::text,
+                        NULL::text, NULL::text, NULL::bigint, 'not_live'::text;
+    RETURN;
+  END IF;
+  PERFORM pg_advisory_xact_lock(p_customer_ns, p_customer_lock);
+  SELECT issued INTO v_stock FROM issuance_counters
+    WHERE campaign = p_campaign AND bucket = 'total';
+"""
+    + _ISSUE_CHECKS.replace("ELSIF v_stock >= p_total_stock",
+                            "ELSIF coalesce(v_stock, 0) >= p_total_stock")
+    + """  IF v_reason IS NULL THEN
+""" + _ISSUE_COUPON + """    INSERT INTO issuance_counters AS k (campaign, bucket, issued)
+      VALUES (p_campaign, 'total', 1)
+      ON CONFLICT (campaign, bucket) DO UPDATE SET issued = k.issued + 1
+      WHERE k.issued < p_total_stock;
+    IF NOT FOUND THEN
+      v_reason := 'stock_exhausted';
+    ELSE
+      INSERT INTO issuance_counters AS k (campaign, bucket, issued)
+        VALUES (p_campaign, p_bucket, 1)
+        ON CONFLICT (campaign, bucket) DO UPDATE SET issued = k.issued + 1
+        WHERE k.issued < p_daily_limit;
+      IF NOT FOUND THEN
+        v_reason := 'daily_limit';
+        UPDATE issuance_counters SET issued = issued - 1
+          WHERE campaign = p_campaign AND bucket = 'total';
+      END IF;
+    END IF;
+    IF v_reason IS NOT NULL THEN
+      DELETE FROM coupons WHERE coupon_id = p_coupon_id;
+    END IF;
+  END IF;
+  IF v_reason IS NOT NULL THEN
+"""
+    + _ISSUE_REFUSAL + """  END IF;
+""" + _ISSUE_END)
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -280,6 +349,11 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         3,
         "PostgreSQL: only a live campaign issues (its approved definition)",
         {"sqlite": (), "postgresql": (_PG_DROP_ISSUE, _PG_ISSUE_LIVE)},
+    ),
+    Migration(
+        4,
+        "PostgreSQL: an issue locks its campaign's counters last",
+        {"sqlite": (), "postgresql": (_PG_DROP_ISSUE_LIVE, _PG_ISSUE_LATE_LOCK)},
     ),
 )
 

@@ -8,17 +8,18 @@ results too (``ok=False`` with a ``reason``) and are recorded under their key.
 Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
 PostgreSQL every request first takes a transaction-scoped advisory lock on its
 idempotency key, so two requests with one key (whatever their operations) run one after
-the other and the second replays or refuses the first's result. An issue then share-locks
-its campaign's approval state row (a concurrent launch or end waits for it; a campaign
-that is not live issues nothing), locks its campaign's ``issuance_counters`` total row
-(``FOR UPDATE``), so the campaign's counters
-are read and written by one transaction at a time, then takes an advisory lock on the
-customer (so the exclusive-stacking check holds across campaigns); occupy/confirm/reverse
-lock the coupon row and, for an occupy, the loan. Every path, the batch
-(:mod:`issuance.batch`) included, takes its locks in this one global order (keys, the
-campaign's state row, its counters row, customers in ascending lock order, the coupon,
-the loan), so requests
-cannot deadlock.
+the other and the second replays or refuses the first's result. An issue then takes its
+campaign's advisory lock shared (a concurrent submit, launch or end takes it exclusive
+and waits; a campaign that is not live issues nothing), an advisory lock on the customer
+(so the per-customer and exclusive-stacking checks hold, across campaigns too), and last
+its campaign's ``issuance_counters`` rows: the one-statement path
+(:data:`issuance.schema._PG_ISSUE_LATE_LOCK`) raises each counter only while it is
+under its limit, so the hot rows are held for two updates and the commit; a transaction
+path (a budgeted campaign, the batch) locks the total row ``FOR UPDATE`` before reading
+it. occupy/confirm/reverse lock the coupon row and, for an occupy, the loan. Every path,
+the batch (:mod:`issuance.batch`) included, takes its locks in this one global order
+(:mod:`issuance.locks`: keys, the campaign, customers in ascending lock order, the
+campaign's counter rows, the coupon, the loan), so requests cannot deadlock.
 
 Time comes from the injected :class:`~issuance.clock.Clock`; expiry is also enforced
 when a coupon is read or touched (an ended lease releases the coupon, a coupon past its
@@ -27,14 +28,13 @@ validity reads as ``expired``), not only by the scheduled expiry job.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
-from issuance import ledger
+from issuance import ledger, locks
 from issuance import outcome as why
 from issuance.approval import live_refusal
 from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
@@ -69,10 +69,9 @@ T = TypeVar("T")
 
 SQLITE_WAL_AUTOCHECKPOINT = 10_000
 
-# Namespaces of PostgreSQL two-key advisory locks (distinct from the one-key migration lock).
-_CUSTOMER_LOCK = 0x6B71_0001
-_LOAN_LOCK = 0x6B71_0002
-_KEY_LOCK = 0x6B71_0003
+_CUSTOMER_LOCK = locks.CUSTOMER
+_LOAN_LOCK = locks.LOAN
+_KEY_LOCK = locks.KEY
 
 # One statement reads everything an issue decides on: the key's first result (columns
 # 0-7, see issuance.store.REPLAY_SELECT), then the counters and facts of the Snapshot.
@@ -105,13 +104,11 @@ _COUNT_UP = (
 _PG_ISSUE = (
     "SELECT * FROM kequn_issue(?::int4, ?::int4, ?, ?, ?, ?, ?::int8, ?::int4, ?::int4, ?, ?, "
     "?::timestamp, ?::boolean, ?::int8, ?::int8, ?::int8, ?::int2, ?, ?, ?, ?, ?::int4, "
-    "?::date, ?::timestamp, ?::timestamp, ?)"
+    "?::date, ?::timestamp, ?::timestamp, ?, ?::int4, ?::int4)"
 )
 
 
-def _lock_key(value: str | int) -> int:
-    """A stable signed 32-bit key for an advisory lock on ``value``."""
-    return zlib.crc32(str(value).encode()) - 2**31
+_lock_key = locks.lock_key
 
 
 @dataclass(frozen=True)
@@ -274,7 +271,7 @@ class Issuer:
             int(campaign.exclusive), campaign.template.kind, str(campaign.template.value),
             campaign.on_failed_drawdown, ",".join(sorted(campaign.channels)),
             campaign.lease_seconds, day, to_db(valid_from), to_db(valid_until),
-            campaign.definition_hash,
+            campaign.definition_hash, locks.CAMPAIGN, _lock_key(campaign.name),
         ))
         assert row is not None
         prior = interpret_replay(request, row)
@@ -290,8 +287,8 @@ class Issuer:
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
         self._advisory(_KEY_LOCK, key)
         not_live = live_refusal(self.db, campaign, lock=True)
-        self.lock_campaign(campaign.name)
         self._advisory(_CUSTOMER_LOCK, customer_id)
+        self.lock_campaign(campaign.name)
         day = business_day(now)
         stored_now = to_db(now)
         row = self.db.fetchone(_SNAPSHOT, (

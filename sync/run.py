@@ -54,7 +54,6 @@ from project.sync import SyncSettings
 from serving.db import CONNECTION_ERRORS, INTEGRITY_ERRORS, ServingDB, utcnow
 from sync.apply import (
     add_members,
-    large_page_cache,
     move_synced_day,
     record_sync,
     remove_members,
@@ -249,7 +248,7 @@ def _sync_locked(
     new_state = next_state(plan, state, sync_id=sync_id, as_of=as_of, members=diff.target)
     finished = utcnow()
     tick = time.perf_counter()
-    with large_page_cache(db), db.transaction():
+    with db.bulk_cache(), db.transaction():
         current = serving_state(db, segment, for_update=True)
         if (current.sync_id if current else None) != (state.sync_id if state else None):
             raise ExecutionError(

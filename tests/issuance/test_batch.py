@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from issuance import approval
+from issuance import approval, batch
 from issuance.batch import batch_key, issue_batch
 from issuance.clock import ManualClock
 from issuance.ledger import budget_use
@@ -68,6 +68,31 @@ def test_batch_keys_are_single_issue_keys(db: ServingDB, clock: ManualClock) -> 
     single = issuer.issue(campaign.name, 7, batch_key(campaign.name, 7, date(2026, 3, 10)))
     report = issue_batch(issuer, campaign, date(2026, 3, 10))
     assert single.ok and (report.issued, report.replayed_issued) == (0, 1)
+
+
+@pytest.mark.parametrize("chunk", [None, 4])
+def test_batch_hashes_each_candidates_key_once(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, chunk: int | None
+) -> None:
+    """SQLite: the coupon id (a Python hash of the key) is computed once per candidate,
+    not once per use in the statement (SQLite re-evaluates a flattened subquery's
+    expressions)."""
+    calls: Counter[str] = Counter()
+
+    def counted(key: str) -> str:
+        calls[key] += 1
+        return coupon_id_for(key)
+
+    monkeypatch.setattr(batch, "_sqlite_coupon_id", counted)
+    db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    migrate(db)
+    make_eligible(db, "wake_up", range(1, 11))
+    campaign = make_campaign(total_stock=20, daily_limit=6)
+    report = issue_batch(make_issuer(db, clock, campaign), campaign, date(2026, 3, 10),
+                         chunk_size=chunk)
+    assert (report.issued, dict(report.refused)) == (6, {"daily_limit": 4})
+    assert len(calls) == 10 and set(calls.values()) == {1}
+    db.close()
 
 
 def test_batch_with_no_eligible_customers(db: ServingDB, clock: ManualClock) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+import time
 from collections import Counter
 from datetime import datetime
 
 import pytest
 
-from issuance.clock import SHANGHAI
+from issuance import approval, locks
+from issuance.clock import SHANGHAI, ManualClock
+from issuance.schema import migrate
+from issuance.service import Issuer
 from project.campaign import Campaign
-from serving.db import ServingDB
+from serving.db import ServingDB, connect
+from tests import pg
 from tests.approvals import make_live
-from tests.issuance.conftest import make_campaign, make_eligible
+from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
 from tests.issuance.workers import batch_worker, issue_worker, mixed_worker, race
 
 PROCS = 4
@@ -164,3 +170,103 @@ def test_batch_and_single_issues_at_once(db: ServingDB, serving_url: str) -> Non
     assert issued <= 250
     assert db.scalar("SELECT issued FROM issuance_counters WHERE campaign = 'wake' "
                      "AND bucket = 'total'") == issued
+
+
+def _wait_until_blocked(db: ServingDB, pid: int) -> None:
+    """Poll until backend ``pid`` waits on an advisory lock (fails after 30 s)."""
+    for _ in range(600):
+        if db.scalar("SELECT wait_event FROM pg_stat_activity WHERE pid = ?",
+                     (pid,)) == "advisory":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"backend {pid} never waited on an advisory lock")
+
+
+def test_approval_changes_and_issues_wait_for_each_other_on_postgresql(
+    postgres_base_url: str, clock: ManualClock
+) -> None:
+    """An issue holds its campaign's lock shared: a state change (here: end) waits for
+    an issue in flight, and an issue (the one-statement path) waits for a state change in
+    flight, then sees its result."""
+    url = pg.fresh_schema_url(postgres_base_url, prefix="iss")
+    first, second = connect(url), connect(url)
+    try:
+        migrate(first)
+        make_eligible(first, "wake_up", [1, 2, 3])
+        campaign = make_campaign()
+        issuer = make_issuer(first, clock, campaign)
+        other = Issuer(second, {campaign.name: campaign}, clock)
+        pid = int(second.scalar("SELECT pg_backend_pid()"))
+
+        # a state change in flight: the one-statement issue waits, then issues
+        results: list[object] = []
+        with first.transaction():
+            first.execute("SELECT pg_advisory_xact_lock(?, ?)",
+                          (locks.CAMPAIGN, locks.lock_key(campaign.name)))
+            waiter = threading.Thread(target=lambda: results.append(
+                other.issue(campaign.name, 1, "during-change")))
+            waiter.start()
+            _wait_until_blocked(first, pid)
+        waiter.join(30)
+        assert [getattr(r, "ok", None) for r in results] == [True]
+
+        # an issue in flight: end waits until it committed, then later issues are refused
+        with first.transaction():
+            assert issuer.issue_in_transaction(campaign, 2, "in-flight", clock.now()).ok
+            ender = threading.Thread(target=approval.end, args=(second, campaign, "ops.li"))
+            ender.start()
+            _wait_until_blocked(first, pid)
+        ender.join(30)
+        assert approval.read_state(first, campaign.name).state == "ended"
+        assert first.scalar("SELECT count(*) FROM coupons") == 2
+        assert issuer.issue(campaign.name, 3, "after-end").reason == "not_live"
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.parametrize("limit", ["stock", "daily"])
+def test_an_issue_that_passed_its_checks_is_refused_when_the_counter_fills_meanwhile(
+    postgres_base_url: str, clock: ManualClock, limit: str
+) -> None:
+    """PostgreSQL: the checks read the counters as committed; the counter itself is raised
+    last, only while under its limit. An issue whose checks passed while another
+    transaction was taking the last coupon waits for that row, then is refused
+    (stock_exhausted or daily_limit), its coupon row removed, the counters exact."""
+    url = pg.fresh_schema_url(postgres_base_url, prefix="iss")
+    first, second = connect(url), connect(url)
+    try:
+        migrate(first)
+        make_eligible(first, "wake_up", [1, 2])
+        campaign = make_campaign(total_stock=2 if limit == "stock" else 10, daily_limit=2)
+        issuer = make_issuer(first, clock, campaign)
+        assert issuer.issue(campaign.name, 1, "first").ok  # 1 of 2 taken
+        other = Issuer(second, {campaign.name: campaign}, clock)
+        pid = int(second.scalar("SELECT pg_backend_pid()"))
+        bucket = "total" if limit == "stock" else clock.now().date().isoformat()
+        results: list[object] = []
+        with first.transaction():  # someone takes the last one and has not committed yet
+            first.execute("UPDATE issuance_counters SET issued = issued + 1 "
+                          "WHERE campaign = ? AND bucket = ?", (campaign.name, bucket))
+            waiter = threading.Thread(target=lambda: results.append(
+                other.issue(campaign.name, 2, "second")))
+            waiter.start()
+            for _ in range(600):  # the second issue passed its checks and waits for the row
+                if first.scalar("SELECT wait_event_type FROM pg_stat_activity WHERE pid = ?",
+                                (pid,)) == "Lock":
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the second issue never waited for the counter row")
+        waiter.join(30)
+        expected = "stock_exhausted" if limit == "stock" else "daily_limit"
+        assert [(getattr(r, "ok", None), getattr(r, "reason", None)) for r in results] == [
+            (False, expected)]
+        assert first.fetchall("SELECT customer_id FROM coupons") == [(1,)]
+        counters = dict(first.fetchall("SELECT bucket, issued FROM issuance_counters "
+                                       "WHERE campaign = ?", (campaign.name,)))
+        assert counters[bucket] == 2 and counters["total"] == (2 if limit == "stock" else 1)
+        assert other.issue(campaign.name, 2, "second").reason == expected  # recorded
+    finally:
+        first.close()
+        second.close()

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from kequn.errors import ExecutionError
-from serving.db import INTEGRITY_ERRORS, connect, dialect_of, qmark_to_pyformat, redact, utcnow
+from serving.db import (
+    BULK_CACHE_KIB,
+    INTEGRITY_ERRORS,
+    connect,
+    dialect_of,
+    qmark_to_pyformat,
+    redact,
+    utcnow,
+)
 
 
 def test_dialect_and_url_errors():
@@ -129,3 +137,20 @@ def test_serving_schema_is_there(db):
 def test_bad_postgres_url_is_a_clear_error():
     with pytest.raises(ExecutionError, match=r"cannot connect to the serving database"):
         connect("postgresql://nobody:pw@127.0.0.1:1/nothing?connect_timeout=2")
+
+
+def test_bulk_cache_is_large_inside_the_block_and_restored_after(db):
+    """SQLite: the page cache grows for a bulk write and shrinks back, also after an
+    error; PostgreSQL: nothing to set."""
+    if db.dialect != "sqlite":
+        with db.bulk_cache():
+            assert db.scalar("SELECT 1") == 1
+        return
+    before = db.scalar("PRAGMA cache_size")
+    with db.bulk_cache(kib=65_536):
+        assert db.scalar("PRAGMA cache_size") == -65_536
+    assert db.scalar("PRAGMA cache_size") == before
+    with pytest.raises(RuntimeError), db.bulk_cache():
+        assert db.scalar("PRAGMA cache_size") == -BULK_CACHE_KIB
+        raise RuntimeError("a failed bulk write")
+    assert db.scalar("PRAGMA cache_size") == before

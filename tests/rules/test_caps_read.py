@@ -1,0 +1,54 @@
+"""The caps read only what they weigh: earlier messages of the day's candidates.
+
+:func:`rules.run.decide_for_day` reads the outbox's message counts for the candidates;
+with more messages in the window than candidates it stages the candidates' ids and reads
+only theirs. Both ways must decide the same (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from rules.run import decide_for_day
+from serving.db import ServingDB
+from tests.rules.conftest import frame, rule_from
+
+D = date(2026, 3, 10)
+SEND = datetime(2026, 3, 11, 2, 0)  # D+1 10:00 Shanghai
+RULE = ("RULE (name r, owner 'team:x', trigger schedule, templates (t 'hi'), "
+        "max_touches_per_day 2, max_touches_per_week 5);\n"
+        "TRUE -> touch sms t at event +1d 10:00\n")
+
+
+def _messages(db: ServingDB, per_customer: dict[int, int]) -> None:
+    rows = [(f"m{c}-{i}", f"o{c}-{i}", c, SEND, SEND.date())
+            for c, n in per_customer.items() for i in range(n)]
+    with db.transaction():
+        db.executemany(
+            "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
+            "send_at, send_day, state, attempts) VALUES (?, ?, 'other', 'sms', ?, 'x', ?, ?, "
+            "'pending', 0)", rows)
+
+
+def _decisions(db: ServingDB, tmp_path: Path, customers: list[int]) -> dict[int, str]:
+    rule = rule_from(tmp_path, RULE)
+    with db.transaction():
+        decided = decide_for_day(db, rule, frame("r", [(c, "day:1") for c in customers]), D,
+                                 None)
+    return dict(zip(decided.orders["customer_id"], decided.orders["decision"], strict=True))
+
+
+def test_a_few_candidates_among_many_messages_are_capped_by_their_own(
+    db: ServingDB, tmp_path: Path
+) -> None:
+    # 200 other customers hold one message each on the send day; customer 1 holds two
+    # (the daily cap), customer 2 one, customer 3 none.
+    _messages(db, {1: 2, 2: 1, **{c: 1 for c in range(100, 300)}})
+    few = _decisions(db, tmp_path, [1, 2, 3])  # 3 candidates < 203 messages: ids staged
+    assert few == {1: "capped", 2: "act", 3: "act"}
+    many = _decisions(db, tmp_path, [1, 2, 3, *range(1000, 1300)])  # the window read whole
+    assert {c: many[c] for c in (1, 2, 3)} == few
+    with pytest.raises(Exception, match="kequn_rule_candidates"):  # the staging is gone
+        db.fetchall("SELECT * FROM kequn_rule_candidates")
