@@ -229,25 +229,26 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
     frames = _staged_frames(rule, decided)
     if frames["messages"].is_empty():
         del frames["messages"]
-    staged = stage.load(frames)
+    stage.load(frames)
     db.execute(
         "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
         "event_key, decision, actions, created_at, branch, pending) "
         "SELECT order_id, ?, ?, ?, customer_id, event_key, decision, actions, ?, branch, "
-        f"pending FROM {staged['orders']} ORDER BY seq", (rule.name, version, day, now))
-    if "messages" not in staged:
+        f"pending FROM {stage.name('orders')} ORDER BY seq", (rule.name, version, day, now))
+    if "messages" not in frames:
         return 0
+    messages = stage.name("messages")
     opted = bool(db.scalar("SELECT count(*) FROM touch_opt_out"))
     where_opted = ("EXISTS (SELECT 1 FROM touch_opt_out x WHERE x.customer_id = "
                    "m.customer_id AND x.channel = m.channel)")
-    suppressed = int(db.scalar(f"SELECT count(*) FROM {staged['messages']} m "
+    suppressed = int(db.scalar(f"SELECT count(*) FROM {messages} m "
                                f"WHERE {where_opted}") or 0) if opted else 0
     state = f"CASE WHEN {where_opted} THEN 'suppressed' ELSE 'pending' END" if opted \
         else "'pending'"
     db.execute(
         "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
         f"send_at, send_day, state, attempts) SELECT message_id, order_id, ?, channel, "
-        f"customer_id, text, send_at, send_day, {state}, 0 FROM {staged['messages']} m "
+        f"customer_id, text, send_at, send_day, {state}, 0 FROM {messages} m "
         "ORDER BY pos", (rule.name,))
     return suppressed
 

@@ -6,24 +6,28 @@ SQLite); one ``INSERT ... SELECT`` from a staging table appends them instead (â‰
 So a write first loads its frames into staging tables, then copies them in SQL.
 :class:`Stage` does the loading, the fastest way the serving database allows:
 
-* **SQLite with the ADBC SQLite driver** (``adbc-driver-sqlite``, a dependency): the
-  frames go from Arrow to a private scratch file in C (no Python object per value), and the
-  serving connection attaches that file as ``rule_stage``. The driver carries its own
-  SQLite library, so it never opens the serving file (two SQLite libraries holding POSIX
-  locks on one file in one process can corrupt it): it writes the scratch file and closes
-  it before the serving connection opens it.
+* **SQLite with the ADBC SQLite driver** (``adbc-driver-sqlite``, a dependency): each
+  frame goes from Arrow to a private scratch file of its own in C (no Python object per
+  value), written by a thread of its own, so one table is staged while the serving
+  connection copies another; the serving connection attaches each file as
+  ``rule_stage_<table>`` when it reads it. The driver carries its own SQLite library, so
+  it never opens the serving file (two SQLite libraries holding POSIX locks on one file
+  in one process can corrupt it): it writes and closes a scratch file before the serving
+  connection opens it.
 * **SQLite without the driver**: temporary tables filled by ``executemany``.
 * **PostgreSQL**: temporary tables (``ON COMMIT DROP``) filled by ``COPY``.
 
 Use it around the transaction that reads the staged tables (``with closing(Stage(db)) as
-stage, db.transaction(): ...``): :meth:`Stage.close`, after the commit or rollback,
-detaches and deletes the scratch file (and drops SQLite's temporary tables).
+stage, db.transaction(): ...``): :meth:`Stage.close`, after the commit or rollback, waits
+for the threads, detaches and deletes the scratch files (and drops SQLite's temporary
+tables). Nothing staged is ever part of the serving database's contents.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from types import ModuleType
@@ -33,7 +37,7 @@ import polars as pl
 from serving.db import ServingDB
 
 SCRATCH_ALIAS = "rule_stage"
-"""The schema name of the attached scratch file."""
+"""The schema name of an attached scratch file: ``rule_stage_<table>``."""
 
 
 def adbc_sqlite() -> ModuleType | None:
@@ -82,13 +86,26 @@ def _as_stored(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(stored(name, dtype) for name, dtype in frame.schema.items())
 
 
-class Stage:
-    """The staging tables of one write, filled from polars frames by :meth:`load`, read
-    by the name :meth:`load` returns, gone after :meth:`close`.
+def _write_scratch(adbc: ModuleType, path: Path, table: str, frame: pl.DataFrame) -> None:
+    """Write ``frame`` as ``table`` into the new scratch file ``path`` (ADBC, in C)."""
+    with adbc.connect(str(path), autocommit=True) as scratch, scratch.cursor() as cur:
+        cur.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
+        cur.execute("PRAGMA synchronous = OFF")
+        cur.execute(f"CREATE TABLE {table} ({_declared(frame, 'sqlite')})")
+        if frame.height:
+            cur.adbc_ingest(table, _as_stored(frame).to_arrow(), mode="append")
 
-    ``scratch``: stage in an attached scratch file (SQLite only; default: when the ADBC
-    driver is installed and no transaction is open yet, since a file attached inside a
-    transaction can be detached only after it)."""
+
+class Stage:
+    """The staging tables of one write: :meth:`load` starts filling them from polars
+    frames, :meth:`name` gives the name to read one by (once it is filled), and
+    :meth:`close` removes them.
+
+    ``scratch``: stage in attached scratch files, one per table, each written by a thread
+    of its own, so one is written while the serving connection copies another (SQLite
+    only; default: when the ADBC driver is installed and no transaction is open yet, since
+    a file attached inside a transaction can be detached only after it). Otherwise the
+    tables are filled at once by :meth:`load`."""
 
     def __init__(self, db: ServingDB, *, scratch: bool | None = None):
         self.db = db
@@ -96,15 +113,19 @@ class Stage:
             scratch = (db.dialect == "sqlite" and not db.in_transaction
                        and adbc_sqlite() is not None)
         self.scratch = scratch
-        self.path: Path | None = None
-        self.temporary: list[str] = []
+        self._names: dict[str, str] = {}
+        self._writing: dict[str, tuple[Path, Future[None]]] = {}
+        self._files: list[Path] = []
+        self._attached: list[str] = []
+        self._temporary: list[str] = []
+        self._pool: ThreadPoolExecutor | None = None
 
-    def load(self, frames: dict[str, pl.DataFrame]) -> dict[str, str]:
-        """Create a staging table per frame, its rows in frame order; returns the name to
-        read each by. The first column of each frame must be its integer row position."""
+    def load(self, frames: dict[str, pl.DataFrame]) -> None:
+        """Create a staging table per frame, its rows in frame order (the first column of
+        each frame must be its integer row position)."""
         if self.scratch:
-            return self._load_scratch(frames)
-        names = {}
+            self._load_scratch(frames)
+            return
         for table, frame in frames.items():
             name = f"rule_stage_{table}"
             columns = ", ".join(frame.columns)
@@ -117,38 +138,51 @@ class Stage:
                         copy.write_row(row)
             else:
                 self.db.execute(f"CREATE TEMP TABLE {name} ({declared})")
-                self.temporary.append(name)
+                self._temporary.append(name)
                 self.db.executemany(f"INSERT INTO {name} ({columns}) VALUES "
                                     f"({', '.join('?' for _ in frame.columns)})",
                                     _as_stored(frame).iter_rows())
-            names[table] = name
-        return names
+            self._names[table] = name
 
-    def _load_scratch(self, frames: dict[str, pl.DataFrame]) -> dict[str, str]:
+    def _load_scratch(self, frames: dict[str, pl.DataFrame]) -> None:
         adbc = adbc_sqlite()
         assert adbc is not None, "scratch staging needs the ADBC SQLite driver"
-        handle, path = tempfile.mkstemp(prefix="kequn-rule-stage-", suffix=".sqlite")
-        os.close(handle)
-        self.path = Path(path)
-        with adbc.connect(path, autocommit=True) as scratch, scratch.cursor() as cur:
-            cur.execute("PRAGMA journal_mode = OFF")  # a scratch file: nothing to recover
-            cur.execute("PRAGMA synchronous = OFF")
-            for table, frame in frames.items():
-                cur.execute(f"CREATE TABLE {table} ({_declared(frame, 'sqlite')})")
-                if frame.height:
-                    cur.adbc_ingest(table, _as_stored(frame).to_arrow(), mode="append")
-        self.db.execute(f"ATTACH DATABASE ? AS {SCRATCH_ALIAS}", (path,))
-        return {table: f"{SCRATCH_ALIAS}.{table}" for table in frames}
+        self._pool = ThreadPoolExecutor(max_workers=len(frames),
+                                        thread_name_prefix="rule-stage")
+        for table, frame in frames.items():
+            handle, name = tempfile.mkstemp(prefix=f"kequn-rule-stage-{table}-",
+                                            suffix=".sqlite")
+            os.close(handle)
+            path = Path(name)
+            self._files.append(path)
+            self._writing[table] = (path, self._pool.submit(_write_scratch, adbc, path,
+                                                            table, frame))
+
+    def name(self, table: str) -> str:
+        """The name to read staging ``table`` by; waits until it is filled (scratch: and
+        attaches its file)."""
+        if table in self._writing:
+            path, writing = self._writing.pop(table)
+            writing.result()
+            alias = f"{SCRATCH_ALIAS}_{table}"
+            self.db.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
+            self._attached.append(alias)
+            self._names[table] = f"{alias}.{table}"
+        return self._names[table]
 
     def close(self) -> None:
-        """Detach and delete the scratch file, drop SQLite's temporary tables (call it once
+        """Detach and delete the scratch files, drop SQLite's temporary tables (call it once
         the transaction that read them has ended)."""
-        if self.path is not None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for alias in self._attached:
             with suppress(Exception):
-                self.db.execute(f"DETACH DATABASE {SCRATCH_ALIAS}")
-            self.path.unlink(missing_ok=True)
-            self.path = None
-        for name in self.temporary:  # already gone if the transaction was rolled back
+                self.db.execute(f"DETACH DATABASE {alias}")
+        for path in self._files:
+            path.unlink(missing_ok=True)
+        for name in self._temporary:  # already gone if the transaction was rolled back
             with suppress(Exception):
                 self.db.execute(f"DROP TABLE IF EXISTS temp.{name}")
-        self.temporary = []
+        self._names, self._writing = {}, {}
+        self._files, self._attached, self._temporary = [], [], []
