@@ -42,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.bench_tags import END, OUT, _machine, hand_written_sql, warehouse_for
+from serving.db import BULK_CACHE_KIB
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "daily.md"
@@ -167,6 +168,7 @@ def run_bare(warehouse: Path, baseline: Path, folder: Path, *,
         lite = sqlite3.connect(serving, isolation_level=None)
         lite.execute("PRAGMA journal_mode = WAL")
         lite.execute("PRAGMA synchronous = NORMAL")
+        lite.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")  # as kequn's bulk writes
         for name in SYNCED:
             con.execute("CREATE OR REPLACE TEMP TABLE bench_before AS "
                         "SELECT unnest(?::BIGINT[]) AS customer_id", [before[name]])

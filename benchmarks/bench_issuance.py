@@ -236,7 +236,7 @@ def run_bare_batch(url: str, n: int) -> float:
                    ((c, coupon_id_for(f"bare:{c}")) for c in range(1, n + 1)))
     now = datetime.now(UTC).replace(tzinfo=None)
     start = time.perf_counter()
-    with db.transaction():
+    with db.bulk_cache(), db.transaction():  # the page cache the batch writes with
         db.execute(
             "INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, "
             "template_value, exclusive, on_failed_drawdown, channels, lease_seconds, "
