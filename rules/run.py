@@ -49,8 +49,6 @@ class CouponIssuer(Protocol):
 
 CAPS_LOCK = 0x6B71_0012
 """PostgreSQL advisory lock serialising rule writes (the caps span every rule)."""
-SQLITE_CACHE_KIB = 262_144
-"""Page cache (KiB) of a SQLite connection while it writes a rule's day."""
 
 
 @dataclass
@@ -212,9 +210,6 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
     are kept in the row. A message to an opted-out customer and channel is written
     ``suppressed``.
     """
-    if db.dialect == "sqlite":
-        # A large day touches many index pages; the default 2 MB page cache thrashes.
-        db.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     now = utcnow().isoformat(" ")
     version = rule.version_hash
     db.execute("INSERT INTO rule_versions (rule, version_hash, text, first_used_at) "
@@ -293,7 +288,7 @@ def decide_and_write(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
     as they are, so calling it again with the same or more candidates adds only the new.
     ``phases`` (if given) gets the wall seconds of ``decide`` and ``write`` (with commit)."""
     phases = {} if phases is None else phases
-    with closing(Stage(db)) as stage, db.transaction():
+    with closing(Stage(db)) as stage, db.bulk_cache(), db.transaction():
         started = time.perf_counter()
         if db.dialect == "postgresql":
             db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))
