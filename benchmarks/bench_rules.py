@@ -28,9 +28,9 @@ import duckdb
 from kequn.settings import REPO_ROOT
 from plan import compile_project
 from project.loader import load_project
-from rules.run import SQLITE_CACHE_KIB, run_rule
+from rules.run import run_rule
 from rules.schema import migrate
-from serving.db import connect
+from serving.db import BULK_CACHE_KIB, connect
 from warehouse.db import connect as connect_warehouse
 
 HERE = Path(__file__).resolve().parent
@@ -138,7 +138,7 @@ def keyed_copy(serving: Path) -> tuple[float, float]:
     db = connect(f"sqlite:///{target}")
     migrate(db)
     con = db.raw
-    con.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    con.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
     con.execute("ATTACH DATABASE ? AS src", (str(serving),))
     started, cpu = time.perf_counter(), cpu_seconds()
     con.execute("BEGIN IMMEDIATE")

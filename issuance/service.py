@@ -28,7 +28,7 @@ validity reads as ``expired``), not only by the scheduled expiry job.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -251,6 +251,22 @@ class Issuer:
             return self._run(lambda now: self._issue_pg(chosen, customer_id, key, now),
                              transaction=False)
         return self._run(lambda now: self.issue_in_transaction(chosen, customer_id, key, now))
+
+    def issue_many(self, requests: Sequence[tuple[str, int, str]]) -> list[Outcome]:
+        """Issue each ``(campaign, customer_id, key)`` as :meth:`issue` would, in order;
+        the outcomes in the same order.
+
+        On SQLite they share one transaction (one commit for the lot; single issues of
+        other processes wait for it), so a crash keeps all or none of them; re-sending
+        them replays what was kept. On PostgreSQL each is its own :meth:`issue`, so no
+        campaign's counters stay locked across requests."""
+        if self.db.dialect != "sqlite" or self.db.in_transaction:
+            return [self.issue(c, customer, key) for c, customer, key in requests]
+        chosen = [(get_campaign(self.campaigns, c), int(customer), key)
+                  for c, customer, key in requests]
+        with self.db.transaction():
+            return [self.issue_in_transaction(campaign, customer, key, self.clock.now())
+                    for campaign, customer, key in chosen]
 
     def _issue_pg(self, campaign: Campaign, customer_id: int, key: str,
                   now: datetime) -> Outcome:

@@ -144,7 +144,10 @@ def _over_caps(touches: pl.DataFrame, existing: pl.DataFrame, rule: Rule) -> pl.
     """The ``seq`` of orders whose touches would pass a per-day or per-week cap."""
     if touches.is_empty():
         return pl.DataFrame(schema={"seq": pl.UInt32})
-    t = touches.select("seq", "action_no", "customer_id", "send_day").with_row_index("tid")
+    # numbered in the order the orders are decided (order, then action), so an earlier
+    # order's touches count before a later order's and an order that fits stays in
+    t = touches.select("seq", "action_no", "customer_id", "send_day").sort(
+        "seq", "action_no").with_row_index("tid")
     ex = existing.rename({"send_day": "ex_day", "n": "ex_n"})
     joined = t.join(ex, on="customer_id", how="inner")
     ex_counts = joined.group_by("tid").agg(

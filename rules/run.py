@@ -23,6 +23,7 @@ import json
 import time
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -41,16 +42,17 @@ from warehouse.db import run as run_query
 
 
 class CouponIssuer(Protocol):
-    """What a rule needs from the issuance module (its ``Issuer`` fits): one idempotent
-    issue, returning an outcome with ``ok``, ``reason``, ``coupon_id`` and ``replayed``."""
+    """What a rule needs from the issuance module (its ``Issuer`` fits): idempotent
+    issues, one or many in order, each returning an outcome with ``ok``, ``reason``,
+    ``coupon_id`` and ``replayed``."""
 
     def issue(self, campaign: str, customer_id: int, key: str) -> Any: ...
+
+    def issue_many(self, requests: Sequence[tuple[str, int, str]]) -> list[Any]: ...
 
 
 CAPS_LOCK = 0x6B71_0012
 """PostgreSQL advisory lock serialising rule writes (the caps span every rule)."""
-SQLITE_CACHE_KIB = 262_144
-"""Page cache (KiB) of a SQLite connection while it writes a rule's day."""
 
 
 @dataclass
@@ -212,9 +214,6 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
     are kept in the row. A message to an opted-out customer and channel is written
     ``suppressed``.
     """
-    if db.dialect == "sqlite":
-        # A large day touches many index pages; the default 2 MB page cache thrashes.
-        db.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     now = utcnow().isoformat(" ")
     version = rule.version_hash
     db.execute("INSERT INTO rule_versions (rule, version_hash, text, first_used_at) "
@@ -261,23 +260,25 @@ def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> 
                        "rule_orders WHERE rule = ? AND as_of = ? AND pending = 1 "
                        "ORDER BY event_key, customer_id", (rule, day))
     for start in range(0, len(rows), 500):
-        updates = []
-        for customer, event_key, version, actions_text in rows[start:start + 500]:
-            actions = json.loads(actions_text)
-            for action in actions:
-                if action["action"] != "issue_coupon":
-                    continue
-                key = f"rule:{rule}:{version}:{int(customer)}:{event_key}:{action['campaign']}"
-                outcome = issuer.issue(action["campaign"], int(customer), key)
-                if outcome.ok:
-                    action["result"] = "issued"
-                    action["coupon_id"] = outcome.coupon_id
-                    results["replayed" if outcome.replayed else "issued"] += 1
-                else:
-                    action["result"] = f"refused:{outcome.reason}"
-                    results[f"refused:{outcome.reason}"] += 1
-            updates.append((json.dumps(actions, ensure_ascii=False), rule, event_key,
-                            int(customer)))
+        chunk = [(customer, event_key, version, json.loads(actions_text))
+                 for customer, event_key, version, actions_text in rows[start:start + 500]]
+        wanted = [action for *_, actions in chunk for action in actions
+                  if action["action"] == "issue_coupon"]
+        outcomes = issuer.issue_many([
+            (action["campaign"], int(customer),
+             f"rule:{rule}:{version}:{int(customer)}:{event_key}:{action['campaign']}")
+            for customer, event_key, version, actions in chunk for action in actions
+            if action["action"] == "issue_coupon"])
+        for action, outcome in zip(wanted, outcomes, strict=True):
+            if outcome.ok:
+                action["result"] = "issued"
+                action["coupon_id"] = outcome.coupon_id
+                results["replayed" if outcome.replayed else "issued"] += 1
+            else:
+                action["result"] = f"refused:{outcome.reason}"
+                results[f"refused:{outcome.reason}"] += 1
+        updates = [(json.dumps(actions, ensure_ascii=False), rule, event_key, int(customer))
+                   for customer, event_key, _, actions in chunk]
         with db.transaction():
             db.executemany("UPDATE rule_orders SET actions = ?, pending = 0 WHERE rule = ? "
                            "AND event_key = ? AND customer_id = ?", updates)
@@ -293,7 +294,7 @@ def decide_and_write(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
     as they are, so calling it again with the same or more candidates adds only the new.
     ``phases`` (if given) gets the wall seconds of ``decide`` and ``write`` (with commit)."""
     phases = {} if phases is None else phases
-    with closing(Stage(db)) as stage, db.transaction():
+    with closing(Stage(db)) as stage, db.bulk_cache(), db.transaction():
         started = time.perf_counter()
         if db.dialect == "postgresql":
             db.execute("SELECT pg_advisory_xact_lock(?)", (CAPS_LOCK,))

@@ -270,3 +270,26 @@ def test_counters_by_effective_status(db: ServingDB, clock: ManualClock) -> None
     assert issuer.counters("wake").by_status == {"unused": 3}
     clock.set(day_start(date(2026, 3, 11)) + timedelta(hours=10))
     assert issuer.counters("wake").by_status == {"expired": 3}
+
+
+def test_issue_many_answers_as_issue_one_by_one(db: ServingDB, clock: ManualClock) -> None:
+    """Outcomes in request order, each as :meth:`Issuer.issue` gives it (issued, refused,
+    replayed, a repeat inside the batch); on SQLite a failing request takes the batch's
+    earlier issues back with it (one transaction), on PostgreSQL each stands alone."""
+    make_eligible(db, "wake_up", [1, 2, 3])
+    issuer = make_issuer(db, clock, make_campaign(total_stock=2))
+    assert issuer.issue("wake", 1, "k1").ok
+    outcomes = issuer.issue_many([("wake", 1, "k1"), ("wake", 2, "k2"), ("wake", 9, "k9"),
+                                  ("wake", 3, "k3"), ("wake", 2, "k2")])
+    assert [(o.ok, o.reason, o.replayed) for o in outcomes] == [
+        (True, None, True), (True, None, False), (False, "not_eligible", False),
+        (False, "stock_exhausted", False), (True, None, True)]
+    assert outcomes[1].coupon_id == outcomes[4].coupon_id
+    assert issuer.issue_many([]) == []
+
+    make_eligible(db, "wake_up", [4])
+    roomy = make_issuer(db, clock, make_campaign("roomy", total_stock=10))
+    with pytest.raises(IdempotencyConflict):
+        roomy.issue_many([("roomy", 4, "r4"), ("roomy", 1, "k1")])  # k1 was another request
+    kept = db.scalar("SELECT count(*) FROM coupons WHERE campaign = 'roomy'")
+    assert kept == (0 if db.dialect == "sqlite" else 1)

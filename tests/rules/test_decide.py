@@ -87,6 +87,18 @@ def test_caps_count_touches_across_rules_per_day_and_week(tmp_path: Path) -> Non
     assert sorted(decided.messages["customer_id"].to_list()) == [3, 4, 4]
 
 
+def test_caps_keep_the_first_order_whose_touches_fit(tmp_path: Path) -> None:
+    """Two touches per order and two a day allowed: of a customer's two events that day
+    the first order keeps both its touches, the second is capped (not both capped)."""
+    text = header(", max_touches_per_day 2") + (
+        "TRUE -> touch sms t at event +1d 10:00 && touch push t at event +1d 11:00\n")
+    _, decided = decided_for(tmp_path, text, [(1, "day:a"), (1, "day:b"), (2, "day:a")])
+    got = dict(zip(decided.orders["event_key"] + ":" + decided.orders["customer_id"].cast(
+        pl.Utf8), decided.orders["decision"], strict=True))
+    assert got == {"day:a:1": "act", "day:b:1": "capped", "day:a:2": "act"}
+    assert decided.messages.height == 4
+
+
 def test_exclusion_wins_over_holdout_and_first_n_limits(tmp_path: Path) -> None:
     text = header(", first_n 5, holdout 0.5") + "TRUE -> touch sms t at event +1d 10:00\n"
     rows = [(c, "day:1") for c in range(1, 41)]
