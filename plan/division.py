@@ -13,10 +13,11 @@ else (inside other arithmetic, an aggregate or a comparison) it is rounded to
 :data:`QUOTIENT_SCALE` places. A quotient is a ``DECIMAL(18, scale)``, like a stored decimal
 tag. ``floor(x / y)`` and ``ceil(x / y)`` are exact whole numbers. Division by zero (or by NULL)
 is NULL. Operands are taken at 8 decimal places
-(:data:`OPERAND_SCALE`, rounded half away from zero beyond that) and must be below 10^22 in
+(:data:`OPERAND_SCALE`, rounded half away from zero beyond that) and must be below 9.2e18 in
 magnitude; a quotient beyond the 18 digits of its type is an error on both engines.
 
-The spelling, with ``X = x * 10^8`` and ``Y = y * 10^8`` as 128-bit integers::
+The spelling, with ``X = x * 10^8`` and ``Y = y * 10^8`` as 128-bit integers (made by
+``_integer``: ``trunc(x) * 10^8 + (x % 1) * 10^8``)::
 
     q = (abs(X) * 2 * 10^s + abs(Y)) // (abs(NULLIF(Y, 0)) * 2)   -- round(|x / y| * 10^s)
     CAST(CAST(q AS DECIMAL(38, 0)) * CASE WHEN (x < 0) = (y < 0) THEN 10^-s ELSE -10^-s END
