@@ -334,6 +334,23 @@ _PG_ISSUE_LATE_LOCK = (
     + _ISSUE_REFUSAL + """  END IF;
 """ + _ISSUE_END)
 
+# Version 5: version 4 read the total and the day's counter in two statements, so two
+# snapshots: an issue could see the stock not yet exhausted, then (another issue having
+# committed the last coupon in between) the day's counter full, and answer daily_limit
+# where stock_exhausted comes first. Both counters are now read in one statement.
+_PG_ISSUE_ONE_READ = _PG_ISSUE_LATE_LOCK.replace(
+    "CREATE FUNCTION kequn_issue(", "CREATE OR REPLACE FUNCTION kequn_issue(", 1,
+).replace(
+    "  SELECT issued INTO v_stock FROM issuance_counters\n"
+    "    WHERE campaign = p_campaign AND bucket = 'total';\n",
+    "  SELECT max(issued) FILTER (WHERE bucket = 'total'),\n"
+    "         max(issued) FILTER (WHERE bucket = p_bucket)\n"
+    "    INTO v_stock, v_today FROM issuance_counters\n"
+    "    WHERE campaign = p_campaign AND bucket IN ('total', p_bucket);\n", 1,
+).replace(
+    "    SELECT issued INTO v_today FROM issuance_counters\n"
+    "      WHERE campaign = p_campaign AND bucket = p_bucket;\n", "", 1)
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -354,6 +371,11 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         4,
         "PostgreSQL: an issue locks its campaign's counters last",
         {"sqlite": (), "postgresql": (_PG_DROP_ISSUE_LIVE, _PG_ISSUE_LATE_LOCK)},
+    ),
+    Migration(
+        5,
+        "PostgreSQL: an issue reads its campaign's two counters in one snapshot",
+        {"sqlite": (), "postgresql": (_PG_ISSUE_ONE_READ,)},
     ),
 )
 
