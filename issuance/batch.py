@@ -37,8 +37,7 @@ issues wait on the write lock for its duration, about a second per 200,000 coupo
 PostgreSQL runs chunks of :data:`PG_CHUNK` customers, one transaction each, taking locks
 in the global order of :mod:`issuance.locks` (the chunk's keys, the campaign shared, the
 chunk's customers, the counters row), so batches and single issues never deadlock; a
-crash loses at most
-the chunk in flight and the re-run completes it.
+crash loses at most the chunk in flight and the re-run completes it.
 """
 
 from __future__ import annotations

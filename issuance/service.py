@@ -12,9 +12,9 @@ the other and the second replays or refuses the first's result. An issue then ta
 campaign's advisory lock shared (a concurrent submit, launch or end takes it exclusive
 and waits; a campaign that is not live issues nothing), an advisory lock on the customer
 (so the per-customer and exclusive-stacking checks hold, across campaigns too), and last
-its campaign's ``issuance_counters`` rows: the one-statement path
-(:data:`issuance.schema._PG_ISSUE_LATE_LOCK`) raises each counter only while it is
-under its limit, so the hot rows are held for two updates and the commit; a transaction
+its campaign's ``issuance_counters`` rows: the one-statement path (the server function
+``kequn_issue``, :mod:`issuance.schema`) raises each counter only while it is under its
+limit, so the hot rows are held for two updates and the commit; a transaction
 path (a budgeted campaign, the batch) locks the total row ``FOR UPDATE`` before reading
 it. occupy/confirm/reverse lock the coupon row and, for an occupy, the loan. Every path,
 the batch (:mod:`issuance.batch`) included, takes its locks in this one global order
