@@ -145,12 +145,12 @@ def _guarded(node: exp.Div) -> bool:
 
 
 def division(node: exp.Expression) -> str | None:
-    """Division by zero is NULL on DuckDB and an error on Spark (ANSI mode)."""
+    """Division by zero is ``inf`` on DuckDB and an error on Spark (ANSI mode)."""
     if isinstance(node, exp.IntDiv):
         return "// is not portable: write CAST(floor(x / NULLIF(y, 0)) AS BIGINT)"
     if isinstance(node, exp.Div) and not _is_safe_divisor(node.expression) and \
             not _guarded(node):
-        return ("division by zero is NULL on DuckDB but an error on Spark: write "
+        return ("division by zero is inf on DuckDB but an error on Spark: write "
                 "x / NULLIF(y, 0), or guard it with CASE WHEN y <> 0 THEN x / y END")
     return None
 

@@ -36,7 +36,7 @@ def _first(sql: str) -> str:
     ("SELECT quantile_cont(x, 0.5)", "quantile_cont/percentile fail on Spark"),
     ("SELECT first(x ORDER BY y)", "first(x ORDER BY y) fails on Spark"),
     ("SELECT d - INTERVAL 3 DAY", "DATE ± INTERVAL is a TIMESTAMP on DuckDB"),
-    ("SELECT a / b", "division by zero is NULL on DuckDB but an error on Spark"),
+    ("SELECT a / b", "division by zero is inf on DuckDB but an error on Spark"),
     ("SELECT a // b", "// is not portable"),
     ("SELECT list_aggregate(x, 'sum')", "function list_aggregate() is not in the portable"),
 ])
@@ -91,12 +91,12 @@ def test_problems_are_located_at_file_line_col(tmp_path: Path) -> None:
     heads = [p.headline().split(": not portable to Spark: ") for p in portable_problems(project)]
     where = [(h[0].replace(str(root) + "/", ""), h[1].split(":")[0]) for h in heads]
     assert where == [
-        ("tags/profile/share.sql:11:3", "division by zero is NULL on DuckDB but an error on Spark"),
+        ("tags/profile/share.sql:11:3", "division by zero is inf on DuckDB but an error on Spark"),
         ("tags/profile/share.sql:13:23", "DATE ± INTERVAL is a TIMESTAMP on DuckDB but a DATE on "
          "Spark"),
         ("tags/profile/weekday_registered.sql:10:21", "day-of-week numbering differs between "
          "DuckDB and Spark"),
-        ("segments/ratio.sql:5:9", "division by zero is NULL on DuckDB but an error on Spark"),
+        ("segments/ratio.sql:5:9", "division by zero is inf on DuckDB but an error on Spark"),
     ]
 
 
