@@ -95,6 +95,33 @@ def test_batch_hashes_each_candidates_key_once(
     db.close()
 
 
+def test_a_large_segment_on_sqlite_is_issued_in_chunks(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above SQLITE_WHOLE members the SQLite batch commits chunk by chunk (single issues
+    get the write lock between chunks), with the same result as all at once."""
+    reports = {}
+    for chunked in (False, True):
+        monkeypatch.setattr(batch, "SQLITE_WHOLE", 5 if chunked else 1_000)
+        monkeypatch.setattr(batch, "SQLITE_CHUNK", 4)
+        db = connect(f"sqlite:///{tmp_path / f'serving-{chunked}.sqlite'}")
+        migrate(db)
+        make_eligible(db, "wake_up", range(1, 11))
+        campaign = make_campaign(total_stock=20, daily_limit=6)
+        issuer = make_issuer(db, clock, campaign)
+        statements: list[str] = []
+        db.raw.set_trace_callback(statements.append)
+        report = issue_batch(issuer, campaign, date(2026, 3, 10))
+        db.raw.set_trace_callback(None)
+        begins = [s for s in statements if s.startswith("BEGIN IMMEDIATE")]
+        assert len(begins) == (3 if chunked else 1)
+        reports[chunked] = (report.issued, dict(report.refused), db.fetchall(
+            "SELECT coupon_id, customer_id FROM coupons ORDER BY coupon_id"))
+        db.close()
+    assert reports[True] == reports[False]
+    assert reports[True][:2] == (6, {"daily_limit": 4})
+
+
 def test_batch_with_no_eligible_customers(db: ServingDB, clock: ManualClock) -> None:
     campaign = make_campaign()
     report = issue_batch(make_issuer(db, clock, campaign), campaign, date(2026, 3, 10))
