@@ -112,7 +112,6 @@ def excluded_customers(con: duckdb.DuckDBPyConnection, compiled: CompiledRule,
 _TOUCHES = ("SELECT customer_id, send_day, count(*) FROM touch_outbox "
             "WHERE state <> 'suppressed' AND send_day >= ? AND send_day <= ?{only} "
             "GROUP BY customer_id, send_day")
-_CANDIDATE_IDS = "kequn_rule_candidates"
 
 
 def _touches(db: ServingDB, days: tuple[date, date], customers: pl.Series
@@ -122,8 +121,8 @@ def _touches(db: ServingDB, days: tuple[date, date], customers: pl.Series
 
     The outbox holds every earlier day's messages (~1M a day for a large rule); reading
     all of them to decide a few thousand candidates cost seconds. When there are fewer
-    candidates than messages in the window, their ids are staged and only their counts
-    read."""
+    candidates than messages in the window, only their counts are read (their ids bound
+    as one parameter)."""
     in_window = int(db.scalar("SELECT count(*) FROM touch_outbox WHERE send_day >= ? "
                               "AND send_day <= ?", days) or 0)
     ids = customers.unique()
@@ -131,15 +130,8 @@ def _touches(db: ServingDB, days: tuple[date, date], customers: pl.Series
         return []
     if ids.len() >= in_window:
         return db.fetchall(_TOUCHES.format(only=""), days)
-    db.execute(f"DROP TABLE IF EXISTS {_CANDIDATE_IDS}")
-    db.execute(f"CREATE TEMP TABLE {_CANDIDATE_IDS} (customer_id BIGINT PRIMARY KEY)")
-    try:
-        db.executemany(f"INSERT INTO {_CANDIDATE_IDS} (customer_id) VALUES (?)",
-                       [(int(c),) for c in ids])
-        return db.fetchall(_TOUCHES.format(
-            only=f" AND customer_id IN (SELECT customer_id FROM {_CANDIDATE_IDS})"), days)
-    finally:
-        db.execute(f"DROP TABLE {_CANDIDATE_IDS}")
+    return db.fetchall(_TOUCHES.format(only=f" AND customer_id IN ({db.ids_source()})"),
+                       (*days, db.ids_param(ids.to_list())))
 
 
 def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, date],

@@ -35,6 +35,7 @@ commits but never leaves a half-written one). The parent folder is created.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -248,6 +249,19 @@ class ServingDB:
             raise
         self._depth = 0
         self.raw.execute("COMMIT")
+
+    def ids_source(self) -> str:
+        """A subquery of one column ``value``: the ids bound, as :meth:`ids_param`, to
+        its one ``?`` (SQLite: a JSON array expanded by ``json_each``; PostgreSQL: a
+        ``BIGINT[]`` unnested). Many ids in one parameter, with no temporary table."""
+        if self.dialect == "sqlite":
+            return "SELECT value FROM json_each(?)"
+        return "SELECT unnest(CAST(? AS BIGINT[])) AS value"
+
+    def ids_param(self, ids: Iterable[int]) -> Any:
+        """``ids`` (Python ints) as the parameter of :meth:`ids_source`."""
+        values = ids if isinstance(ids, list) else list(ids)
+        return json.dumps(values) if self.dialect == "sqlite" else values
 
     @contextmanager
     def bulk_cache(self, kib: int = BULK_CACHE_KIB) -> Iterator[ServingDB]:

@@ -13,10 +13,8 @@ No DuckDB here: the ids arrive as an iterable of chunks (:func:`sync.diff.id_chu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any
 
 from serving.db import ServingDB
 from sync.plan import State
@@ -27,17 +25,6 @@ def _in_transaction(db: ServingDB) -> None:
         raise RuntimeError(
             "sync writes belong inside the apply transaction (with db.transaction():)"
         )
-
-
-def _bulk_param(db: ServingDB, ids: Sequence[int]) -> Any:
-    values = ids if isinstance(ids, list) else list(ids)
-    return json.dumps(values) if db.dialect == "sqlite" else values
-
-
-def _ids_source(db: ServingDB) -> str:
-    if db.dialect == "sqlite":
-        return "SELECT value FROM json_each(?)"
-    return "SELECT unnest(CAST(? AS BIGINT[]))"
 
 
 def serving_state(db: ServingDB, segment: str, *, for_update: bool = False) -> State | None:
@@ -62,10 +49,10 @@ def remove_members(db: ServingDB, segment: str, chunks: Iterable[Sequence[int]])
     _in_transaction(db)
     sql = (
         "DELETE FROM coupon_eligibility WHERE segment = ? "
-        f"AND customer_id IN ({_ids_source(db)})"
+        f"AND customer_id IN ({db.ids_source()})"
     )
     for ids in chunks:
-        db.execute(sql, (segment, _bulk_param(db, ids)))
+        db.execute(sql, (segment, db.ids_param(ids)))
 
 
 def add_members(
@@ -79,19 +66,12 @@ def add_members(
     error (:data:`serving.db.INTEGRITY_ERRORS`) propagates.
     """
     _in_transaction(db)
-    source = _ids_source(db)
-    if db.dialect == "sqlite":
-        sql = (
-            "INSERT INTO coupon_eligibility (segment, customer_id, as_of, synced_at) "
-            f"SELECT ?, value, ?, ? FROM ({source})"
-        )
-    else:
-        sql = (
-            "INSERT INTO coupon_eligibility (segment, customer_id, as_of, synced_at) "
-            f"SELECT ?, ids.value, ?, ? FROM ({source}) AS ids(value)"
-        )
+    sql = (
+        "INSERT INTO coupon_eligibility (segment, customer_id, as_of, synced_at) "
+        f"SELECT ?, ids.value, ?, ? FROM ({db.ids_source()}) AS ids"
+    )
     for ids in chunks:
-        db.execute(sql, (segment, as_of, synced_at, _bulk_param(db, ids)))
+        db.execute(sql, (segment, as_of, synced_at, db.ids_param(ids)))
 
 
 def record_sync(

@@ -1,7 +1,7 @@
 """The caps read only what they weigh: earlier messages of the day's candidates.
 
 :func:`rules.run.decide_for_day` reads the outbox's message counts for the candidates;
-with more messages in the window than candidates it stages the candidates' ids and reads
+with more messages in the window than candidates it binds the candidates' ids and reads
 only theirs. Both ways must decide the same (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
@@ -50,5 +50,5 @@ def test_a_few_candidates_among_many_messages_are_capped_by_their_own(
     assert few == {1: "capped", 2: "act", 3: "act"}
     many = _decisions(db, tmp_path, [1, 2, 3, *range(1000, 1300)])  # the window read whole
     assert {c: many[c] for c in (1, 2, 3)} == few
-    with pytest.raises(Exception, match="kequn_rule_candidates"):  # the staging is gone
+    with pytest.raises(Exception, match="kequn_rule_candidates"):  # nothing left behind
         db.fetchall("SELECT * FROM kequn_rule_candidates")
