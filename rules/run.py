@@ -254,14 +254,13 @@ def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> 
     for start in range(0, len(rows), 500):
         chunk = [(customer, event_key, version, json.loads(actions_text))
                  for customer, event_key, version, actions_text in rows[start:start + 500]]
-        wanted = [action for *_, actions in chunk for action in actions
+        wanted = [(action, (action["campaign"], int(customer),
+                            f"rule:{rule}:{version}:{int(customer)}:{event_key}:"
+                            f"{action['campaign']}"))
+                  for customer, event_key, version, actions in chunk for action in actions
                   if action["action"] == "issue_coupon"]
-        outcomes = issuer.issue_many([
-            (action["campaign"], int(customer),
-             f"rule:{rule}:{version}:{int(customer)}:{event_key}:{action['campaign']}")
-            for customer, event_key, version, actions in chunk for action in actions
-            if action["action"] == "issue_coupon"])
-        for action, outcome in zip(wanted, outcomes, strict=True):
+        outcomes = issuer.issue_many([request for _, request in wanted])
+        for (action, _), outcome in zip(wanted, outcomes, strict=True):
             if outcome.ok:
                 action["result"] = "issued"
                 action["coupon_id"] = outcome.coupon_id
