@@ -69,10 +69,6 @@ T = TypeVar("T")
 
 SQLITE_WAL_AUTOCHECKPOINT = 10_000
 
-_CUSTOMER_LOCK = locks.CUSTOMER
-_LOAN_LOCK = locks.LOAN
-_KEY_LOCK = locks.KEY
-
 # One statement reads everything an issue decides on: the key's first result (columns
 # 0-7, see issuance.store.REPLAY_SELECT), then the counters and facts of the Snapshot.
 _SNAPSHOT = REPLAY_SELECT + """,
@@ -106,9 +102,6 @@ _PG_ISSUE = (
     "?::timestamp, ?::boolean, ?::int8, ?::int8, ?::int8, ?::int2, ?, ?, ?, ?, ?::int4, "
     "?::date, ?::timestamp, ?::timestamp, ?, ?::int4, ?::int4)"
 )
-
-
-_lock_key = locks.lock_key
 
 
 @dataclass(frozen=True)
@@ -187,23 +180,23 @@ class Issuer:
     def _advisory(self, namespace: int, value: str | int) -> None:
         if self.db.dialect == "postgresql":
             self.db.execute("SELECT pg_advisory_xact_lock(?, ?)",
-                            (namespace, _lock_key(value)))
+                            (namespace, locks.lock_key(value)))
 
     def _advisory_many(self, namespace: int, values: Iterable[str | int]) -> None:
         """PostgreSQL: advisory-lock every value in ascending lock-key order, in one
         statement (``unnest`` keeps the array's order)."""
-        keys = sorted({_lock_key(v) for v in values})
+        keys = sorted({locks.lock_key(v) for v in values})
         if self.db.dialect == "postgresql" and keys:
             self.db.execute("SELECT count(pg_advisory_xact_lock(?, k)) "
                             "FROM unnest(?::int4[]) AS k", (namespace, keys))
 
     def lock_keys(self, keys: Iterable[str]) -> None:
         """PostgreSQL: lock idempotency keys (the first locks any request takes)."""
-        self._advisory_many(_KEY_LOCK, keys)
+        self._advisory_many(locks.KEY, keys)
 
     def lock_customers(self, customers: Iterable[int]) -> None:
         """PostgreSQL: lock customers, after the campaign row (no-op on SQLite)."""
-        self._advisory_many(_CUSTOMER_LOCK, customers)
+        self._advisory_many(locks.CUSTOMER, customers)
 
     def lock_campaign(self, name: str) -> None:
         """PostgreSQL: lock the campaign's stock row (creating it at 0 if needed)."""
@@ -280,14 +273,14 @@ class Issuer:
         valid_from, valid_until = campaign.validity.period(now)
         coupon_id = coupon_id_for(key)
         row = self.db.fetchone(_PG_ISSUE, (
-            _KEY_LOCK, _lock_key(key), key, coupon_id, request.fingerprint, campaign.name,
-            int(customer_id), _CUSTOMER_LOCK, _lock_key(customer_id), campaign.target_segment,
+            locks.KEY, locks.lock_key(key), key, coupon_id, request.fingerprint, campaign.name,
+            int(customer_id), locks.CUSTOMER, locks.lock_key(customer_id), campaign.target_segment,
             day.isoformat(), stored_now, campaign.in_window(now), campaign.total_stock,
             campaign.effective_daily_limit, campaign.per_customer_limit,
             int(campaign.exclusive), campaign.template.kind, str(campaign.template.value),
             campaign.on_failed_drawdown, ",".join(sorted(campaign.channels)),
             campaign.lease_seconds, day, to_db(valid_from), to_db(valid_until),
-            campaign.definition_hash, locks.CAMPAIGN, _lock_key(campaign.name),
+            campaign.definition_hash, locks.CAMPAIGN, locks.lock_key(campaign.name),
         ))
         assert row is not None
         prior = interpret_replay(request, row)
@@ -301,9 +294,9 @@ class Issuer:
                              now: datetime) -> Outcome:
         """The body of :meth:`issue`, for callers that already opened the transaction."""
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
-        self._advisory(_KEY_LOCK, key)
+        self._advisory(locks.KEY, key)
         not_live = live_refusal(self.db, campaign, lock=True)
-        self._advisory(_CUSTOMER_LOCK, customer_id)
+        self._advisory(locks.CUSTOMER, customer_id)
         self.lock_campaign(campaign.name)
         day = business_day(now)
         stored_now = to_db(now)
@@ -360,7 +353,7 @@ class Issuer:
         """
 
         def body(now: datetime) -> Outcome:
-            self._advisory(_KEY_LOCK, request.key)
+            self._advisory(locks.KEY, request.key)
             coupon = read_coupon(self.db, coupon_id, lock=True)
             prior = replay(self.db, request)
             if prior is not None:
@@ -420,7 +413,7 @@ class Issuer:
                 if isinstance(scoped, str):
                     return self._done(request, now, False, scoped, coupon)
                 reduction = scoped
-            self._advisory(_LOAN_LOCK, loan_id)
+            self._advisory(locks.LOAN, loan_id)
             others = self.db.fetchall(
                 "SELECT exclusive FROM coupons WHERE loan_id = ? AND coupon_id <> ? "
                 "AND (status = 'used' OR (status = 'occupied' AND lease_until > ?))",
