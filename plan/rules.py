@@ -3,8 +3,7 @@
 A rule's query returns one row per (customer, event) of its trigger on the day bound to
 ``$as_of``, joined to the customer's tags as of that day, with:
 
-* ``order_id`` (24 hex digits of MD5('<rule>|<customer_id>|<event_key>')),
-  ``customer_id``, ``event_key`` (what makes an order unique: ``loan:<id>``,
+* ``customer_id``, ``event_key`` (what makes an order unique: ``loan:<id>``,
   ``segment:<name>:<day>``...), ``branch`` (``then`` or ``else``), ``holdout_bucket``
   (MD5-based, 0..9999, the same number as :func:`project.rule.holdout_bucket`);
 * ``due_date`` when an action is timed on it, and every field a template reads.
@@ -174,13 +173,7 @@ def compile_rule(rule: Rule, campaigns: dict[str, Campaign]) -> CompiledRule:
     matched = exp.func("COALESCE", exp.paren(condition), exp.false())
     branch = exp.Case().when(matched.copy(), exp.Literal.string("then")).else_(
         exp.Literal.string("else"))
-    identity = exp.DPipe(this=exp.Literal.string(f"{rule.name}|"), expression=exp.DPipe(
-        this=exp.cast(exp.column("customer_id", table=EVENT), "VARCHAR"),
-        expression=exp.DPipe(this=exp.Literal.string("|"),
-                             expression=exp.column("event_key", table=EVENT))))
     columns: list[exp.Expression] = [
-        exp.alias_(exp.Left(this=exp.MD5(this=identity), expression=exp.Literal.number(24)),
-                   "order_id"),
         exp.column("customer_id", table=EVENT),
         exp.column("event_key", table=EVENT),
         exp.alias_(branch, "branch"),

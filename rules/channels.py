@@ -13,6 +13,7 @@ own per channel (an SMS gateway, a WeChat API...).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import urllib.error
@@ -26,16 +27,27 @@ from typing import Protocol
 from project.rule import CHANNELS
 
 
+def delivery_key(rule: str, customer_id: int, event_key: str, action_no: int) -> str:
+    """The idempotency key adapters get for a message: the same for the same rule,
+    customer, event and action whatever database or run wrote it (24 hex digits of
+    MD5('<rule>|<customer_id>|<event_key>'), a colon, the action's number in its branch;
+    the message id of kequn's first outbox)."""
+    order = hashlib.md5(f"{rule}|{customer_id}|{event_key}".encode()).hexdigest()[:24]
+    return f"{order}:{action_no}"
+
+
 @dataclass(frozen=True)
 class Message:
     """One message to deliver."""
 
-    message_id: str
+    message_id: int
     channel: str
     customer_id: int
     text: str
     send_at: datetime
     rule: str
+    delivery_key: str
+    """The idempotency key (:func:`delivery_key`)."""
 
     def payload(self) -> dict[str, object]:
         """The JSON body an adapter sends."""
@@ -82,7 +94,7 @@ class Webhook:
         body = json.dumps(message.payload(), ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json",
-                                                  "Idempotency-Key": message.message_id})
+                                                  "Idempotency-Key": message.delivery_key})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 status = answer.status

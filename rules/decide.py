@@ -39,12 +39,12 @@ class Decided:
     """New orders (one row each) and the messages of those that act."""
 
     orders: pl.DataFrame
-    """seq, order_id, customer_id, event_key, branch, decision, pending; in candidate
-    order (event key, customer), ``seq`` increasing. The actions an acting order takes are
-    its branch's :func:`plan_json`."""
+    """seq, customer_id, event_key, branch, decision, pending; in candidate order (event
+    key, customer), ``seq`` increasing from 0 (the write numbers the orders by it). The
+    actions an acting order takes are its branch's :func:`plan_json`."""
     messages: pl.DataFrame
-    """seq (of the order), action_no, message_id, order_id, channel, customer_id, text,
-    send_at (naive UTC), send_day; in order of seq, action_no."""
+    """seq (of the order), action_no, channel, customer_id, text, send_at (naive UTC),
+    send_day; in order of seq, action_no."""
     skipped: int = 0
     """Candidate rows already ordered by an earlier run."""
 
@@ -122,8 +122,7 @@ def _planned_touches(rows: pl.DataFrame, rule: Rule, day: date) -> pl.DataFrame:
                 continue
             timed = _send_at(subset, action, rule, day)
             pieces.append(timed.select(
-                "seq", "order_id", "customer_id",
-                (pl.col("order_id") + pl.lit(f":{index}")).alias("message_id"),
+                "seq", "customer_id",
                 pl.lit(action.channel).alias("channel"),
                 pl.lit(action.template).alias("template"),
                 _render(rule.templates[action.template]).alias("text"),
@@ -132,8 +131,8 @@ def _planned_touches(rows: pl.DataFrame, rule: Rule, day: date) -> pl.DataFrame:
             ))
     if not pieces:
         return pl.DataFrame(schema={
-            "seq": pl.UInt32, "order_id": pl.Utf8, "customer_id": pl.Int64,
-            "message_id": pl.Utf8, "channel": pl.Utf8, "template": pl.Utf8, "text": pl.Utf8,
+            "seq": pl.UInt32, "customer_id": pl.Int64, "channel": pl.Utf8,
+            "template": pl.Utf8, "text": pl.Utf8,
             "send_local": pl.Datetime("us"), "delayed": pl.Boolean, "action_no": pl.Int32,
             "send_day": pl.Date})
     touches = pl.concat(pieces, how="vertical_relaxed")
@@ -265,14 +264,13 @@ def decide(rule: Rule, candidates: pl.DataFrame, day: date, *,
     orders = rows.with_columns(
         (pl.col("decision").is_in(ACTING) & pl.col("branch").is_in(coupon_branches))
         .cast(pl.Int32).alias("pending"),
-    ).select("seq", "order_id", "customer_id", "event_key", "branch", "decision", "pending")
+    ).select("seq", "customer_id", "event_key", "branch", "decision", "pending")
     messages = touches.join(acting.select("seq"), on="seq", how="semi").sort(
         "seq", "action_no")
     messages = messages.with_columns(
         pl.col("send_local").dt.replace_time_zone(str(SHANGHAI))
         .dt.convert_time_zone(str(UTC)).dt.replace_time_zone(None).alias("send_at"),
-    ).select("seq", "action_no", "message_id", "order_id", "channel", "customer_id", "text",
-             "send_at", "send_day")
+    ).select("seq", "action_no", "channel", "customer_id", "text", "send_at", "send_day")
     return Decided(orders, messages, skipped)
 
 

@@ -17,8 +17,8 @@ it on a schedule; several may run at once):
 
 A dispatcher killed between 1 and 3 leaves its claims to expire: another dispatcher
 takes them after the lease (a message may then be delivered again only if the first
-delivery happened and was not acknowledged; adapters receive the message id as an
-idempotency key).
+delivery happened and was not acknowledged; adapters receive a key that is the same
+for the same rule, customer, event and action, :func:`rules.channels.delivery_key`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rules.channels import Adapter, Message
+from rules.channels import Adapter, Message, delivery_key
 from serving.db import ServingDB, utcnow
 
 DEFAULT_LEASE_S = 300
@@ -63,40 +63,46 @@ class DispatchReport:
 
 
 def _claim(db: ServingDB, worker: str, now: datetime, lease_s: int, batch: int
-           ) -> tuple[list[tuple[int, Message]], int]:
-    """Claim due messages; each with its outbox row ``id`` (the key updates use)."""
+           ) -> tuple[list[Message], int]:
+    """Claim due messages, each with its delivery key; returns them and how many were
+    suppressed instead."""
     lock = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
     with db.transaction():
         rows = db.fetchall(
-            "SELECT id, message_id, channel, customer_id, text, send_at, rule FROM touch_outbox "
-            "WHERE state = 'pending' AND send_at <= ? AND (lease_until IS NULL OR "
-            f"lease_until <= ?) ORDER BY send_at, message_id LIMIT ?{lock}",
+            "SELECT message_id, order_id, action_no, channel, customer_id, text, send_at, rule "
+            "FROM touch_outbox WHERE state = 'pending' AND send_at <= ? AND "
+            f"(lease_until IS NULL OR lease_until <= ?) ORDER BY send_at, message_id LIMIT ?{lock}",
             (now, now, batch))
         if not rows:
             return [], 0
         opted = {(int(c), str(ch)) for c, ch in db.fetchall(
             "SELECT customer_id, channel FROM touch_opt_out WHERE customer_id IN ("
-            + ", ".join("?" for _ in rows) + ")", [int(r[3]) for r in rows])}
-        suppressed = [(r[0],) for r in rows if (int(r[3]), str(r[2])) in opted]
-        claimed = [r for r in rows if (int(r[3]), str(r[2])) not in opted]
+            + ", ".join("?" for _ in rows) + ")", [int(r[4]) for r in rows])}
+        suppressed = [(r[0],) for r in rows if (int(r[4]), str(r[3])) in opted]
+        claimed = [r for r in rows if (int(r[4]), str(r[3])) not in opted]
         if suppressed:
-            db.executemany("UPDATE touch_outbox SET state = 'suppressed' WHERE id = ?",
+            db.executemany("UPDATE touch_outbox SET state = 'suppressed' WHERE message_id = ?",
                            suppressed)
         db.executemany(
             "UPDATE touch_outbox SET claimed_by = ?, lease_until = ?, attempts = attempts + 1 "
-            "WHERE id = ? AND state = 'pending'",
+            "WHERE message_id = ? AND state = 'pending'",
             [(worker, now + timedelta(seconds=lease_s), r[0]) for r in claimed])
-    messages = [(int(i), Message(str(m), str(ch), int(c), str(t), s, str(rule)))
-                for i, m, ch, c, t, s, rule in claimed]
+        events = dict(db.fetchall(
+            "SELECT order_id, event_key FROM rule_orders WHERE order_id IN ("
+            + ", ".join("?" for _ in claimed) + ")", [r[1] for r in claimed])
+        ) if claimed else {}
+    messages = [Message(int(m), str(ch), int(c), str(t), s, str(rule),
+                        delivery_key(str(rule), int(c), str(events.get(o, "")), int(n)))
+                for m, o, n, ch, c, t, s, rule in claimed]
     return messages, len(suppressed)
 
 
-def _settle(db: ServingDB, worker: str, row_id: int, message: Message, error: str | None,
+def _settle(db: ServingDB, worker: str, message: Message, error: str | None,
             now: datetime, max_attempts: int) -> str:
     """Record the attempt and the message's new state; returns it ('' if not ours)."""
     with db.transaction():
-        row = db.fetchone("SELECT attempts, claimed_by FROM touch_outbox WHERE id = ?",
-                          (row_id,))
+        row = db.fetchone("SELECT attempts, claimed_by FROM touch_outbox WHERE message_id = ?",
+                          (message.message_id,))
         if row is None or row[1] != worker:
             return ""
         attempts = int(row[0])
@@ -106,16 +112,17 @@ def _settle(db: ServingDB, worker: str, row_id: int, message: Message, error: st
         if error is None:
             state = "sent"
             db.execute("UPDATE touch_outbox SET state = 'sent', sent_at = ?, lease_until = NULL, "
-                       "last_error = NULL WHERE id = ?", (now, row_id))
+                       "last_error = NULL WHERE message_id = ?", (now, message.message_id))
         elif attempts >= max_attempts:
             state = "failed"
             db.execute("UPDATE touch_outbox SET state = 'failed', lease_until = NULL, "
-                       "last_error = ? WHERE id = ?", (error, row_id))
+                       "last_error = ? WHERE message_id = ?", (error, message.message_id))
         else:
             state = "pending"
             db.execute("UPDATE touch_outbox SET lease_until = ?, last_error = ? "
-                       "WHERE id = ?",
-                       (now + timedelta(seconds=BACKOFF_S * attempts), error, row_id))
+                       "WHERE message_id = ?",
+                       (now + timedelta(seconds=BACKOFF_S * attempts), error,
+                        message.message_id))
     return state
 
 
@@ -136,7 +143,7 @@ def dispatch(db: ServingDB, adapters: Mapping[str, Adapter], *, now: datetime | 
         if not messages and not suppressed:
             break
         report.claimed += len(messages)
-        for row_id, message in messages:
+        for message in messages:
             error = None
             try:
                 adapter = adapters[message.channel]
@@ -144,8 +151,7 @@ def dispatch(db: ServingDB, adapters: Mapping[str, Adapter], *, now: datetime | 
             except Exception as exc:  # an adapter may fail in any way; it is logged
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 report.errors.append(f"{message.message_id}: {error}")
-            state = _settle(db, report.worker, row_id, message, error, now or clock(),
-                            max_attempts)
+            state = _settle(db, report.worker, message, error, now or clock(), max_attempts)
             if state == "sent":
                 report.sent += 1
             elif state == "failed":

@@ -48,7 +48,7 @@ def versions(db: ServingDB, rule: str) -> list[Version]:
 class Order:
     """One rule order as stored."""
 
-    order_id: str
+    order_id: int
     customer_id: int
     event_key: str
     decision: str
@@ -73,7 +73,7 @@ def orders(db: ServingDB, rule: str, day: date, *, limit: int | None = None) -> 
     for o, c, k, d, v, a, b in db.fetchall(sql, params):
         if a is None:
             a = plans.get((str(v), str(b)), "[]") if str(d) in ACTING else "[]"
-        found.append(Order(str(o), int(c), str(k), str(d), str(v), json.loads(a)))
+        found.append(Order(int(o), int(c), str(k), str(d), str(v), json.loads(a)))
     return found
 
 

@@ -172,10 +172,12 @@ def decide_for_day(db: ServingDB, rule: Rule, frame: pl.DataFrame, day: date,
                   existing_touches=touches, excluded=excluded)
 
 
-def _staged_frames(rule: Rule, decided: Decided) -> dict[str, pl.DataFrame]:
+def _staged_frames(rule: Rule, decided: Decided, first_order: int, first_message: int
+                   ) -> dict[str, pl.DataFrame]:
     """Each new order's and message's per-row values, every one as stored (what is the
     same for the whole write, the rule, version, day and time, is bound once instead), in
-    write order: orders by ``seq`` (event key, customer), messages by order and action."""
+    write order: orders by ``seq`` (event key, customer), numbered from ``first_order``;
+    messages by order and action, numbered from ``first_message``."""
     own = {b: plan_json(rule, b) if branch_has_coupon(rule, b) else None
            for b in ("then", "else")}
     acting = pl.col("decision").is_in(ACTING)
@@ -184,13 +186,59 @@ def _staged_frames(rule: Rule, decided: Decided) -> dict[str, pl.DataFrame]:
         if own[branch] is not None:
             actions = pl.when(acting & (pl.col("branch") == branch)).then(
                 pl.lit(own[branch])).otherwise(actions)
+    order_id = (pl.col("seq").cast(pl.Int64) + first_order).alias("order_id")
     orders = decided.orders.select(
-        pl.col("seq").cast(pl.Int64), "order_id", "customer_id", "event_key", "decision",
-        actions.alias("actions"), "branch", pl.col("pending").cast(pl.Int64))
+        order_id, "customer_id", "event_key", "decision", actions.alias("actions"), "branch",
+        pl.col("pending").cast(pl.Int64))
     messages = decided.messages.select(
-        "message_id", "order_id", "channel", "customer_id", "text", "send_at", "send_day",
-    ).with_row_index("pos").with_columns(pl.col("pos").cast(pl.Int64))
+        (pl.int_range(pl.len(), dtype=pl.Int64) + first_message).alias("message_id"),
+        order_id, pl.col("action_no").cast(pl.Int64), "channel", "customer_id", "text",
+        "send_at", "send_day")
     return {"orders": orders, "messages": messages}
+
+
+def _next_id(db: ServingDB, table: str, column: str) -> int:
+    """The id the next row of ``table`` gets: one past the largest (rule writes are
+    serialised: SQLite's write lock, PostgreSQL's caps lock)."""
+    return int(db.scalar(f"SELECT coalesce(max({column}), 0) FROM {table}") or 0) + 1
+
+
+_BINDABLE = {"orders": ("event_key", "decision", "actions", "branch", "pending"),
+             "messages": ("action_no", "text", "send_at", "send_day")}
+"""Per-row columns that are bound once instead of staged when every row has the same
+value (a segment trigger's event key, a rule without coupons' NULL actions...)."""
+
+
+def _bind_constants(table: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``frame`` without its columns that hold one value in every row (of those that may
+    be bound), and those values (as Python values, for the driver's adapters)."""
+    constants: dict[str, Any] = {}
+    if frame.height:
+        for name in _BINDABLE[table]:
+            column = frame[name]
+            first = column[0]
+            same = column.is_null().all() if first is None else bool((column == first).all())
+            if same:
+                constants[name] = first
+    return frame.drop(list(constants)), constants
+
+
+def _copy(db: ServingDB, target: str, columns: Sequence[str], source: str,
+          given: dict[str, Any], state: str | None = None) -> None:
+    """``INSERT INTO target (columns) SELECT ... FROM source m ORDER BY`` its first
+    column, each column read from ``source`` unless ``given`` binds it (``state``: the
+    SQL of the ``state`` column, if any)."""
+    params = [given[c] for c in columns if c in given]
+    values = ", ".join("?" if c in given else state if c == "state" and state else f"m.{c}"
+                       for c in columns)
+    db.execute(f"INSERT INTO {target} ({', '.join(columns)}) SELECT {values} FROM {source} m "
+               f"ORDER BY m.{columns[0]}", params)
+
+
+_ORDER_COLUMNS = ("order_id", "rule", "version_hash", "as_of", "customer_id", "event_key",
+                  "decision", "actions", "created_at", "branch", "pending")
+_MESSAGE_COLUMNS = ("message_id", "order_id", "action_no", "rule", "channel", "customer_id",
+                    "text", "send_at", "send_day", "state", "attempts")
 
 
 def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage) -> int:
@@ -198,13 +246,16 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
     transaction); returns the messages suppressed by an opt-out.
 
     The day's rows are new (``decided`` left out what is already ordered, read in this
-    transaction), so they go in with plain INSERTs; the unique key still guards. Each
-    table is filled by one ``INSERT ... SELECT`` from a staging table (:class:`Stage`)
-    holding the per-row values, in the order of the unique key (event key, customer),
-    so the B-trees grow by appending. An acting order's ``actions`` is NULL (= its
-    branch's plan in ``rule_plans``) unless it issues a coupon, whose per-order results
-    are kept in the row. A message to an opted-out customer and channel is written
-    ``suppressed``.
+    transaction), so they go in with plain INSERTs; the unique key still guards. Orders
+    and messages are numbered on from the largest ids so far, so a message knows its
+    order's id before either is written. Each table is filled by one ``INSERT ...
+    SELECT`` from a staging table (:class:`Stage`) holding the per-row values that
+    differ between rows (what every row shares, the rule, version, day, time, and any
+    column with one value throughout, is bound once instead), in the order of the unique
+    key (event key, customer), so the B-trees grow by appending. An acting order's
+    ``actions`` is NULL (= its branch's plan in ``rule_plans``) unless it issues a
+    coupon, whose per-order results are kept in the row. A message to an opted-out
+    customer and channel is written ``suppressed``.
     """
     now = utcnow().isoformat(" ")
     version = rule.version_hash
@@ -217,15 +268,19 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
                    [(rule.name, version, b, plan_json(rule, b)) for b in branches])
     if decided.orders.is_empty():
         return 0
-    frames = _staged_frames(rule, decided)
-    if frames["messages"].is_empty():
-        del frames["messages"]
+    frames = _staged_frames(rule, decided, _next_id(db, "rule_orders", "order_id"),
+                            _next_id(db, "touch_outbox", "message_id"))
+    given = {"orders": {"rule": rule.name, "version_hash": version, "as_of": day,
+                        "created_at": now},
+             "messages": {"rule": rule.name, "attempts": 0}}
+    for table in list(frames):
+        if frames[table].is_empty():
+            del frames[table]
+            continue
+        frames[table], constants = _bind_constants(table, frames[table])
+        given[table].update(constants)
     stage.load(frames)
-    db.execute(
-        "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
-        "event_key, decision, actions, created_at, branch, pending) "
-        "SELECT order_id, ?, ?, ?, customer_id, event_key, decision, actions, ?, branch, "
-        f"pending FROM {stage.name('orders')} ORDER BY seq", (rule.name, version, day, now))
+    _copy(db, "rule_orders", _ORDER_COLUMNS, stage.name("orders"), given["orders"])
     if "messages" not in frames:
         return 0
     messages = stage.name("messages")
@@ -236,11 +291,7 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
                                f"WHERE {where_opted}") or 0) if opted else 0
     state = f"CASE WHEN {where_opted} THEN 'suppressed' ELSE 'pending' END" if opted \
         else "'pending'"
-    db.execute(
-        "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
-        f"send_at, send_day, state, attempts) SELECT message_id, order_id, ?, channel, "
-        f"customer_id, text, send_at, send_day, {state}, 0 FROM {messages} m "
-        "ORDER BY pos", (rule.name,))
+    _copy(db, "touch_outbox", _MESSAGE_COLUMNS, messages, given["messages"], state)
     return suppressed
 
 

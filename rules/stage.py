@@ -50,8 +50,9 @@ def adbc_sqlite() -> ModuleType | None:
 
 
 def _declared(frame: pl.DataFrame, dialect: str) -> str:
-    """Column declarations for a staging table of ``frame``: its first column, an integer
-    position, is the key (SQLite: the rowid, so a scan returns the rows in that order).
+    """Column declarations for a staging table of ``frame``: its first column, an
+    increasing integer (the row's id), is the key (SQLite: the rowid, so a scan returns
+    the rows in that order).
     SQLite holds dates and times as text (see :func:`_as_stored`)."""
     def declared(dtype: pl.DataType) -> str:
         if dtype.is_integer():
@@ -63,7 +64,8 @@ def _declared(frame: pl.DataFrame, dialect: str) -> str:
         return "TEXT"
 
     first, *rest = frame.columns
-    return ", ".join([f"{first} INTEGER PRIMARY KEY"]
+    key = "INTEGER" if dialect == "sqlite" else "BIGINT"  # SQLite: INTEGER is the rowid
+    return ", ".join([f"{first} {key} PRIMARY KEY"]
                      + [f"{c} {declared(frame.schema[c])}" for c in rest])
 
 
@@ -122,7 +124,7 @@ class Stage:
 
     def load(self, frames: dict[str, pl.DataFrame]) -> None:
         """Create a staging table per frame, its rows in frame order (the first column of
-        each frame must be its integer row position)."""
+        each frame must be an increasing integer: the row's id)."""
         if self.scratch:
             self._load_scratch(frames)
             return

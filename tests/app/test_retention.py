@@ -37,12 +37,12 @@ def _seed(kequn: KequnContext) -> None:
                    " updated_at) VALUES (?, 's2', ?, 2, 'h', ?)",
                    [*SYNCED_IN_SERVING, "2026-01-01 00:00:00"])
         if not db.has_table("rule_orders"):  # the rules engine's table, when installed
-            db.execute("CREATE TABLE rule_orders (order_id VARCHAR, as_of DATE)")
-            db.execute("INSERT INTO rule_orders VALUES ('o1', ?)", [RULE_ORDER_DAY])
+            db.execute("CREATE TABLE rule_orders (order_id INTEGER, as_of DATE)")
+            db.execute("INSERT INTO rule_orders VALUES (1, ?)", [RULE_ORDER_DAY])
         else:
             db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
                        "customer_id, event_key, decision, actions, created_at, branch) "
-                       "VALUES ('o1', 'r', 'h', ?, 1, 'e', 'act', '[]', ?, 'then')",
+                       "VALUES (1, 'r', 'h', ?, 1, 'e', 'act', '[]', ?, 'then')",
                        [RULE_ORDER_DAY, "2026-01-01 00:00:00"])
     finally:
         db.close()

@@ -44,7 +44,6 @@ def frame(rule: str, rows: list[tuple[int, str]], branch: str = "then", **column
           ) -> pl.DataFrame:
     """Candidate rows as a compiled rule query returns them: (customer_id, event_key)."""
     data = {
-        "order_id": [f"{rule}-{c}-{k}" for c, k in rows],
         "customer_id": [c for c, _ in rows],
         "event_key": [k for _, k in rows],
         "branch": [branch] * len(rows),

@@ -23,13 +23,13 @@ RULE = ("RULE (name r, owner 'team:x', trigger schedule, templates (t 'hi'), "
 
 
 def _messages(db: ServingDB, per_customer: dict[int, int]) -> None:
-    rows = [(f"m{c}-{i}", f"o{c}-{i}", c, SEND, SEND.date())
-            for c, n in per_customer.items() for i in range(n)]
+    rows = [(c, SEND, SEND.date()) for c, n in per_customer.items() for _ in range(n)]
     with db.transaction():
         db.executemany(
-            "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
-            "send_at, send_day, state, attempts) VALUES (?, ?, 'other', 'sms', ?, 'x', ?, ?, "
-            "'pending', 0)", rows)
+            "INSERT INTO touch_outbox (message_id, order_id, action_no, rule, channel, "
+            "customer_id, text, send_at, send_day, state, attempts) VALUES ((SELECT "
+            "coalesce(max(message_id), 0) + 1 FROM touch_outbox), 0, 1, 'other', 'sms', ?, "
+            "'x', ?, ?, 'pending', 0)", rows)
 
 
 def _decisions(db: ServingDB, tmp_path: Path, customers: list[int]) -> dict[int, str]:

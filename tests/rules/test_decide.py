@@ -130,7 +130,7 @@ def test_the_ternary_branch_picks_the_actions(tmp_path: Path) -> None:
     rows = frame("r", [(1, "day:1")], branch="else")
     decided = decide(rule, rows, D)
     assert decided.messages["channel"].to_list() == ["push", "app_message"]
-    assert decided.messages["message_id"].str.slice(-2).to_list() == [":1", ":2"]
+    assert decided.messages["action_no"].to_list() == [1, 2]
 
 
 @settings(max_examples=25, deadline=None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.channels import FileSink, Message, Webhook, adapters_for
+from rules.channels import FileSink, Message, Webhook, adapters_for, delivery_key
 from rules.dispatch import dispatch, opt_out, outbox_counts
 from serving.db import ServingDB, connect
 
@@ -21,13 +21,23 @@ NOW = datetime(2026, 3, 11, 3, 0)
 
 def enqueue(db: ServingDB, n: int, *, channel: str = "sms", due: datetime = NOW,
             prefix: str = "m") -> list[str]:
-    ids = [f"{prefix}{i}" for i in range(n)]
+    """``n`` acting orders of rule ``r`` (customers 0..n-1, events ``<prefix><i>``), one
+    message each; returns the messages' delivery keys."""
     with db.transaction():
+        order = int(db.scalar("SELECT coalesce(max(order_id), 0) FROM rule_orders")) + 1
+        message = int(db.scalar("SELECT coalesce(max(message_id), 0) FROM touch_outbox")) + 1
         db.executemany(
-            "INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, text, "
-            "send_at, send_day, state, attempts) VALUES (?, ?, 'r', ?, ?, ?, ?, ?, 'pending', 0)",
-            [(m, f"o{i}", channel, i, f"hello {i}", due, due.date()) for i, m in enumerate(ids)])
-    return ids
+            "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
+            "event_key, decision, actions, created_at, branch, pending) "
+            "VALUES (?, 'r', 'v1', ?, ?, ?, 'act', NULL, ?, 'then', 0)",
+            [(order + i, due.date(), i, f"{prefix}{i}", due) for i in range(n)])
+        db.executemany(
+            "INSERT INTO touch_outbox (message_id, order_id, action_no, rule, channel, "
+            "customer_id, text, send_at, send_day, state, attempts) "
+            "VALUES (?, ?, 1, 'r', ?, ?, ?, ?, ?, 'pending', 0)",
+            [(message + i, order + i, channel, i, f"hello {i}", due, due.date())
+             for i in range(n)])
+    return [delivery_key("r", i, f"{prefix}{i}", 1) for i in range(n)]
 
 
 class Recorder:
@@ -43,7 +53,7 @@ class Recorder:
             if self.fail:
                 self.fail -= 1
                 raise ConnectionError("gateway down")
-            self.sent.append(message.message_id)
+            self.sent.append(message.delivery_key)
 
 
 def test_concurrent_dispatchers_deliver_each_message_once(db: ServingDB, serving_url: str
@@ -93,21 +103,21 @@ def test_failures_retry_with_backoff_then_fail_and_are_logged(db: ServingDB) -> 
 
 
 def test_a_recovered_channel_delivers_on_retry(db: ServingDB) -> None:
-    enqueue(db, 2)
+    keys = enqueue(db, 2)
     flaky = Recorder(fail=1)
     dispatch(db, adapters_for(flaky), now=NOW)
     dispatch(db, adapters_for(flaky), now=NOW + timedelta(minutes=5))
-    assert sorted(flaky.sent) == ["m0", "m1"]
+    assert sorted(flaky.sent) == sorted(keys)
     assert outbox_counts(db) == {("sms", "sent"): 2}
 
 
 def test_opt_outs_suppress(db: ServingDB) -> None:
-    enqueue(db, 3)
+    m = enqueue(db, 3)
     opt_out(db, 1, "sms")  # pending ones at once
-    enqueue(db, 3, prefix="n")
+    n = enqueue(db, 3, prefix="n")
     recorder = Recorder()
     report = dispatch(db, adapters_for(recorder), now=NOW)
-    assert sorted(recorder.sent) == ["m0", "m2", "n0", "n2"]
+    assert sorted(recorder.sent) == sorted([m[0], m[2], n[0], n[2]])
     assert report.suppressed == 1  # n1 found at claim time
     assert outbox_counts(db) == {("sms", "sent"): 4, ("sms", "suppressed"): 2}
 
@@ -147,11 +157,12 @@ def webhook_server():
 def test_the_webhook_posts_json_and_a_non_2xx_is_a_failure(db: ServingDB,
                                                            webhook_server) -> None:
     url, received = webhook_server
-    enqueue(db, 3, channel="wechat")
+    keys = enqueue(db, 3, channel="wechat")
     report = dispatch(db, adapters_for(Webhook(url, timeout_s=5)), now=NOW, max_attempts=1)
     assert (report.sent, report.failed) == (2, 1)
     assert sorted((r["customer_id"], r["channel"], r["key"]) for r in received) == [
-        (0, "wechat", "m0"), (2, "wechat", "m2")]
+        (0, "wechat", keys[0]), (2, "wechat", keys[2])]
+    assert all(r["key"] == r["delivery_key"] for r in received)
     assert "500" in db.scalar("SELECT last_error FROM touch_outbox WHERE state = 'failed'")
 
 

@@ -1,9 +1,11 @@
 """Writing a day's orders and messages (rules/run.py ``decide_and_write``, rules/schema.py
-migration 2): plans kept once per version and branch, re-runs at scale add only what is
-new, and orders written before the reshaping stay readable and deliverable."""
+migrations 2 and 3): plans kept once per version and branch, ids numbered in write order,
+re-runs at scale add only what is new, and orders written before the reshapings stay
+readable and deliverable under the same delivery keys."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 import rules.run as run_module
 import rules.stage as stage_module
 from kequn.migrations import apply_migrations
-from rules.channels import Message
+from rules.channels import Message, delivery_key
 from rules.decide import branch_has_coupon, decide, plan_json
 from rules.dispatch import dispatch, opt_out
 from rules.history import orders
@@ -56,8 +58,9 @@ def snapshot(db: ServingDB) -> dict[str, list]:
         "orders": db.fetchall("SELECT order_id, rule, version_hash, as_of, customer_id, "
                               "event_key, decision, actions, branch, pending FROM rule_orders "
                               "ORDER BY order_id"),
-        "outbox": db.fetchall("SELECT id, message_id, order_id, channel, customer_id, text, "
-                              "send_at, send_day, state FROM touch_outbox ORDER BY id"),
+        "outbox": db.fetchall("SELECT message_id, order_id, action_no, channel, customer_id, "
+                              "text, send_at, send_day, state FROM touch_outbox "
+                              "ORDER BY message_id"),
     }
 
 
@@ -72,20 +75,21 @@ def test_acting_orders_read_back_their_branch_plan(tmp_path: Path, db: ServingDB
     assert len(read) == 199
     for row in decided.orders.iter_rows(named=True):
         order = read[row["customer_id"]]
-        assert order.decision == row["decision"] and order.order_id == row["order_id"]
+        # numbered in write order (the candidates' order), from 1 in a new database
+        assert order.decision == row["decision"] and order.order_id == row["seq"] + 1
         acting = row["decision"] in ("act", "quiet_delayed")
         assert order.actions == (plans[row["branch"]] if acting else [])
     # the plan is stored once per (rule, version, branch), not per order
     assert db.scalar("SELECT count(*) FROM rule_plans") == 2
     assert db.scalar("SELECT count(*) FROM rule_orders WHERE actions IS NOT NULL") == 0
     # each acting order's messages, numbered by the action they come from
-    messages = db.fetchall("SELECT message_id, order_id, channel, customer_id, text "
-                           "FROM touch_outbox ORDER BY message_id")
+    messages = db.fetchall("SELECT message_id, order_id, action_no, channel, customer_id, "
+                           "text FROM touch_outbox ORDER BY message_id")
     assert len(messages) == decided.messages.height > 0
-    for message_id, order_id, channel, customer, text in messages:
+    assert [m[0] for m in messages] == list(range(1, len(messages) + 1))
+    for _, order_id, number, channel, customer, text in messages:
         order = read[int(customer)]
-        number = int(message_id.rsplit(":", 1)[1])
-        assert message_id == f"{order_id}:{number}" and order.order_id == order_id
+        assert order.order_id == order_id
         assert order.actions[number - 1]["channel"] == channel
         template = order.actions[number - 1]["template"]
         assert text == f"{template.upper()} {customer}"
@@ -141,41 +145,80 @@ def test_rerunning_with_the_same_or_more_candidates_adds_only_the_new(
         db.close()
 
 
-def test_orders_written_before_the_reshaping_stay_readable_and_deliverable(
+def test_orders_written_before_the_reshapings_stay_readable_and_deliverable(
         serving_url: str) -> None:
     db = connect(serving_url)
     try:
         apply_migrations(db, STREAM, RULES_MIGRATIONS[:1])
+        # rows as the first schema held them: 24-hex-digit order ids, '<order>:<n>' messages
+        first, second = (hashlib.md5(k.encode()).hexdigest()[:24]
+                         for k in ("old|5|loan:1", "old|6|loan:2"))
         old_actions = [{"action": "issue_coupon", "campaign": "c", "result": "issued",
                         "coupon_id": 7}, {"action": "touch", "channel": "sms",
                                           "template": "t", "message_no": 2}]
         db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
                    "event_key, decision, actions, created_at, branch, pending) VALUES "
-                   "('o1', 'old', 'v1', ?, 5, 'loan:1', 'act', ?, ?, 'then', 0)",
-                   (D, json.dumps(old_actions), datetime(2026, 3, 10, 1)))
+                   "(?, 'old', 'v1', ?, 6, 'loan:2', 'control', '[]', ?, 'then', 0)",
+                   (second, D, datetime(2026, 3, 10, 1)))
         db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
                    "event_key, decision, actions, created_at, branch, pending) VALUES "
-                   "('o2', 'old', 'v1', ?, 6, 'loan:2', 'control', '[]', ?, 'then', 0)",
-                   (D, datetime(2026, 3, 10, 1)))
-        db.execute("INSERT INTO touch_outbox (message_id, order_id, rule, channel, customer_id, "
-                   "text, send_at, send_day, state, attempts) VALUES ('o1:2', 'o1', 'old', "
-                   "'sms', 5, 'hello', ?, ?, 'pending', 0)", (datetime(2026, 3, 11, 2), D))
-        assert migrate(db) == [2]
+                   "(?, 'old', 'v1', ?, 5, 'loan:1', 'act', ?, ?, 'then', 0)",
+                   (first, D, json.dumps(old_actions), datetime(2026, 3, 10, 1)))
+        for number, state in ((2, "pending"), (3, "failed")):
+            db.execute("INSERT INTO touch_outbox (message_id, order_id, rule, channel, "
+                       "customer_id, text, send_at, send_day, state, attempts) VALUES "
+                       "(?, ?, 'old', 'sms', 5, 'hello', ?, ?, ?, ?)",
+                       (f"{first}:{number}", first, datetime(2026, 3, 11, 2), D, state,
+                        int(state == "failed")))
+        db.execute("INSERT INTO touch_attempts (message_id, attempt, at, worker, ok, detail) "
+                   "VALUES (?, 1, ?, 'w', 0, 'down')", (f"{first}:3", datetime(2026, 3, 11, 3)))
+        assert migrate(db) == [2, 3]
+        # orders numbered in unique-key order; every reference follows
         read = orders(db, "old", D)
-        assert [(o.order_id, o.decision, o.actions) for o in read] == [
-            ("o1", "act", old_actions), ("o2", "control", [])]
-        # the unique key still holds after the reshaping
+        assert [(o.order_id, o.event_key, o.decision, o.actions) for o in read] == [
+            (1, "loan:1", "act", old_actions), (2, "loan:2", "control", [])]
+        assert db.fetchall("SELECT message_id, order_id, action_no, state FROM touch_outbox "
+                           "ORDER BY message_id") == [(1, 1, 2, "pending"), (2, 1, 3, "failed")]
+        assert db.fetchall("SELECT message_id, attempt, detail FROM touch_attempts") == [
+            (2, 1, "down")]
+        # the unique key still holds after the reshapings
         with pytest.raises(INTEGRITY_ERRORS), db.transaction():
             db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
                        "customer_id, event_key, decision, created_at, branch) VALUES "
-                       "('o9', 'old', 'v2', ?, 5, 'loan:1', 'act', ?, 'then')",
+                       "(9, 'old', 'v2', ?, 5, 'loan:1', 'act', ?, 'then')",
                        (D, datetime(2026, 3, 12)))
         sink = Sink()
         report = dispatch(db, {"sms": sink}, now=datetime(2026, 3, 12))
-        assert report.sent == 1 and [m.message_id for m in sink.sent] == ["o1:2"]
-        assert db.fetchone("SELECT state, attempts FROM touch_outbox") == ("sent", 1)
+        # delivered under the key it had before: its old message id
+        assert report.sent == 1 and [(m.message_id, m.delivery_key) for m in sink.sent] == [
+            (1, f"{first}:2")]
+        assert db.fetchall("SELECT state, attempts FROM touch_outbox ORDER BY message_id") == [
+            ("sent", 1), ("failed", 1)]
     finally:
         db.close()
+
+
+def test_a_message_is_delivered_under_the_same_key_whoever_wrote_it(
+        tmp_path: Path, serving_url: str) -> None:
+    rule = rule_from(tmp_path, TERNARY)
+    rows = candidates([(c, "day:2026-03-10") for c in (3, 4)])
+    keys = []
+    for url in (serving_url, f"sqlite:///{tmp_path / 'other.sqlite'}"):
+        db = connect(url)
+        try:
+            migrate(db)
+            if not keys:  # ids in the first database do not start at 1
+                decide_and_write(db, rule, candidates([(99, "day:2026-03-09")]), D)
+            decide_and_write(db, rule, rows, D)
+            sink = Sink()
+            dispatch(db, {c: sink for c in ("sms", "push", "app_message")},
+                     now=datetime(2026, 3, 13))
+            keys.append(sorted(m.delivery_key for m in sink.sent
+                               if m.customer_id in (3, 4)))
+        finally:
+            db.close()
+    assert keys[0] == keys[1] and len(keys[0]) == 3  # 3: sms + push, 4: app_message
+    assert delivery_key("r", 3, "day:2026-03-10", 2) in keys[0]
 
 
 COUPON_AND_TOUCHES = """\
@@ -197,22 +240,22 @@ def _row_by_row(db: ServingDB, rule, day: date, decided) -> None:
             db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
                        "customer_id, event_key, decision, actions, created_at, branch, "
                        "pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (o["order_id"], rule.name, rule.version_hash, day, o["customer_id"],
+                       (o["seq"] + 1, rule.name, rule.version_hash, day, o["customer_id"],
                         o["event_key"], o["decision"],
                         plan_json(rule, o["branch"]) if coupon else None,
                         datetime(2026, 1, 1), o["branch"], int(coupon)))
-        for m in decided.messages.iter_rows(named=True):
+        for number, m in enumerate(decided.messages.iter_rows(named=True), start=1):
             state = "suppressed" if (m["customer_id"], m["channel"]) in opted else "pending"
-            db.execute("INSERT INTO touch_outbox (message_id, order_id, rule, channel, "
-                       "customer_id, text, send_at, send_day, state, attempts) VALUES "
-                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                       (m["message_id"], m["order_id"], rule.name, m["channel"],
+            db.execute("INSERT INTO touch_outbox (message_id, order_id, action_no, rule, "
+                       "channel, customer_id, text, send_at, send_day, state, attempts) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                       (number, m["seq"] + 1, m["action_no"], rule.name, m["channel"],
                         m["customer_id"], m["text"], m["send_at"], m["send_day"], state))
 
 
 def _stored(db: ServingDB) -> dict[str, list]:
     """Every written row as stored (SQLite: with each value's storage class), in write
-    order; the write time and the outbox's own integer key left out."""
+    order; the write time left out."""
     typed = db.dialect == "sqlite"
 
     def columns(names: str) -> str:
@@ -220,12 +263,12 @@ def _stored(db: ServingDB) -> dict[str, list]:
 
     orders = columns("order_id, rule, version_hash, as_of, customer_id, event_key, "
                      "decision, actions, branch, pending")
-    outbox = columns("message_id, order_id, rule, channel, customer_id, text, send_at, "
-                     "send_day, state, attempts, sent_at")
+    outbox = columns("message_id, order_id, action_no, rule, channel, customer_id, text, "
+                     "send_at, send_day, state, attempts, sent_at")
     return {
         "orders": db.fetchall(f"SELECT {orders} FROM rule_orders "
                               "ORDER BY event_key, customer_id"),
-        "outbox": db.fetchall(f"SELECT {outbox} FROM touch_outbox ORDER BY id"),
+        "outbox": db.fetchall(f"SELECT {outbox} FROM touch_outbox ORDER BY message_id"),
     }
 
 
@@ -275,7 +318,7 @@ def test_a_write_that_fails_leaves_nothing_behind(
         if fails_at == "rule_orders":  # an order already there: the insert hits the key
             db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
                        "customer_id, event_key, decision, created_at, branch) VALUES "
-                       "('x', 'r', 'v0', ?, 299, 'e:2', 'act', ?, 'then')",
+                       "(7, 'r', 'v0', ?, 299, 'e:2', 'act', ?, 'then')",
                        (D, datetime(2026, 3, 9)))
             monkeypatch.setattr(run_module, "decide_for_day",  # as if nothing were ordered
                                 lambda db, rule, frame, day, excluded: decide(rule, frame, day))
