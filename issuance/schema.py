@@ -25,7 +25,7 @@ Tables (timestamps are naive UTC, days are Asia/Shanghai business days):
 from __future__ import annotations
 
 from issuance.states import STATES
-from kequn.migrations import Migration, apply_migrations
+from kequn.migrations import Migration, apply_migrations, one_of
 from serving.db import ServingDB
 
 STREAM = "issuance"
@@ -351,6 +351,40 @@ _PG_ISSUE_ONE_READ = _PG_ISSUE_LATE_LOCK.replace(
     "    SELECT issued INTO v_today FROM issuance_counters\n"
     "      WHERE campaign = p_campaign AND bucket = p_bucket;\n", "", 1)
 
+# Version 6, SQLite: the coupon tables rebuilt with their status checks as ORs of
+# equalities (kequn.migrations.one_of). SQLite 3.40 evaluates a CHECK's IN list by
+# building a small table for every row written: 0.7 us a coupon, a sixth of a batch's
+# insert. Same rule, same rows; the history's append-only triggers are re-created.
+_COUPON_COLUMNS = ("coupon_id, campaign, customer_id, status, template_kind, template_value, "
+                   "exclusive, on_failed_drawdown, channels, lease_seconds, issued_at, "
+                   "issue_day, valid_from, valid_until, loan_id, lease_until, version, "
+                   "updated_at")
+_HISTORY_COLUMNS = "coupon_id, seq, from_status, to_status, at, loan_id, reason, request_key"
+_HISTORY_TRIGGERS = (
+    "CREATE TRIGGER coupon_history_no_update BEFORE UPDATE ON coupon_history "
+    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+    "CREATE TRIGGER coupon_history_no_delete BEFORE DELETE ON coupon_history "
+    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+)
+_SQLITE_STATUS_ORS = (
+    _without_rowid(_COUPONS.replace("coupons", "coupons_new", 1)
+                   .replace(f"status IN ({_STATUS_CHECK})", one_of("status", STATES))),
+    f"INSERT INTO coupons_new ({_COUPON_COLUMNS}) SELECT {_COUPON_COLUMNS} FROM coupons "
+    "ORDER BY coupon_id",
+    "DROP TABLE coupons",
+    "ALTER TABLE coupons_new RENAME TO coupons",
+    *_INDEXES,
+    _without_rowid(_HISTORY.replace("coupon_history", "coupon_history_new", 1)
+                   .replace(f"from_status IN ({_STATUS_CHECK})",
+                            f"from_status IS NULL OR {one_of('from_status', STATES)}")
+                   .replace(f"to_status IN ({_STATUS_CHECK})", one_of("to_status", STATES))),
+    f"INSERT INTO coupon_history_new ({_HISTORY_COLUMNS}) SELECT {_HISTORY_COLUMNS} "
+    "FROM coupon_history ORDER BY coupon_id, seq",
+    "DROP TABLE coupon_history",
+    "ALTER TABLE coupon_history_new RENAME TO coupon_history",
+    *_HISTORY_TRIGGERS,
+)
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -376,6 +410,11 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         5,
         "PostgreSQL: an issue reads its campaign's two counters in one snapshot",
         {"sqlite": (), "postgresql": (_PG_ISSUE_ONE_READ,)},
+    ),
+    Migration(
+        6,
+        "SQLite: coupon statuses checked by ORs (an IN list costs a table per row)",
+        {"sqlite": _SQLITE_STATUS_ORS, "postgresql": ()},
     ),
 )
 

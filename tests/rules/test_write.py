@@ -361,3 +361,24 @@ def test_times_and_dates_are_staged_as_the_driver_stores_them(values: list[datet
     staged = _as_stored(frame)
     assert staged["at"].to_list() == [_adapt_datetime(v) for v in values]
     assert staged["day"].to_list() == [v.date().isoformat() for v in values]
+
+
+def test_the_decision_and_state_checks_refuse_unknown_values(db: ServingDB) -> None:
+    # SQLite writes them as ORs of equalities (migration 3): the same rule as the IN lists
+    order = ("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
+             "event_key, decision, created_at, branch) VALUES (?, 'r', 'v', ?, ?, 'e', ?, ?, "
+             "'then')")
+    message = ("INSERT INTO touch_outbox (message_id, order_id, action_no, rule, channel, "
+               "customer_id, text, send_at, send_day, state) VALUES (?, 1, 1, 'r', 'sms', 1, "
+               "'t', ?, ?, ?)")
+    for n, decision in enumerate(("act", "control", "capped", "excluded", "quiet_delayed"), 1):
+        db.execute(order, (n, D, n, decision, datetime(2026, 3, 10)))
+    for n, state in enumerate(("pending", "sent", "failed", "suppressed"), 1):
+        db.execute(message, (n, datetime(2026, 3, 11), D, state))
+    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        db.execute(order, (9, D, 9, "acted", datetime(2026, 3, 10)))
+    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        db.execute(message, (9, datetime(2026, 3, 11), D, "queued"))
+    if db.dialect == "sqlite":
+        assert all(" IN (" not in sql for (sql,) in db.fetchall(
+            "SELECT sql FROM sqlite_master WHERE name IN ('rule_orders', 'touch_outbox')"))

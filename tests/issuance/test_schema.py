@@ -1,0 +1,74 @@
+"""The issuance tables' status checks (issuance/schema.py migration 6): written as ORs of
+equalities (kequn.migrations.one_of), they refuse what the IN lists refused, and the
+SQLite rebuild keeps every coupon and history row and the append-only triggers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from issuance.schema import ISSUANCE_MIGRATIONS, STREAM, migrate
+from issuance.states import STATES
+from kequn.migrations import apply_migrations
+from serving.db import INTEGRITY_ERRORS, ServingDB, connect
+
+AT = datetime(2026, 3, 10, 2)
+COUPON = ("INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, "
+          "template_value, exclusive, on_failed_drawdown, channels, lease_seconds, issued_at, "
+          "issue_day, valid_from, valid_until, loan_id, lease_until, version, updated_at) "
+          "VALUES (?, 'c', ?, ?, 'discount', '0.9', 0, 'restore', 'app', 900, ?, ?, ?, ?, ?, "
+          "?, 1, ?)")
+HISTORY = ("INSERT INTO coupon_history (coupon_id, seq, from_status, to_status, at, loan_id, "
+           "reason, request_key) VALUES (?, ?, ?, ?, ?, ?, 'test', NULL)")
+
+
+def _coupon(db: ServingDB, coupon_id: str, customer: int, status: str) -> None:
+    occupied = status == "occupied"
+    db.execute(COUPON, (coupon_id, customer, status, AT, date(2026, 3, 10), AT,
+                        datetime(2026, 4, 10), "L1" if occupied else None,
+                        datetime(2026, 3, 10, 3) if occupied else None, AT))
+
+
+def _rows(db: ServingDB) -> dict[str, list]:
+    return {"coupons": db.fetchall("SELECT * FROM coupons ORDER BY coupon_id"),
+            "history": db.fetchall("SELECT * FROM coupon_history ORDER BY coupon_id, seq")}
+
+
+def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path: Path) -> None:
+    db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    try:
+        apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS[:5])
+        for n, status in enumerate(STATES):
+            _coupon(db, f"k{n}", 100 + n, status)
+        db.execute(HISTORY, ("k1", 2, "unused", "occupied", AT, "L1"))
+        db.execute(HISTORY, ("k2", 2, None, "used", AT, None))
+        before = _rows(db)
+        assert migrate(db) == [6]
+        assert _rows(db) == before
+        tables = dict(db.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                                  "AND name IN ('coupons', 'coupon_history')"))
+        assert all(" IN (" not in sql for sql in tables.values())
+        assert {n for (n,) in db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                          "AND tbl_name = 'coupons' AND sql IS NOT NULL")} == {
+            "coupons_customer", "coupons_loan", "coupons_lease"}
+        for statement in ("UPDATE coupon_history SET reason = 'x'", "DELETE FROM coupon_history"):
+            with pytest.raises(INTEGRITY_ERRORS, match="append-only"), db.transaction():
+                db.execute(statement)
+    finally:
+        db.close()
+
+
+def test_the_status_checks_refuse_an_unknown_status(db: ServingDB) -> None:
+    for n, status in enumerate(STATES):  # every known one is accepted
+        _coupon(db, f"k{n}", 100 + n, status)
+    db.execute(HISTORY, ("k0", 2, None, "unused", AT, None))
+    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        _coupon(db, "bad", 1, "lost")
+    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        db.execute("UPDATE coupons SET status = 'USED' WHERE coupon_id = 'k0'")
+    for from_status, to_status in (("unused", "gone"), ("gone", "used")):
+        with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+            db.execute(HISTORY, ("k0", 3, from_status, to_status, AT, None))
+    assert db.scalar("SELECT count(*) FROM coupons") == len(STATES)
