@@ -65,8 +65,10 @@ def _sync_state(con: duckdb.DuckDBPyConnection, db: ServingDB | None) -> list[Re
 def _rule_orders(con: duckdb.DuckDBPyConnection, db: ServingDB | None) -> list[Reference]:
     if db is None or not db.has_table("rule_orders"):
         return []
+    # rule_runs: one row per write of a rule's day (a million orders may share it)
+    table = "rule_runs" if db.has_table("rule_runs") else "rule_orders"
     return [Reference(_day(as_of), None, "rule_orders")
-            for (as_of,) in db.fetchall("SELECT DISTINCT as_of FROM rule_orders")]
+            for (as_of,) in db.fetchall(f"SELECT DISTINCT as_of FROM {table}")]
 
 
 def _day(value: object) -> date:

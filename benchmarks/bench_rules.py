@@ -5,7 +5,7 @@ on the day, and the wide tag table with ``credit_limit`` for them. The rule (seg
 trigger, 10% holdout, ternary on the limit: an SMS or an in-app message, templates
 rendered per customer, quiet hours, caps) is compiled from a definition file like any
 other and run with :func:`rules.run.run_rule` into a fresh SQLite serving database:
-evaluate in DuckDB, decide, write ~1M ``rule_orders`` and ~0.9M ``touch_outbox`` rows in
+evaluate in DuckDB, decide, write ~1M orders and ~0.9M ``touch_outbox`` rows in
 one transaction. Median of 3 runs (BENCH_RUNS), each on a fresh serving database, wall
 and process CPU time, with each phase and a bare floor for the same rows (see
 ``floor``) so the ratio to merely writing those rows is visible.
@@ -83,14 +83,15 @@ def cpu_seconds() -> float:
 
 
 def floor(serving: Path) -> tuple[float, ...]:
-    """The bare floor for the same rows: every ``rule_orders`` and ``touch_outbox`` row
+    """The bare floor for the same rows: every stored order (``rule_order_rows``) and
+    ``touch_outbox`` row
     just written, inserted again into a fresh SQLite file (same pragmas) by one
     ``executemany`` per table into tables without constraints or indexes, in one
     transaction; then the same rows copied by ``INSERT ... SELECT`` (no Python at all);
     then :func:`keyed_copy`. Returns (executemany wall, cpu, insert-select wall, cpu,
     keyed copy wall, cpu)."""
     with sqlite3.connect(serving) as src:
-        orders = src.execute("SELECT * FROM rule_orders").fetchall()
+        orders = src.execute("SELECT * FROM rule_order_rows").fetchall()
         messages = src.execute("SELECT * FROM touch_outbox").fetchall()
     target = OUT / "floor.sqlite"
     for path in OUT.glob("floor.sqlite*"):
@@ -120,8 +121,10 @@ def floor(serving: Path) -> tuple[float, ...]:
     return (*many, *copy, *keyed_copy(serving))
 
 
-ORDER_COLUMNS = ("order_id, rule, version_hash, as_of, customer_id, event_key, decision, "
-                 "actions, created_at, branch, pending")
+RUN_COLUMNS = ("run_id, rule, version_hash, as_of, created_at, first_order_id, "
+               "last_order_id")
+ORDER_COLUMNS = ("order_id, run_id, rule, customer_id, event_key, decision, actions, branch, "
+                 "pending")
 OUTBOX_COLUMNS = ("message_id, order_id, action_no, rule, channel, customer_id, text, send_at, "
                   "send_day, state, attempts")
 
@@ -142,8 +145,10 @@ def keyed_copy(serving: Path) -> tuple[float, float]:
     con.execute("ATTACH DATABASE ? AS src", (str(serving),))
     started, cpu = time.perf_counter(), cpu_seconds()
     con.execute("BEGIN IMMEDIATE")
-    con.execute(f"INSERT INTO rule_orders ({ORDER_COLUMNS}) SELECT {ORDER_COLUMNS} "
-                "FROM src.rule_orders ORDER BY rowid")
+    con.execute(f"INSERT INTO rule_runs ({RUN_COLUMNS}) SELECT {RUN_COLUMNS} "
+                "FROM src.rule_runs ORDER BY run_id")
+    con.execute(f"INSERT INTO rule_order_rows ({ORDER_COLUMNS}) SELECT {ORDER_COLUMNS} "
+                "FROM src.rule_order_rows ORDER BY order_id")
     con.execute(f"INSERT INTO touch_outbox ({OUTBOX_COLUMNS}) SELECT {OUTBOX_COLUMNS} "
                 "FROM src.touch_outbox ORDER BY rowid")
     con.execute("COMMIT")

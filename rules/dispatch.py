@@ -88,7 +88,7 @@ def _claim(db: ServingDB, worker: str, now: datetime, lease_s: int, batch: int
             "WHERE message_id = ? AND state = 'pending'",
             [(worker, now + timedelta(seconds=lease_s), r[0]) for r in claimed])
         events = dict(db.fetchall(
-            "SELECT order_id, event_key FROM rule_orders WHERE order_id IN ("
+            "SELECT order_id, event_key FROM rule_order_rows WHERE order_id IN ("
             + ", ".join("?" for _ in claimed) + ")", [r[1] for r in claimed])
         ) if claimed else {}
     messages = [Message(int(m), str(ch), int(c), str(t), s, str(rule),

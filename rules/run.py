@@ -6,7 +6,8 @@
    the rules ranked above it in its exclusion group give the customers it must leave;
 2. in one serving transaction it reads what is already decided (orders, earlier acts,
    touches planned per customer and day), decides (:func:`rules.decide.decide`), and
-   writes the rule's version (first use), the new ``rule_orders`` and their
+   writes the rule's version (first use), the new orders (a ``rule_runs`` row and its
+   ``rule_order_rows``, read together as the ``rule_orders`` view) and their
    ``touch_outbox`` messages (state ``pending``, or ``suppressed`` for an opt-out);
 3. coupon actions go through the issuance module (its ``Issuer``, handed in by the caller),
    one idempotency key per (rule, version, customer, event, campaign); each order's
@@ -138,7 +139,7 @@ def _existing(db: ServingDB, rule: Rule, day: date, decided_days: tuple[date, da
               customers: pl.Series) -> tuple[pl.DataFrame, int, pl.DataFrame]:
     keys = db.fetchall("SELECT customer_id, event_key FROM rule_orders WHERE rule = ? "
                        "AND as_of = ?", (rule.name, day))
-    acts = db.scalar("SELECT count(*) FROM rule_orders WHERE rule = ? AND decision IN "
+    acts = db.scalar("SELECT count(*) FROM rule_order_rows WHERE rule = ? AND decision IN "
                      "('act', 'quiet_delayed')", (rule.name,)) if rule.first_n else 0
     touches = _touches(db, decided_days, customers)
     return (
@@ -235,8 +236,8 @@ def _copy(db: ServingDB, target: str, columns: Sequence[str], source: str,
                f"ORDER BY m.{columns[0]}", params)
 
 
-_ORDER_COLUMNS = ("order_id", "rule", "version_hash", "as_of", "customer_id", "event_key",
-                  "decision", "actions", "created_at", "branch", "pending")
+_ORDER_COLUMNS = ("order_id", "run_id", "rule", "customer_id", "event_key", "decision",
+                  "actions", "branch", "pending")
 _MESSAGE_COLUMNS = ("message_id", "order_id", "action_no", "rule", "channel", "customer_id",
                     "text", "send_at", "send_day", "state", "attempts")
 
@@ -246,9 +247,10 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
     transaction); returns the messages suppressed by an opt-out.
 
     The day's rows are new (``decided`` left out what is already ordered, read in this
-    transaction), so they go in with plain INSERTs; the unique key still guards. Orders
-    and messages are numbered on from the largest ids so far, so a message knows its
-    order's id before either is written. Each table is filled by one ``INSERT ...
+    transaction), so they go in with plain INSERTs; the unique key still guards. The
+    write is one run (``rule_runs``: rule, version, day, time, and its orders' id range);
+    orders and messages are numbered on from the largest ids so far, so a message knows
+    its order's id before either is written. Each table is filled by one ``INSERT ...
     SELECT`` from a staging table (:class:`Stage`) holding the per-row values that
     differ between rows (what every row shares, the rule, version, day, time, and any
     column with one value throughout, is bound once instead), in the order of the unique
@@ -268,10 +270,15 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
                    [(rule.name, version, b, plan_json(rule, b)) for b in branches])
     if decided.orders.is_empty():
         return 0
-    frames = _staged_frames(rule, decided, _next_id(db, "rule_orders", "order_id"),
+    first_order = _next_id(db, "rule_order_rows", "order_id")
+    run_id = _next_id(db, "rule_runs", "run_id")
+    db.execute("INSERT INTO rule_runs (run_id, rule, version_hash, as_of, created_at, "
+               "first_order_id, last_order_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (run_id, rule.name, version, day, now, first_order,
+                first_order + decided.orders.height - 1))
+    frames = _staged_frames(rule, decided, first_order,
                             _next_id(db, "touch_outbox", "message_id"))
-    given = {"orders": {"rule": rule.name, "version_hash": version, "as_of": day,
-                        "created_at": now},
+    given = {"orders": {"run_id": run_id, "rule": rule.name},
              "messages": {"rule": rule.name, "attempts": 0}}
     for table in list(frames):
         if frames[table].is_empty():
@@ -280,7 +287,7 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
         frames[table], constants = _bind_constants(table, frames[table])
         given[table].update(constants)
     stage.load(frames)
-    _copy(db, "rule_orders", _ORDER_COLUMNS, stage.name("orders"), given["orders"])
+    _copy(db, "rule_order_rows", _ORDER_COLUMNS, stage.name("orders"), given["orders"])
     if "messages" not in frames:
         return 0
     messages = stage.name("messages")
@@ -322,8 +329,8 @@ def issue_pending(db: ServingDB, issuer: CouponIssuer, rule: str, day: date) -> 
         updates = [(json.dumps(actions, ensure_ascii=False), rule, event_key, int(customer))
                    for customer, event_key, _, actions in chunk]
         with db.transaction():
-            db.executemany("UPDATE rule_orders SET actions = ?, pending = 0 WHERE rule = ? "
-                           "AND event_key = ? AND customer_id = ?", updates)
+            db.executemany("UPDATE rule_order_rows SET actions = ?, pending = 0 WHERE "
+                           "rule = ? AND event_key = ? AND customer_id = ?", updates)
     return results
 
 

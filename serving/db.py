@@ -197,10 +197,10 @@ class ServingDB:
         return row[0] if row else None
 
     def has_table(self, name: str) -> bool:
-        """Whether table ``name`` exists (in the default schema)."""
+        """Whether table (or view) ``name`` exists (in the default schema)."""
         if self.dialect == "sqlite":
-            return bool(self.scalar(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)))
+            return bool(self.scalar("SELECT count(*) FROM sqlite_master WHERE type IN "
+                                    "('table', 'view') AND name = ?", (name,)))
         return bool(self.scalar("SELECT to_regclass(?) IS NOT NULL", (name,)))
 
     def serialise_migrations(self) -> None:

@@ -10,6 +10,7 @@ from app.context import KequnContext
 from app.retention import cutoff_day
 from dagster_project.definitions import build_defs
 from kequn.settings import Settings
+from tests.rules.conftest import write_orders
 
 TODAY = date(2026, 3, 31)
 DAYS = [TODAY - timedelta(days=n) for n in (0, 1, 89, 90, 120, 150, 200)]
@@ -40,10 +41,7 @@ def _seed(kequn: KequnContext) -> None:
             db.execute("CREATE TABLE rule_orders (order_id INTEGER, as_of DATE)")
             db.execute("INSERT INTO rule_orders VALUES (1, ?)", [RULE_ORDER_DAY])
         else:
-            db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
-                       "customer_id, event_key, decision, actions, created_at, branch) "
-                       "VALUES (1, 'r', 'h', ?, 1, 'e', 'act', '[]', ?, 'then')",
-                       [RULE_ORDER_DAY, "2026-01-01 00:00:00"])
+            write_orders(db, "r", RULE_ORDER_DAY, [(1, "e", "act", "[]", "then", 0)])
     finally:
         db.close()
 

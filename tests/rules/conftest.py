@@ -4,7 +4,7 @@ generated warehouse with tags and segments built through Dagster."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +20,30 @@ from tests.pg import postgres_base_url, postgres_url, serving_url  # noqa: F401 
 
 DAY1, DAY2 = date(2025, 6, 29), date(2025, 6, 30)
 CUSTOMERS = 3000
+
+
+def write_orders(db: ServingDB, rule: str, day: date,
+                 orders: list[tuple[int, str, str, str | None, str, int]], *,
+                 version: str = "v1", created_at: datetime = datetime(2026, 1, 1),
+                 first_id: int | None = None) -> list[int]:
+    """Write ``orders`` (customer, event key, decision, actions, branch, pending) as one
+    run of ``rule`` for ``day``, the way rules.run writes them (a ``rule_runs`` row and
+    consecutive ids); returns their ids."""
+    with db.transaction():
+        if first_id is None:
+            first_id = int(db.scalar(
+                "SELECT coalesce(max(order_id), 0) FROM rule_order_rows")) + 1
+        run = int(db.scalar("SELECT coalesce(max(run_id), 0) FROM rule_runs")) + 1
+        ids = list(range(first_id, first_id + len(orders)))
+        db.execute("INSERT INTO rule_runs (run_id, rule, version_hash, as_of, created_at, "
+                   "first_order_id, last_order_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (run, rule, version, day, created_at, ids[0] if ids else first_id,
+                    ids[-1] if ids else first_id - 1))
+        db.executemany("INSERT INTO rule_order_rows (order_id, run_id, rule, customer_id, "
+                       "event_key, decision, actions, branch, pending) VALUES "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [(i, run, rule, *o) for i, o in zip(ids, orders, strict=True)])
+    return ids
 
 
 @pytest.fixture

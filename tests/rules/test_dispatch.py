@@ -15,6 +15,7 @@ import pytest
 from rules.channels import FileSink, Message, Webhook, adapters_for, delivery_key
 from rules.dispatch import dispatch, opt_out, outbox_counts
 from serving.db import ServingDB, connect
+from tests.rules.conftest import write_orders
 
 NOW = datetime(2026, 3, 11, 3, 0)
 
@@ -23,19 +24,15 @@ def enqueue(db: ServingDB, n: int, *, channel: str = "sms", due: datetime = NOW,
             prefix: str = "m") -> list[str]:
     """``n`` acting orders of rule ``r`` (customers 0..n-1, events ``<prefix><i>``), one
     message each; returns the messages' delivery keys."""
+    orders = write_orders(db, "r", due.date(),
+                          [(i, f"{prefix}{i}", "act", None, "then", 0) for i in range(n)])
     with db.transaction():
-        order = int(db.scalar("SELECT coalesce(max(order_id), 0) FROM rule_orders")) + 1
         message = int(db.scalar("SELECT coalesce(max(message_id), 0) FROM touch_outbox")) + 1
-        db.executemany(
-            "INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
-            "event_key, decision, actions, created_at, branch, pending) "
-            "VALUES (?, 'r', 'v1', ?, ?, ?, 'act', NULL, ?, 'then', 0)",
-            [(order + i, due.date(), i, f"{prefix}{i}", due) for i in range(n)])
         db.executemany(
             "INSERT INTO touch_outbox (message_id, order_id, action_no, rule, channel, "
             "customer_id, text, send_at, send_day, state, attempts) "
             "VALUES (?, ?, 1, 'r', ?, ?, ?, ?, ?, 'pending', 0)",
-            [(message + i, order + i, channel, i, f"hello {i}", due, due.date())
+            [(message + i, orders[i], channel, i, f"hello {i}", due, due.date())
              for i in range(n)])
     return [delivery_key("r", i, f"{prefix}{i}", 1) for i in range(n)]
 

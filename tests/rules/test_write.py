@@ -26,7 +26,7 @@ from rules.run import decide_and_write
 from rules.schema import RULES_MIGRATIONS, STREAM, migrate
 from rules.stage import _as_stored
 from serving.db import INTEGRITY_ERRORS, ServingDB, _adapt_datetime, connect
-from tests.rules.conftest import frame, rule_from
+from tests.rules.conftest import frame, rule_from, write_orders
 
 D = date(2026, 3, 10)
 TERNARY = """\
@@ -151,15 +151,20 @@ def test_orders_written_before_the_reshapings_stay_readable_and_deliverable(
     try:
         apply_migrations(db, STREAM, RULES_MIGRATIONS[:1])
         # rows as the first schema held them: 24-hex-digit order ids, '<order>:<n>' messages
-        first, second = (hashlib.md5(k.encode()).hexdigest()[:24]
-                         for k in ("old|5|loan:1", "old|6|loan:2"))
+        first, second, later = (hashlib.md5(k.encode()).hexdigest()[:24]
+                                for k in ("old|5|loan:1", "old|6|loan:3", "old|8|loan:2"))
         old_actions = [{"action": "issue_coupon", "campaign": "c", "result": "issued",
                         "coupon_id": 7}, {"action": "touch", "channel": "sms",
                                           "template": "t", "message_no": 2}]
         db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
                    "event_key, decision, actions, created_at, branch, pending) VALUES "
-                   "(?, 'old', 'v1', ?, 6, 'loan:2', 'control', '[]', ?, 'then', 0)",
+                   "(?, 'old', 'v1', ?, 6, 'loan:3', 'control', '[]', ?, 'then', 0)",
                    (second, D, datetime(2026, 3, 10, 1)))
+        # a later day's order whose key sorts between them: its run is numbered after
+        db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
+                   "event_key, decision, actions, created_at, branch, pending) VALUES "
+                   "(?, 'old', 'v2', ?, 8, 'loan:2', 'capped', '[]', ?, 'then', 0)",
+                   (later, date(2026, 3, 11), datetime(2026, 3, 11, 1)))
         db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
                    "event_key, decision, actions, created_at, branch, pending) VALUES "
                    "(?, 'old', 'v1', ?, 5, 'loan:1', 'act', ?, ?, 'then', 0)",
@@ -173,20 +178,25 @@ def test_orders_written_before_the_reshapings_stay_readable_and_deliverable(
         db.execute("INSERT INTO touch_attempts (message_id, attempt, at, worker, ok, detail) "
                    "VALUES (?, 1, ?, 'w', 0, 'down')", (f"{first}:3", datetime(2026, 3, 11, 3)))
         assert migrate(db) == [2, 3]
-        # orders numbered in unique-key order; every reference follows
+        # each earlier write is one run, its orders numbered together by unique key;
+        # every reference follows
+        assert db.fetchall("SELECT run_id, rule, version_hash, as_of, first_order_id, "
+                           "last_order_id FROM rule_runs ORDER BY run_id") == [
+            (1, "old", "v1", D, 1, 2), (2, "old", "v2", date(2026, 3, 11), 3, 3)]
         read = orders(db, "old", D)
         assert [(o.order_id, o.event_key, o.decision, o.actions) for o in read] == [
-            (1, "loan:1", "act", old_actions), (2, "loan:2", "control", [])]
+            (1, "loan:1", "act", old_actions), (2, "loan:3", "control", [])]
+        assert [(o.order_id, o.event_key) for o in orders(db, "old", date(2026, 3, 11))] == [
+            (3, "loan:2")]
         assert db.fetchall("SELECT message_id, order_id, action_no, state FROM touch_outbox "
                            "ORDER BY message_id") == [(1, 1, 2, "pending"), (2, 1, 3, "failed")]
         assert db.fetchall("SELECT message_id, attempt, detail FROM touch_attempts") == [
             (2, 1, "down")]
         # the unique key still holds after the reshapings
         with pytest.raises(INTEGRITY_ERRORS), db.transaction():
-            db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
-                       "customer_id, event_key, decision, created_at, branch) VALUES "
-                       "(9, 'old', 'v2', ?, 5, 'loan:1', 'act', ?, 'then')",
-                       (D, datetime(2026, 3, 12)))
+            db.execute("INSERT INTO rule_order_rows (order_id, run_id, rule, customer_id, "
+                       "event_key, decision, branch) VALUES (9, 2, 'old', 5, 'loan:1', "
+                       "'act', 'then')")
         sink = Sink()
         report = dispatch(db, {"sms": sink}, now=datetime(2026, 3, 12))
         # delivered under the key it had before: its old message id
@@ -234,16 +244,19 @@ def _row_by_row(db: ServingDB, rule, day: date, decided) -> None:
     own with every value bound (the form the staged write must store identically)."""
     opted = set(db.fetchall("SELECT customer_id, channel FROM touch_opt_out"))
     with db.transaction():
+        db.execute("INSERT INTO rule_runs (run_id, rule, version_hash, as_of, created_at, "
+                   "first_order_id, last_order_id) VALUES (1, ?, ?, ?, ?, 1, ?)",
+                   (rule.name, rule.version_hash, day, datetime(2026, 1, 1),
+                    decided.orders.height))
         for o in decided.orders.iter_rows(named=True):
             acting = o["decision"] in ("act", "quiet_delayed")
             coupon = acting and branch_has_coupon(rule, o["branch"])
-            db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
-                       "customer_id, event_key, decision, actions, created_at, branch, "
-                       "pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (o["seq"] + 1, rule.name, rule.version_hash, day, o["customer_id"],
-                        o["event_key"], o["decision"],
-                        plan_json(rule, o["branch"]) if coupon else None,
-                        datetime(2026, 1, 1), o["branch"], int(coupon)))
+            db.execute("INSERT INTO rule_order_rows (order_id, run_id, rule, customer_id, "
+                       "event_key, decision, actions, branch, pending) "
+                       "VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)",
+                       (o["seq"] + 1, rule.name, o["customer_id"], o["event_key"],
+                        o["decision"], plan_json(rule, o["branch"]) if coupon else None,
+                        o["branch"], int(coupon)))
         for number, m in enumerate(decided.messages.iter_rows(named=True), start=1):
             state = "suppressed" if (m["customer_id"], m["channel"]) in opted else "pending"
             db.execute("INSERT INTO touch_outbox (message_id, order_id, action_no, rule, "
@@ -289,8 +302,8 @@ def test_the_staged_write_stores_what_the_row_by_row_write_stores(
         decided, suppressed = decide_and_write(db, rule, candidates(rows), D)
         assert set(decided.orders["decision"]) == {"act", "quiet_delayed", "control", "capped"}
         staged = _stored(db)
-        db.execute("DELETE FROM rule_orders")
-        db.execute("DELETE FROM touch_outbox")
+        for table in ("rule_order_rows", "rule_runs", "touch_outbox"):
+            db.execute(f"DELETE FROM {table}")
         _row_by_row(db, rule, D, decided)
         assert _stored(db) == staged
         assert len(staged["orders"]) == len(rows)
@@ -316,10 +329,8 @@ def test_a_write_that_fails_leaves_nothing_behind(
     try:
         migrate(db)
         if fails_at == "rule_orders":  # an order already there: the insert hits the key
-            db.execute("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, "
-                       "customer_id, event_key, decision, created_at, branch) VALUES "
-                       "(7, 'r', 'v0', ?, 299, 'e:2', 'act', ?, 'then')",
-                       (D, datetime(2026, 3, 9)))
+            write_orders(db, "r", D, [(299, "e:2", "act", None, "then", 0)], version="v0",
+                         first_id=7)
             monkeypatch.setattr(run_module, "decide_for_day",  # as if nothing were ordered
                                 lambda db, rule, frame, day, excluded: decide(rule, frame, day))
             expected: type[BaseException] | tuple = INTEGRITY_ERRORS
@@ -328,14 +339,15 @@ def test_a_write_that_fails_leaves_nothing_behind(
 
             def dying(self: ServingDB, sql: str, params=None):
                 if sql.startswith("INSERT INTO touch_outbox"):
-                    assert self.scalar("SELECT count(*) FROM rule_orders") == len(rows)
+                    assert self.scalar("SELECT count(*) FROM rule_order_rows") == len(rows)
                     raise KeyboardInterrupt
                 return execute(self, sql, params)
 
             monkeypatch.setattr(ServingDB, "execute", dying)
             expected = KeyboardInterrupt
         before = {t: db.fetchall(f"SELECT * FROM {t}")
-                  for t in ("rule_orders", "touch_outbox", "rule_versions", "rule_plans")}
+                  for t in ("rule_order_rows", "rule_runs", "touch_outbox", "rule_versions",
+                            "rule_plans")}
         with pytest.raises(expected):
             decide_and_write(db, rule, candidates(rows), D)
         monkeypatch.undo()
@@ -365,20 +377,19 @@ def test_times_and_dates_are_staged_as_the_driver_stores_them(values: list[datet
 
 def test_the_decision_and_state_checks_refuse_unknown_values(db: ServingDB) -> None:
     # SQLite writes them as ORs of equalities (migration 3): the same rule as the IN lists
-    order = ("INSERT INTO rule_orders (order_id, rule, version_hash, as_of, customer_id, "
-             "event_key, decision, created_at, branch) VALUES (?, 'r', 'v', ?, ?, 'e', ?, ?, "
-             "'then')")
+    order = ("INSERT INTO rule_order_rows (order_id, run_id, rule, customer_id, event_key, "
+             "decision, branch) VALUES (?, 1, 'r', ?, 'e', ?, 'then')")
     message = ("INSERT INTO touch_outbox (message_id, order_id, action_no, rule, channel, "
                "customer_id, text, send_at, send_day, state) VALUES (?, 1, 1, 'r', 'sms', 1, "
                "'t', ?, ?, ?)")
     for n, decision in enumerate(("act", "control", "capped", "excluded", "quiet_delayed"), 1):
-        db.execute(order, (n, D, n, decision, datetime(2026, 3, 10)))
+        db.execute(order, (n, n, decision))
     for n, state in enumerate(("pending", "sent", "failed", "suppressed"), 1):
         db.execute(message, (n, datetime(2026, 3, 11), D, state))
     with pytest.raises(INTEGRITY_ERRORS), db.transaction():
-        db.execute(order, (9, D, 9, "acted", datetime(2026, 3, 10)))
+        db.execute(order, (9, 9, "acted"))
     with pytest.raises(INTEGRITY_ERRORS), db.transaction():
         db.execute(message, (9, datetime(2026, 3, 11), D, "queued"))
     if db.dialect == "sqlite":
         assert all(" IN (" not in sql for (sql,) in db.fetchall(
-            "SELECT sql FROM sqlite_master WHERE name IN ('rule_orders', 'touch_outbox')"))
+            "SELECT sql FROM sqlite_master WHERE name IN ('rule_order_rows', 'touch_outbox')"))
