@@ -24,7 +24,7 @@ import json
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -224,16 +224,17 @@ def _bind_constants(table: str, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict
     return frame.drop(list(constants)), constants
 
 
-def _copy(db: ServingDB, target: str, columns: Sequence[str], source: str,
+def _copy(db: ServingDB, target: str, columns: Sequence[str], sources: Iterable[str],
           given: dict[str, Any], state: str | None = None) -> None:
     """``INSERT INTO target (columns) SELECT ... FROM source m ORDER BY`` its first
-    column, each column read from ``source`` unless ``given`` binds it (``state``: the
-    SQL of the ``state`` column, if any)."""
+    column, for each of ``sources`` in turn, each column read from the source unless
+    ``given`` binds it (``state``: the SQL of the ``state`` column, if any)."""
     params = [given[c] for c in columns if c in given]
     values = ", ".join("?" if c in given else state if c == "state" and state else f"m.{c}"
                        for c in columns)
-    db.execute(f"INSERT INTO {target} ({', '.join(columns)}) SELECT {values} FROM {source} m "
-               f"ORDER BY m.{columns[0]}", params)
+    for source in sources:
+        db.execute(f"INSERT INTO {target} ({', '.join(columns)}) SELECT {values} "
+                   f"FROM {source} m ORDER BY m.{columns[0]}", params)
 
 
 _ORDER_COLUMNS = ("order_id", "run_id", "rule", "customer_id", "event_key", "decision",
@@ -287,15 +288,15 @@ def _write(db: ServingDB, rule: Rule, day: date, decided: Decided, stage: Stage)
         frames[table], constants = _bind_constants(table, frames[table])
         given[table].update(constants)
     stage.load(frames)
-    _copy(db, "rule_order_rows", _ORDER_COLUMNS, stage.name("orders"), given["orders"])
+    _copy(db, "rule_order_rows", _ORDER_COLUMNS, stage.parts("orders"), given["orders"])
     if "messages" not in frames:
         return 0
-    messages = stage.name("messages")
+    messages = list(stage.parts("messages"))
     opted = bool(db.scalar("SELECT count(*) FROM touch_opt_out"))
     where_opted = ("EXISTS (SELECT 1 FROM touch_opt_out x WHERE x.customer_id = "
                    "m.customer_id AND x.channel = m.channel)")
-    suppressed = int(db.scalar(f"SELECT count(*) FROM {messages} m "
-                               f"WHERE {where_opted}") or 0) if opted else 0
+    suppressed = sum(int(db.scalar(f"SELECT count(*) FROM {part} m WHERE {where_opted}") or 0)
+                     for part in messages) if opted else 0
     state = f"CASE WHEN {where_opted} THEN 'suppressed' ELSE 'pending' END" if opted \
         else "'pending'"
     _copy(db, "touch_outbox", _MESSAGE_COLUMNS, messages, given["messages"], state)

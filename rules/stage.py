@@ -7,10 +7,13 @@ So a write first loads its frames into staging tables, then copies them in SQL.
 :class:`Stage` does the loading, the fastest way the serving database allows:
 
 * **SQLite with the ADBC SQLite driver** (``adbc-driver-sqlite``, a dependency): each
-  frame goes from Arrow to a private scratch file of its own in C (no Python object per
-  value), written by a thread of its own, so one table is staged while the serving
-  connection copies another; the serving connection attaches each file as
-  ``rule_stage_<table>`` when it reads it. The driver carries its own SQLite library, so
+  frame goes from Arrow to private scratch files in C (no Python object per value),
+  written by a thread of its own, so one table is staged while the serving connection
+  copies another. A large frame is written in parts (``PARTS``), one file each, so the
+  serving connection copies the first part while the thread writes the next (copying
+  a row costs more than staging it, so after the first part it never waits); the
+  serving connection attaches each file as ``rule_stage_<table>_<part>`` when it reads
+  it. The driver carries its own SQLite library, so
   it never opens the serving file (two SQLite libraries holding POSIX locks on one file
   in one process can corrupt it): it writes and closes a scratch file before the serving
   connection opens it.
@@ -18,15 +21,17 @@ So a write first loads its frames into staging tables, then copies them in SQL.
 * **PostgreSQL**: temporary tables (``ON COMMIT DROP``) filled by ``COPY``.
 
 Use it around the transaction that reads the staged tables (``with closing(Stage(db)) as
-stage, db.transaction(): ...``): :meth:`Stage.close`, after the commit or rollback, waits
-for the threads, detaches and deletes the scratch files (and drops SQLite's temporary
-tables). Nothing staged is ever part of the serving database's contents.
+stage, db.transaction(): ...``; read a table by :meth:`Stage.parts`): :meth:`Stage.close`,
+after the commit or rollback, waits for the threads, detaches and deletes the scratch
+files (and drops SQLite's temporary tables). Nothing staged is ever part of the serving
+database's contents.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -37,7 +42,12 @@ import polars as pl
 from serving.db import ServingDB
 
 SCRATCH_ALIAS = "rule_stage"
-"""The schema name of an attached scratch file: ``rule_stage_<table>``."""
+"""The schema name of an attached scratch file: ``rule_stage_<table>_<part>``."""
+
+PARTS = 4
+"""Scratch parts of a frame of at least ``PART_ROWS`` rows (SQLite attaches at most 10
+files: two tables of 4 parts fit)."""
+PART_ROWS = 100_000
 
 
 def adbc_sqlite() -> ModuleType | None:
@@ -98,10 +108,18 @@ def _write_scratch(adbc: ModuleType, path: Path, table: str, frame: pl.DataFrame
             cur.adbc_ingest(table, _as_stored(frame).to_arrow(), mode="append")
 
 
+def _split(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """``frame`` in :data:`PARTS` consecutive parts when it is large, else whole."""
+    if frame.height < PART_ROWS:
+        return [frame]
+    size = -(-frame.height // PARTS)
+    return [frame.slice(start, size) for start in range(0, frame.height, size)]
+
+
 class Stage:
     """The staging tables of one write: :meth:`load` starts filling them from polars
-    frames, :meth:`name` gives the name to read one by (once it is filled), and
-    :meth:`close` removes them.
+    frames, :meth:`parts` gives the names to read one by, in row order (each once it is
+    filled), and :meth:`close` removes them.
 
     ``scratch``: stage in attached scratch files, one per table, each written by a thread
     of its own, so one is written while the serving connection copies another (SQLite
@@ -115,12 +133,12 @@ class Stage:
             scratch = (db.dialect == "sqlite" and not db.in_transaction
                        and adbc_sqlite() is not None)
         self.scratch = scratch
-        self._names: dict[str, str] = {}
-        self._writing: dict[str, tuple[Path, Future[None]]] = {}
+        self._names: dict[str, list[str]] = {}
+        self._writing: dict[str, list[tuple[Path, Future[None]]]] = {}
         self._files: list[Path] = []
         self._attached: list[str] = []
         self._temporary: list[str] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._pools: list[ThreadPoolExecutor] = []
 
     def load(self, frames: dict[str, pl.DataFrame]) -> None:
         """Create a staging table per frame, its rows in frame order (the first column of
@@ -144,40 +162,47 @@ class Stage:
                 self.db.executemany(f"INSERT INTO {name} ({columns}) VALUES "
                                     f"({', '.join('?' for _ in frame.columns)})",
                                     _as_stored(frame).iter_rows())
-            self._names[table] = name
+            self._names[table] = [name]
 
     def _load_scratch(self, frames: dict[str, pl.DataFrame]) -> None:
         adbc = adbc_sqlite()
         assert adbc is not None, "scratch staging needs the ADBC SQLite driver"
-        self._pool = ThreadPoolExecutor(max_workers=len(frames),
-                                        thread_name_prefix="rule-stage")
         for table, frame in frames.items():
-            handle, name = tempfile.mkstemp(prefix=f"kequn-rule-stage-{table}-",
-                                            suffix=".sqlite")
-            os.close(handle)
-            path = Path(name)
-            self._files.append(path)
-            self._writing[table] = (path, self._pool.submit(_write_scratch, adbc, path,
-                                                            table, frame))
+            writer = ThreadPoolExecutor(max_workers=1,  # one table's parts, in order
+                                        thread_name_prefix=f"rule-stage-{table}")
+            self._pools.append(writer)
+            self._writing[table] = []
+            for part in _split(frame):
+                handle, name = tempfile.mkstemp(prefix=f"kequn-rule-stage-{table}-",
+                                                suffix=".sqlite")
+                os.close(handle)
+                path = Path(name)
+                self._files.append(path)
+                self._writing[table].append(
+                    (path, writer.submit(_write_scratch, adbc, path, table, part)))
 
-    def name(self, table: str) -> str:
-        """The name to read staging ``table`` by; waits until it is filled (scratch: and
-        attaches its file)."""
-        if table in self._writing:
-            path, writing = self._writing.pop(table)
-            writing.result()
-            alias = f"{SCRATCH_ALIAS}_{table}"
+    def parts(self, table: str) -> Iterator[str]:
+        """The names to read staging ``table`` by, its rows in order across them; each is
+        yielded once it is filled (scratch: once its file is written, then attached)."""
+        if table not in self._writing:
+            yield from self._names[table]
+            return
+        writing = self._writing.pop(table)
+        self._names[table] = []
+        for number, (path, written) in enumerate(writing):
+            written.result()
+            alias = f"{SCRATCH_ALIAS}_{table}_{number}"
             self.db.execute(f"ATTACH DATABASE ? AS {alias}", (str(path),))
             self._attached.append(alias)
-            self._names[table] = f"{alias}.{table}"
-        return self._names[table]
+            self._names[table].append(f"{alias}.{table}")
+            yield f"{alias}.{table}"
 
     def close(self) -> None:
         """Detach and delete the scratch files, drop SQLite's temporary tables (call it once
         the transaction that read them has ended)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools = []
         for alias in self._attached:
             with suppress(Exception):
                 self.db.execute(f"DETACH DATABASE {alias}")

@@ -285,13 +285,29 @@ def _stored(db: ServingDB) -> dict[str, list]:
     }
 
 
-@pytest.mark.parametrize("scratch", [True, False], ids=["scratch", "temporary"])
-def test_the_staged_write_stores_what_the_row_by_row_write_stores(
-        tmp_path: Path, serving_url: str, monkeypatch: pytest.MonkeyPatch,
-        scratch: bool) -> None:
-    # (PostgreSQL stages by COPY either way: both ids check that path there.)
-    if not scratch:
+def _staging(monkeypatch: pytest.MonkeyPatch, how: str) -> list[str]:
+    """Stage ``how``: scratch files (whole or in parts) or temporary tables; returns the
+    list the tables written to scratch files are recorded in."""
+    written: list[str] = []
+    write = stage_module._write_scratch
+
+    def recording(adbc, path, table, frame):
+        written.append(table)
+        write(adbc, path, table, frame)
+
+    monkeypatch.setattr(stage_module, "_write_scratch", recording)
+    if how == "parts":  # every frame of 10 rows or more in PARTS files
+        monkeypatch.setattr(stage_module, "PART_ROWS", 10)
+    if how == "temporary":
         monkeypatch.setattr(stage_module, "adbc_sqlite", lambda: None)
+    return written
+
+
+@pytest.mark.parametrize("how", ["scratch", "parts", "temporary"])
+def test_the_staged_write_stores_what_the_row_by_row_write_stores(
+        tmp_path: Path, serving_url: str, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    # (PostgreSQL stages by COPY either way: every id checks that path there.)
+    written = _staging(monkeypatch, how)
     rule = rule_from(tmp_path, COUPON_AND_TOUCHES)
     rows = [(c, k) for c in range(1, 260) for k in ("e:1", "loan:'9',\n\"x\"")]
     db = connect(serving_url)
@@ -309,22 +325,24 @@ def test_the_staged_write_stores_what_the_row_by_row_write_stores(
         assert len(staged["orders"]) == len(rows)
         assert len(staged["outbox"]) == decided.messages.height > 0
         assert suppressed == sum(1 for r in staged["outbox"] if "suppressed" in r) > 0
+        if db.dialect == "sqlite":
+            parts = stage_module.PARTS if how == "parts" else 1
+            assert sorted(written) == ([] if how == "temporary"  # two threads: any order
+                                       else ["messages"] * parts + ["orders"] * parts)
     finally:
         db.close()
 
 
-@pytest.mark.parametrize("scratch", [True, False], ids=["scratch", "temporary"])
+@pytest.mark.parametrize("how", ["scratch", "parts", "temporary"])
 @pytest.mark.parametrize("fails_at", ["rule_orders", "touch_outbox"])
 def test_a_write_that_fails_leaves_nothing_behind(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch: bool, fails_at: str
-) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, fails_at: str) -> None:
     rule = rule_from(tmp_path, TERNARY)
     rows = [(c, k) for c in range(1, 300) for k in ("e:1", "e:2")]
     scratch_dir = tmp_path / "scratch"
     scratch_dir.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(scratch_dir))
-    if not scratch:
-        monkeypatch.setattr(stage_module, "adbc_sqlite", lambda: None)
+    _staging(monkeypatch, how)
     db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
     try:
         migrate(db)
