@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import closing
@@ -39,7 +38,7 @@ from rules.decide import ACTING, Decided, branch_actions, branch_has_coupon, dec
 from rules.schema import migrate
 from rules.stage import Stage
 from serving.db import ServingDB, utcnow
-from warehouse.db import run as run_query
+from warehouse.db import arrow
 
 
 class CouponIssuer(Protocol):
@@ -86,10 +85,7 @@ class RuleReport:
 def candidates(con: duckdb.DuckDBPyConnection, compiled: CompiledRule, day: date
                ) -> pl.DataFrame:
     """The rule's candidate rows for ``day`` (its compiled query's result)."""
-    with warnings.catch_warnings():  # the copy is of the day's candidates only
-        warnings.simplefilter("ignore", UserWarning)
-        table = run_query(con, compiled.query, day).to_arrow_table()
-    return pl.from_arrow(table)  # type: ignore[return-value]
+    return pl.from_arrow(arrow(con, compiled.query, day))  # type: ignore[return-value]
 
 
 def excluded_customers(con: duckdb.DuckDBPyConnection, compiled: CompiledRule,
