@@ -239,24 +239,26 @@ ORDERS_VIEW = (
 and write time. A query by rule and day finds the day's runs by ``rule_runs_day``, then
 each run's orders as one range of ``order_id``."""
 
+def _runs_and_rows(key: str, index_schema: str) -> tuple[str, ...]:
+    """Migration 3's first steps (both dialects): the new ids, then ``rule_runs`` and
+    ``rule_order_rows`` filled from the old orders. ``key``: an integer key's declaration;
+    ``index_schema``: the prefix naming the temporary schema in CREATE INDEX."""
+    return (
+        _NEW_IDS,
+        f"CREATE UNIQUE INDEX {index_schema}kequn_order_ids_old ON kequn_order_ids (old_id)",
+        _RUNS.format(key=key),
+        _FILL_RUNS,
+        "CREATE INDEX rule_runs_day ON rule_runs (rule, as_of)",
+        _ORDER_ROWS.format(key=key),
+        _FILL_ORDER_ROWS,
+    )
+
+
 _RUNS_AND_IDS_SQLITE = (
-    _NEW_IDS,
-    "CREATE UNIQUE INDEX temp.kequn_order_ids_old ON kequn_order_ids (old_id)",
-    _RUNS.format(key="INTEGER PRIMARY KEY"),
-    _FILL_RUNS,
-    "CREATE INDEX rule_runs_day ON rule_runs (rule, as_of)",
-    _ORDER_ROWS.format(key="INTEGER PRIMARY KEY"),
-    _FILL_ORDER_ROWS,
+    *_runs_and_rows("INTEGER PRIMARY KEY", "temp."),  # INTEGER PRIMARY KEY: the rowid
     # attempts before the outbox: they find their message by its old text id
-    """CREATE TABLE touch_attempts_new (
-    message_id INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    at TIMESTAMP NOT NULL,
-    worker VARCHAR(80) NOT NULL,
-    ok SMALLINT NOT NULL,
-    detail TEXT,
-    PRIMARY KEY (message_id, attempt)
-)""",
+    _ATTEMPTS.replace("touch_attempts", "touch_attempts_new")
+    .replace("message_id VARCHAR(80)", "message_id INTEGER"),
     "INSERT INTO touch_attempts_new (message_id, attempt, at, worker, ok, detail) "
     "SELECT m.id, a.attempt, a.at, a.worker, a.ok, a.detail FROM touch_attempts a "
     "LEFT JOIN touch_outbox m ON m.message_id = a.message_id ORDER BY m.id, a.attempt",
@@ -281,13 +283,7 @@ _RUNS_AND_IDS_SQLITE = (
 )
 
 _RUNS_AND_IDS_POSTGRESQL = (
-    _NEW_IDS,
-    "CREATE UNIQUE INDEX kequn_order_ids_old ON kequn_order_ids (old_id)",
-    _RUNS.format(key="BIGINT PRIMARY KEY"),
-    _FILL_RUNS,
-    "CREATE INDEX rule_runs_day ON rule_runs (rule, as_of)",
-    _ORDER_ROWS.format(key="BIGINT PRIMARY KEY"),
-    _FILL_ORDER_ROWS,
+    *_runs_and_rows("BIGINT PRIMARY KEY", ""),
     "ALTER TABLE touch_outbox ADD COLUMN new_order_id BIGINT, ADD COLUMN action_no SMALLINT",
     "UPDATE touch_outbox m SET new_order_id = i.new_id, "
     "action_no = CAST(substr(m.message_id, length(m.order_id) + 2) AS SMALLINT) "
