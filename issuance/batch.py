@@ -165,7 +165,7 @@ def _fill_candidates(db: ServingDB, sql: dict[str, str], campaign: Campaign,
 # candidate after it has m = can_issue. So the cutoff, found by sorting the issuable
 # candidates' keys alone, decides every candidate (a running count over all of them
 # sorted, the window function this replaces, cost three times as much). With room for
-# every candidate there is no cutoff to look for (the first parameter of ``cutoff``).
+# every candidate there is no cutoff to look for (the first condition of ``cutoff``).
 _DECIDE = f"""
 INSERT INTO {_PLAN} (coupon_id, customer_id, idem_key, fate, prior_operation,
   prior_fingerprint, prior_ok, prior_reason, coupon_campaign, coupon_customer)
@@ -190,7 +190,8 @@ facts AS MATERIALIZED (
 ),
 cutoff AS (
   SELECT coupon_id, customer_id FROM facts
-  WHERE ? = 1 AND prior_operation IS NULL AND coupon_campaign IS NULL AND eligible = 1
+  WHERE ? < (SELECT count(*) FROM facts)
+    AND prior_operation IS NULL AND coupon_campaign IS NULL AND eligible = 1
     AND held / 2 < ? AND held % 2 = 0
   ORDER BY coupon_id, customer_id LIMIT 1 OFFSET ?
 )
@@ -254,13 +255,11 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
     stored = to_db(now)
     key, key_params = _key_sql(sql), (campaign.name, day.isoformat())
     if chunk is None:
-        deciding = _members(db, campaign)
         source = (f"SELECT customer_id, {sql['coupon_id'].format(key)} AS coupon_id, "
                   f"{key} AS idem_key FROM coupon_eligibility WHERE segment = ?")
         source_params: tuple[object, ...] = (*key_params, *key_params, campaign.target_segment)
         eligible, eligible_params = "1", ()
     else:
-        deciding = chunk[1] - chunk[0] + 1
         source = (f"SELECT customer_id, coupon_id, {key} AS idem_key FROM {_CANDIDATES} "
                   "WHERE seq BETWEEN ? AND ?")
         source_params = (*key_params, *chunk)
@@ -269,7 +268,7 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
         *source_params,
         *eligible_params,
         campaign.name, campaign.name, stored, stored, stored, int(campaign.exclusive),
-        int(can_issue < deciding), campaign.per_customer_limit,  # the cutoff
+        can_issue, campaign.per_customer_limit,  # the cutoff
         max(can_issue - 1, 0),
         int(live),
         int(campaign.in_window(now)),
