@@ -76,8 +76,8 @@ def _claim(db: ServingDB, worker: str, now: datetime, lease_s: int, batch: int
         if not rows:
             return [], 0
         opted = {(int(c), str(ch)) for c, ch in db.fetchall(
-            "SELECT customer_id, channel FROM touch_opt_out WHERE customer_id IN ("
-            + ", ".join("?" for _ in rows) + ")", [int(r[4]) for r in rows])}
+            "SELECT customer_id, channel FROM touch_opt_out WHERE customer_id IN "
+            f"({db.ids_source()})", (db.ids_param(int(r[4]) for r in rows),))}
         suppressed = [(r[0],) for r in rows if (int(r[4]), str(r[3])) in opted]
         claimed = [r for r in rows if (int(r[4]), str(r[3])) not in opted]
         if suppressed:
@@ -88,8 +88,8 @@ def _claim(db: ServingDB, worker: str, now: datetime, lease_s: int, batch: int
             "WHERE message_id = ? AND state = 'pending'",
             [(worker, now + timedelta(seconds=lease_s), r[0]) for r in claimed])
         events = dict(db.fetchall(
-            "SELECT order_id, event_key FROM rule_order_rows WHERE order_id IN ("
-            + ", ".join("?" for _ in claimed) + ")", [r[1] for r in claimed])
+            "SELECT order_id, event_key FROM rule_order_rows WHERE order_id IN "
+            f"({db.ids_source()})", (db.ids_param(int(r[1]) for r in claimed),))
         ) if claimed else {}
     messages = [Message(int(m), str(ch), int(c), str(t), s, str(rule),
                         delivery_key(str(rule), int(c), str(events.get(o, "")), int(n)))
