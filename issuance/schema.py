@@ -118,6 +118,14 @@ def _without_rowid(ddl: str) -> str:
     return ddl.rstrip() + " WITHOUT ROWID"
 
 
+# SQLite's append-only guard on the history (PostgreSQL: a trigger function).
+_HISTORY_TRIGGERS = (
+    "CREATE TRIGGER coupon_history_no_update BEFORE UPDATE ON coupon_history "
+    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+    "CREATE TRIGGER coupon_history_no_delete BEFORE DELETE ON coupon_history "
+    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+)
+
 _SQLITE = (
     _without_rowid(_COUPONS),
     _without_rowid(_HISTORY),
@@ -125,10 +133,7 @@ _SQLITE = (
     _without_rowid(_COUNTERS),
     _without_rowid(_CLOSED),
     *_INDEXES,
-    "CREATE TRIGGER coupon_history_no_update BEFORE UPDATE ON coupon_history "
-    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
-    "CREATE TRIGGER coupon_history_no_delete BEFORE DELETE ON coupon_history "
-    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
+    *_HISTORY_TRIGGERS,
 )
 
 _POSTGRESQL = (
@@ -360,12 +365,6 @@ _COUPON_COLUMNS = ("coupon_id, campaign, customer_id, status, template_kind, tem
                    "issue_day, valid_from, valid_until, loan_id, lease_until, version, "
                    "updated_at")
 _HISTORY_COLUMNS = "coupon_id, seq, from_status, to_status, at, loan_id, reason, request_key"
-_HISTORY_TRIGGERS = (
-    "CREATE TRIGGER coupon_history_no_update BEFORE UPDATE ON coupon_history "
-    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
-    "CREATE TRIGGER coupon_history_no_delete BEFORE DELETE ON coupon_history "
-    "BEGIN SELECT RAISE(ABORT, 'coupon_history is append-only'); END",
-)
 _SQLITE_STATUS_ORS = (
     _without_rowid(_COUPONS.replace("coupons", "coupons_new", 1)
                    .replace(f"status IN ({_STATUS_CHECK})", one_of("status", STATES))),
