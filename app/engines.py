@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +29,10 @@ from plan.segments import CompiledSegment
 if TYPE_CHECKING:
     import duckdb
     from pyspark.sql import SparkSession
+    from sqlglot import exp
 
     from app.context import KequnContext
-    from plan.tags import TagPlan
+    from plan.tags import TagGroup, TagPlan
     from project.tag import Tag
     from segments.build import BuildResult
     from segments.imports import ImportReport
@@ -99,12 +100,9 @@ def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
     distributions and segment history rows recorded as the assets record them."""
     from app.segment_history import record_history
     from segments.build import build_segment
-    from tags.build import build_tags
-
     plan = kequn.plan
     with DuckDBTags(kequn).open() as tags:
-        build_tags(tags.con, plan.tags, day)
-        result = tags.build_customer_tags(plan.tags, day)
+        result = tags.build_day(plan.tags, day)
         tags.record_distributions(plan.tags.built, day, result.distributions)
         customers = result.rows
     sizes, history = {}, {}
@@ -254,17 +252,20 @@ class DuckDBTags:
             self.con = con
             yield self
 
-    def build_tags(self, plan: TagPlan, day: date, names: list[str]) -> dict[str, TagStats]:
-        """See :func:`tags.build.build_tags`."""
-        from tags.build import build_tags
+    stored_groups = False
+    """Whether each tag group's rows are stored in its own table (``TagGroup.table``)."""
 
-        return build_tags(self.con, plan, day, names)
+    def build_day(self, plan: TagPlan, day: date,
+                  compute: list[str] | None = None) -> CustomerTagsResult:
+        """See :func:`tags.build.build_day`."""
+        from tags.build import build_day
 
-    def build_customer_tags(self, plan: TagPlan, day: date) -> CustomerTagsResult:
-        """See :func:`tags.build.build_customer_tags`."""
-        from tags.build import build_customer_tags
+        return build_day(self.con, plan, day, compute)
 
-        return build_customer_tags(self.con, plan, day)
+    def relation(self, plan: TagPlan, group: TagGroup) -> exp.Expression:
+        """Where the checks read a group's values for the day (see
+        :meth:`plan.tags.TagPlan.relation`)."""
+        return plan.relation(group, stored=self.stored_groups)
 
     def record_distributions(self, tags: Mapping[str, Tag], day: date,
                              known: dict[str, list[Bucket]] | None = None
@@ -319,13 +320,22 @@ class SparkTags(DuckDBTags):
                 missing += list(group.tags)
         return missing
 
-    def build_tags(self, plan: TagPlan, day: date, names: list[str]) -> dict[str, TagStats]:
-        """The groups of ``names`` on Spark (whole groups), measured from the lake."""
+    stored_groups = True
+
+    def build_day(self, plan: TagPlan, day: date,
+                  compute: list[str] | None = None) -> CustomerTagsResult:
+        """The groups of ``compute`` (default: all; whole groups) on Spark, then the wide
+        table from every group's stored rows; the atomic tags measured from their groups,
+        the others from the wide table."""
         from tags.build import measure_tags
 
-        self._engine(plan).build_tags(plan, day, names)
-        self._load_groups(plan, day, names)
-        return measure_tags(self.con, plan, day, names)
+        atomic = [t.name for t in plan.tags.values() if t.kind == "atomic"]
+        chosen = atomic if compute is None else compute
+        if chosen:
+            self._engine(plan).build_tags(plan, day, chosen)
+        result = self.build_customer_tags(plan, day)
+        measured = measure_tags(self.con, plan, day, atomic, stored_groups=True)
+        return replace(result, tags={**result.tags, **measured}, computed=tuple(chosen))
 
     def build_customer_tags(self, plan: TagPlan, day: date) -> CustomerTagsResult:
         """The wide table on Spark; statistics and the day's catalog (kept in the lake at
@@ -347,7 +357,8 @@ class SparkTags(DuckDBTags):
         self._publish(CATALOG, day)
         missing = tuple(self._load_groups(plan, day, [n for g in plan.groups for n in g.tags]))
         return CustomerTagsResult(rows, pretty(plan.customer_tags_query), stats, catalog_rows,
-                                  missing)
+                                  missing,
+                                  counts=_wide_counts(stats))
 
     def record_distributions(self, tags: Mapping[str, Tag], day: date,
                              known: dict[str, list[Bucket]] | None = None
@@ -363,6 +374,12 @@ class SparkTags(DuckDBTags):
         """Replace ``day``'s rows of the warehouse's ``table`` by the mirror's (one
         transaction): the small per-day facts the CLI and the demo summary read there."""
         publish_day(self.kequn, self.con, table, day)
+
+
+def _wide_counts(stats: Mapping[str, TagStats]) -> tuple[int, int] | None:
+    """(rows, distinct customers) of the wide day, as its statistics scan counted them."""
+    first = next(iter(stats.values()), None)
+    return (first.relation_rows, first.relation_customers) if first else None
 
 
 def publish_day(kequn: KequnContext, source: duckdb.DuckDBPyConnection,

@@ -1,7 +1,8 @@
 """Retention: prune tag and segment snapshots older than ``Settings.retention_days``.
 
 A snapshot is one business day of ``segments.members`` (per segment) or of the tag tables
-(``tags.customer_tags`` and the tag source tables ``tags._src_<group>``). Those older than
+(``tags.customer_tags``, and the tag source tables ``tags._src_<group>`` that versions
+before the one-query build stored). Those older than
 ``as_of - retention_days`` are deleted in one warehouse transaction, except the ones
 something still refers to. What refers to a snapshot is a list of :data:`REFERRERS`, each
 a small function returning :class:`Reference` rows; adding one (a rule order, an audit)

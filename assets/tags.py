@@ -1,17 +1,19 @@
 """Tags as Dagster assets: ``tags/<name>``, ``tags/customer_tags`` and ``tags/catalog``.
 
-- Atomic tags of one source are one subsettable multi-asset step (one fused scan);
-  materialising a single tag runs only that tag's column and keeps the others.
-- Derived tags, the wide table and the catalog are one step: derived values are
-  computed inside the wide SELECT; each derived tag is still its own asset, depending
-  on the tags it reads.
-- Checks (blocking): one row per customer; values within the declared type/domain;
-  coverage neither zero nor moving more than ``max_coverage_change`` (header key,
-  default 0.5) from the previous day.
-- Each tag's value distribution for the day (top values or quartile buckets, one pass
-  over the wide table, :mod:`tags.distribution`) is stored in ``tags.distribution``,
-  observed on the tag's asset as a table (``distribution``) and summarised on
-  ``tags/catalog``.
+- Every tag is its own asset, and all of them, the wide table and the catalog are one
+  subsettable step: one query computes the day (each source's atomic tags by one fused
+  scan, derived tags inside the same SELECT) and writes ``tags.customer_tags`` once.
+  Materialising some atomic tags computes only their columns and keeps the others'
+  stored values of the day; derived tags are recomputed with every write.
+- A tag whose query does not run is left out (its stored values kept), the others are
+  built and reported, then the step fails naming the tag's file.
+- Checks (blocking: what reads the tags waits for them): one row per customer; values
+  within the declared type/domain; coverage neither zero nor moving more than
+  ``max_coverage_change`` (header key, default 0.5) from the previous day. Their counts
+  come from the one scan of the written day.
+- Each tag's value distribution for the day (top values or quartile buckets, same scan,
+  :mod:`tags.distribution`) is stored in ``tags.distribution``, observed on the tag's
+  asset as a table (``distribution``) and summarised on ``tags/catalog``.
 - A broken tag file is its own failing asset (:mod:`assets.broken`); the wide table is
   built without it.
 
@@ -21,21 +23,22 @@ process); no database is opened at load time.
 
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 import dagster as dg
 from sqlglot import exp
 
 from app.context import KequnContext
-from app.engines import SessionSource, tag_engine
+from app.engines import DuckDBTags, SessionSource, tag_engine
 from assets.broken import broken_assets
 from assets.common import DAILY, DUCKDB_POOL, as_of_day
 from assets.spark import on_engine
-from plan.tags import CUSTOMERS_TABLE, WIDE, TagGroup, TagPlan
+from kequn.errors import ExecutionError
+from plan.tags import CUSTOMERS_TABLE, WIDE, TagPlan
 from project.tag import Tag
 from tags import checks
-from tags.build import TagStats, measure_tags
+from tags.build import CustomerTagsResult, TagStats
 from tags.distribution import Bucket
 
 KINDS = {"duckdb", "sql"}
@@ -135,137 +138,130 @@ def _selected(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) ->
     return dg.AssetCheckKey(key, name) in context.selected_asset_check_keys
 
 
-def _group_asset(plan: TagPlan, group: TagGroup, *, spark: bool = False) -> dg.AssetsDefinition:
-    members = [plan.tags[n] for n in group.tags]
-    specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in members]
-    check_specs = [c for t in members for c in _tag_checks(t, rows=True)]
-    source = ", ".join(group.tables)
-
-    decorate = dg.multi_asset(
-        name=f"tags_{group.key}",
-        specs=specs,
-        check_specs=check_specs,
-        can_subset=True,
-        partitions_def=DAILY,
-        pool=DUCKDB_POOL,
-        description=f"Atomic tags over {source}: one fused query, one scan.",
-    )
-
-    def _build(context: dg.AssetExecutionContext, kequn: KequnContext, session: SessionSource
-               | None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        day = as_of_day(context)
-        names = [t.name for t in members if tag_key(t.name) in context.selected_asset_keys]
-        checked = [t.name for t in members
-                   if any(_selected(context, tag_key(t.name), c)
-                          for c in (CHECK_ROWS, CHECK_DOMAIN, CHECK_COVERAGE))]
-        relation = plan.relation(group)
-        with tag_engine(kequn, session).open() as engine:
-            con = engine.con  # the warehouse, or (engine spark) the day's lake rows
-            stats = engine.build_tags(plan, day, names) if names else {}
-            unbuilt = [n for n in checked if n not in stats]
-            if unbuilt:  # checks selected without their asset: check what is stored
-                stats.update(measure_tags(con, plan, day, unbuilt))
-            results = []
-            # the checks' counts come from the statistics scan of the build (or measure)
-            counted = next((s for s in stats.values() if s.sql), None)
-            rows_outcome = checks.one_row_per_customer(
-                con, relation, day, counts=_counts(counted))
-            for name in checked:
-                key, tag = tag_key(name), plan.tags[name]
-                if _selected(context, key, CHECK_ROWS):
-                    results.append(_check_result(key, CHECK_ROWS, rows_outcome))
-                if _selected(context, key, CHECK_DOMAIN):
-                    results.append(_check_result(key, CHECK_DOMAIN, checks.values_in_domain(
-                        con, relation, tag, day, out_of_domain=_bad(stats.get(name)))))
-                if _selected(context, key, CHECK_COVERAGE):
-                    s = stats[name]
-                    results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
-                        con, tag, day, s.coverage, s.coverage_ratio)))
-        for name in names:
-            yield dg.MaterializeResult(asset_key=tag_key(name),
-                                       metadata=_metadata(stats[name], day))
-        yield from results
-
-    return decorate(on_engine(_build, spark=spark))
+def _checks_of(context: dg.AssetExecutionContext, engine: DuckDBTags, plan: TagPlan,
+               result: CustomerTagsResult, day: date) -> list[dg.AssetCheckResult]:
+    """The selected checks, their counts taken from the build's statistics scan."""
+    con, wide = engine.con, exp.to_table(WIDE)
+    results = []
+    if _selected(context, WIDE_KEY, CHECK_ROWS):
+        results.append(_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
+            con, wide, day, every_customer=True, counts=result.counts)))
+    for name, tag in plan.tags.items():
+        if name in result.failed:
+            continue
+        key, s = tag_key(name), result.tags[name]
+        group = plan.group_of(name) if tag.kind == "atomic" else None
+        relation = engine.relation(plan, group) if group else wide
+        if group and _selected(context, key, CHECK_ROWS):
+            counts = _counts(s)  # a customer twice in the wide day: count the tag's own rows
+            if counts and counts[0] != counts[1] and not engine.stored_groups:
+                counts = None
+            results.append(_check_result(key, CHECK_ROWS, checks.one_row_per_customer(
+                con, relation, day, counts=counts)))
+        if _selected(context, key, CHECK_DOMAIN):
+            results.append(_check_result(key, CHECK_DOMAIN, checks.values_in_domain(
+                con, relation, tag, day, out_of_domain=_bad(s))))
+        if _selected(context, key, CHECK_COVERAGE):
+            results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
+                con, tag, day, s.coverage, s.coverage_ratio)))
+    return results
 
 
-def _wide_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
+def _held_back(plan: TagPlan, failed: Iterable[str]) -> set[str]:
+    """The failed tags and every derived tag that reads one of them (transitively)."""
+    out = set(failed)
+    for tag in plan.tags.values():  # dependency order
+        if tag.kind == "derived" and out & set(tag.depends_on):
+            out.add(tag.name)
+    return out
+
+
+def _tags_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
+    atomic = [t for t in plan.tags.values() if t.kind == "atomic"]
     derived = [t for t in plan.tags.values() if t.kind == "derived"]
-    specs = [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
-    all_keys = [tag_key(n) for n in plan.tags]
+    specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in atomic]
+    specs += [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]
     specs.append(dg.AssetSpec(
-        key=WIDE_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS, deps=[
-            *all_keys, _raw_key(CUSTOMERS_TABLE)],
+        key=WIDE_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS,
+        deps=[*(tag_key(n) for n in plan.tags), _raw_key(CUSTOMERS_TABLE)],
+        skippable=True,
         description="tags.customer_tags: one row per (as_of, customer_id) for every customer "
         "registered by the end of the day, one column per tag.",
         code_version=_combined_hash(plan), metadata={"table": WIDE}))
     specs.append(dg.AssetSpec(
         key=CATALOG_KEY, group_name="tags", owners=[PLATFORM_OWNER], kinds=KINDS,
-        deps=[WIDE_KEY], description="tags.catalog: one row per (as_of, tag) with its "
-        "metadata, coverage and definition hash.", metadata={"table": "tags.catalog"}))
+        deps=[WIDE_KEY], skippable=True, description="tags.catalog: one row per (as_of, tag) "
+        "with its metadata, coverage and definition hash.", metadata={"table": "tags.catalog"}))
     check_specs = [dg.AssetCheckSpec(CHECK_ROWS, asset=WIDE_KEY, blocking=True,
                                      description="Exactly one row per registered customer.")]
+    check_specs += [c for t in atomic for c in _tag_checks(t, rows=True)]
     check_specs += [c for t in derived for c in _tag_checks(t, rows=False)]
 
     decorate = dg.multi_asset(
         name="tags_customer_tags",
         specs=specs,
         check_specs=check_specs,
+        can_subset=True,
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
-        description="Derived tags, the wide table tags.customer_tags and tags.catalog.",
+        description="Every tag of the day in one query (each source's atomic tags by one "
+        "fused scan, derived tags in the same SELECT), written once to tags.customer_tags; "
+        "the catalog and the checks from one scan of what was written.",
     )
 
     def _build(context: dg.AssetExecutionContext, kequn: KequnContext, session: SessionSource
                | None) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = as_of_day(context)
-        wide = exp.to_table(WIDE)
+        chosen = context.selected_asset_keys
+        compute = [t.name for t in atomic if tag_key(t.name) in chosen]
         with tag_engine(kequn, session).open() as engine:
-            con = engine.con
-            result = engine.build_customer_tags(plan, day)
+            result = engine.build_day(plan, day, compute)
             if result.missing:
                 context.log.warning(
-                    f"no stored rows for {day} behind tags {', '.join(result.missing)}: "
-                    "materialise their source assets for this day first")
+                    f"no stored values for {day} of tags {', '.join(result.missing)} (the "
+                    "day was never built): they read as their default; materialise them")
             if plan.broken:
                 context.log.warning(f"tags with a broken definition, not built for {day}: "
                                     f"{', '.join(plan.broken)}")
             # the build's own scan (DuckDB), else one pass over the day (Spark: also the lake)
             distributions = engine.record_distributions(plan.built, day, result.distributions)
-            counted = next(iter(result.tags.values()), None)
-            results = [_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
-                con, wide, day, every_customer=True, counts=_counts(counted)))]
-            for tag in derived:
-                key, s = tag_key(tag.name), result.tags[tag.name]
-                results.append(_check_result(key, CHECK_DOMAIN, checks.values_in_domain(
-                    con, wide, tag, day, out_of_domain=_bad(s))))
-                results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
-                    con, tag, day, s.coverage, s.coverage_ratio)))
-        for tag in derived:
-            yield dg.MaterializeResult(asset_key=tag_key(tag.name),
-                                       metadata=_metadata(result.tags[tag.name], day))
-        yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
-            "business_day": day.isoformat(),
-            "dagster/row_count": result.rows, "columns": len(plan.tags),
-            "tags_without_rows_for_day": ", ".join(result.missing) or "none",
-            "broken_tags_not_built": ", ".join(plan.broken) or "none",
-            "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
+            results = _checks_of(context, engine, plan, result, day)
+        held = _held_back(plan, result.failed)
+        for name in plan.tags:
+            if tag_key(name) in chosen and name not in held:
+                yield dg.MaterializeResult(asset_key=tag_key(name),
+                                           metadata=_metadata(result.tags[name], day))
+        if WIDE_KEY in chosen:
+            yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
+                "business_day": day.isoformat(),
+                "dagster/row_count": result.rows, "columns": len(plan.tags),
+                "computed_from_sources": len(result.computed),
+                "tags_without_values_for_day": ", ".join(result.missing) or "none",
+                "tags_failed_kept_stored_values": ", ".join(result.failed) or "none",
+                "broken_tags_not_built": ", ".join(plan.broken) or "none",
+                "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
         for name, buckets in sorted(distributions.items()):
             context.log_event(dg.AssetObservation(
                 asset_key=tag_key(name), partition=day.isoformat(), metadata={
                     "business_day": day.isoformat(),
                     "distribution": distribution_table(buckets, result.rows)}))
-        yield dg.MaterializeResult(asset_key=CATALOG_KEY, metadata={
-            "business_day": day.isoformat(),
-            "dagster/row_count": result.catalog_rows,
-            "distribution": dg.MetadataValue.table(
-                records=[dg.TableRecord({"tag": name, "value": b.bucket,
-                                         "customers": b.customers})
-                         for name, buckets in sorted(distributions.items()) for b in buckets],
-                schema=dg.TableSchema(columns=[
-                    dg.TableColumn("tag", "string"), dg.TableColumn("value", "string"),
-                    dg.TableColumn("customers", "int")]))})
+        if CATALOG_KEY in chosen:
+            yield dg.MaterializeResult(asset_key=CATALOG_KEY, metadata={
+                "business_day": day.isoformat(),
+                "dagster/row_count": result.catalog_rows,
+                "distribution": dg.MetadataValue.table(
+                    records=[dg.TableRecord({"tag": name, "value": b.bucket,
+                                             "customers": b.customers})
+                             for name, buckets in sorted(distributions.items())
+                             for b in buckets],
+                    schema=dg.TableSchema(columns=[
+                        dg.TableColumn("tag", "string"), dg.TableColumn("value", "string"),
+                        dg.TableColumn("customers", "int")]))})
         yield from results
+        if result.failed:
+            first = next(iter(result.failed.values()))
+            raise first if len(result.failed) == 1 else ExecutionError(
+                "; ".join(e.message for e in result.failed.values()), first.location)
 
     return decorate(on_engine(_build, spark=spark))
 
@@ -276,10 +272,9 @@ def _combined_hash(plan: TagPlan) -> str:
 
 
 def tag_assets(plan: TagPlan, *, spark: bool = False) -> list[dg.AssetsDefinition]:
-    """Every tag asset of ``plan``: one multi-asset per source group, plus the wide step
-    (``spark``: they need the ``spark`` resource, engine spark)."""
-    return [*(_group_asset(plan, g, spark=spark) for g in plan.groups),
-            _wide_asset(plan, spark=spark)]
+    """Every tag asset of ``plan``, the wide table and the catalog: one subsettable step
+    (``spark``: it needs the ``spark`` resource, engine spark)."""
+    return [_tags_asset(plan, spark=spark)] if plan.tags else []
 
 
 def build_definitions(kequn: KequnContext) -> dg.Definitions:

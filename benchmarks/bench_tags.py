@@ -1,11 +1,11 @@
 """Benchmark of the full tag build against one hand-written fused DuckDB query.
 
-The kequn side runs exactly what the Dagster assets run: ``tags.build.build_tags`` for
-every atomic tag (one fused query per source, stored per day) and then
-``tags.build.build_customer_tags`` (derived tags, the wide table and the catalog). The
-baseline is one hand-written query (below) computing the same columns, written with
-``CREATE TABLE ... AS``. Both run in the same process on the same warehouse, alternating,
-and the results are compared row for row. Asset checks are timed separately.
+The kequn side runs exactly what the Dagster tag step runs: ``tags.build.build_day`` (one
+query computing every tag, each source's atomic tags by one fused scan, written once to
+the wide table; then one scan of the written day for the statistics, the checks' counts,
+the distributions and the catalog). The baseline is one hand-written query (below)
+computing the same columns, written with ``CREATE TABLE ... AS``. Both run in the same
+process on the same warehouse, alternating, and the results are compared row for row.
 
     python -m benchmarks.bench_tags                       # 10M customers, 3 runs each
     python -m benchmarks.bench_tags --customers 100000 --runs 1 --no-record
@@ -165,14 +165,12 @@ def _machine() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Time both sides ``--runs`` times (alternating), compare results, print and record."""
     import duckdb
-    from sqlglot import exp
 
     from kequn.settings import REPO_ROOT
     from plan import compile_project
     from plan.tags import WIDE
     from project.loader import load_project
-    from tags import checks
-    from tags.build import build_customer_tags, build_tags
+    from tags.build import build_day
     from warehouse.db import connect
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -188,18 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS bench")
     counts = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
               for t in ("customers", "credit_applications", "loans", "installments")}
-    kequn_runs, atomic_runs, wide_runs, hand_runs, check_runs = [], [], [], [], []
+    kequn_runs, hand_runs = [], []
     kequn_cpu, hand_cpu = [], []
     for index in range(args.runs):
         cpu = time.process_time()
         started = time.perf_counter()
-        build_tags(con, plan, END)
-        middle = time.perf_counter()
-        build_customer_tags(con, plan, END)
+        build_day(con, plan, END)
         done = time.perf_counter()
         kequn_cpu.append(time.process_time() - cpu)
-        atomic_runs.append(middle - started)
-        wide_runs.append(done - middle)
         kequn_runs.append(done - started)
 
         cpu = time.process_time()
@@ -208,19 +202,9 @@ def main(argv: list[str] | None = None) -> None:
         hand_runs.append(time.perf_counter() - started)
         hand_cpu.append(time.process_time() - cpu)
 
-        started = time.perf_counter()
-        wide = exp.to_table(WIDE)
-        for group in plan.groups:
-            checks.one_row_per_customer(con, plan.relation(group), END)
-        checks.one_row_per_customer(con, wide, END, every_customer=True)
-        for tag in plan.tags.values():
-            relation = wide if tag.kind == "derived" else plan.relation(plan.group_of(tag.name))
-            checks.values_in_domain(con, relation, tag, END)
-        check_runs.append(time.perf_counter() - started)
         print(f"run {index + 1}/{args.runs}: kequn {kequn_runs[-1]:.1f} s "
-              f"(atomic {atomic_runs[-1]:.1f} + wide/catalog {wide_runs[-1]:.1f}; "
-              f"CPU {kequn_cpu[-1]:.1f} s), hand-written {hand_runs[-1]:.1f} s "
-              f"(CPU {hand_cpu[-1]:.1f} s), checks {check_runs[-1]:.1f} s", flush=True)
+              f"(CPU {kequn_cpu[-1]:.1f} s), hand-written {hand_runs[-1]:.1f} s "
+              f"(CPU {hand_cpu[-1]:.1f} s)", flush=True)
 
     columns = ", ".join(["as_of", "customer_id", *plan.tags])
     diff = con.execute(
@@ -248,13 +232,10 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "| build | runs | median s | min..max s |",
         "|---|---:|---:|---|",
-        _row("kequn full build (build_tags + build_customer_tags, what Dagster runs)",
+        _row("kequn full build (build_day: the one query written once, then one scan for "
+             "statistics, checks' counts, distributions, catalog; what Dagster runs)",
              kequn_runs),
-        _row("  of which atomic tags (fused per source, stored per day)", atomic_runs),
-        _row("  of which derived + wide table + catalog", wide_runs),
         _row("hand-written single fused query (CREATE TABLE AS)", hand_runs),
-        _row("asset checks (rows per customer, type/domain), not part of the build",
-             check_runs),
         _row("kequn full build, process CPU time (all DuckDB threads)", kequn_cpu),
         _row("hand-written query, process CPU time (all DuckDB threads)", hand_cpu),
         "",

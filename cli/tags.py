@@ -135,8 +135,9 @@ def show(
         group = plan.group_of(name)
         others = [t for t in group.tags if t != name]
         fused = f"fused with {', '.join(others)}" if others else "alone"
-        stored = "computed inside tags.customer_tags" if group.inline else group.table
-        fields += [("source", tag.source), ("stored in", f"{stored} ({fused})")]
+        how = "computed inside its SELECT" if group.inline else "computed by a fused scan"
+        fields += [("source", tag.source),
+                   ("stored in", f"tags.customer_tags, column {name} ({how}, {fused})")]
         sql += ["-- the tag's query", pretty(tag_query(tag)),
                 "", f"-- the fused query that runs for its source ({group.key})",
                 pretty(plan.group_query(group))]

@@ -20,7 +20,7 @@ day. Pure: builds sqlglot ASTs only; imports neither DuckDB nor Dagster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -56,7 +56,7 @@ class Shape:
 
 @dataclass(frozen=True)
 class TagGroup:
-    """Atomic tags computed by one query and stored in one table ``tags._src_<key>``."""
+    """Atomic tags computed by one query (a fused scan of one source, or one tag alone)."""
 
     key: str
     tags: tuple[str, ...]
@@ -64,11 +64,13 @@ class TagGroup:
     tables: tuple[str, ...]
     inline: bool = False
     """Row tags over ``raw.customers``: computed inside the wide SELECT (which scans that
-    table anyway) instead of being stored; nothing is stored in ``table``."""
+    table anyway); the Spark engine stores nothing in ``table`` for them."""
 
     @property
     def table(self) -> str:
-        """The storage table, ``tags._src_<key>``."""
+        """``tags._src_<key>``: where the Spark engine stores the group's rows (in the lake,
+        and in the mirror its checks read); the DuckDB build stores every tag in the wide
+        table only."""
         return f"{TAGS_SCHEMA}._src_{self.key}"
 
 
@@ -340,13 +342,20 @@ def inline_value(tag: Tag, alias: str = "c") -> exp.Expression:
     return exp.case().when(where.transform(requalify), value)
 
 
-def tag_columns(tags: Mapping[str, Tag],
-                groups: Sequence[TagGroup]) -> dict[str, exp.Expression]:
-    """Each tag's value as an expression over the joined group tables (aliased g0, g1...).
+STORED = "w"
+"""Alias of the stored wide day inside :func:`wide_query` (the values of atomic tags not
+computed by that build)."""
 
-    Atomic tags read their group's column (with the default when declared); tags of an
-    inline group are computed from ``raw.customers`` (alias c); derived tags inline the
-    expressions of their inputs, so the wide table is one SELECT.
+
+def tag_columns(tags: Mapping[str, Tag], groups: Sequence[TagGroup],
+                computed: Collection[str] | None = None) -> dict[str, exp.Expression]:
+    """Each tag's value as an expression over the wide SELECT's relations.
+
+    Atomic tags in ``computed`` (default: all) read their group's column (group ``i``
+    aliased ``g<i>``), the others their stored value of the day (alias ``w``), both
+    with the default when declared; tags of an inline group are computed from
+    ``raw.customers`` (alias c); derived tags inline the expressions of their inputs, so
+    the wide table is one SELECT.
     """
     alias = {name: f"g{i}" for i, g in enumerate(groups) for name in g.tags}
     inline = {name for g in groups if g.inline for name in g.tags}
@@ -357,7 +366,8 @@ def tag_columns(tags: Mapping[str, Tag],
             out[tag.name] = _with_default(_cast(value, tag), tag)
             continue
         if tag.kind == "atomic":
-            out[tag.name] = _with_default(exp.column(tag.name, alias[tag.name]), tag)
+            source = alias[tag.name] if computed is None or tag.name in computed else STORED
+            out[tag.name] = _with_default(exp.column(tag.name, source), tag)
             continue
         assert tag.expression is not None
 
@@ -371,27 +381,54 @@ def tag_columns(tags: Mapping[str, Tag],
     return out
 
 
+def _wide_select(tags: Mapping[str, Tag], groups: Sequence[TagGroup],
+                 computed: Collection[str] | None) -> exp.Select:
+    columns = tag_columns(tags, groups, computed)
+    select = exp.select(as_of().as_("as_of"), exp.column("customer_id", "c").as_("customer_id"),
+                        *[value.as_(name) for name, value in columns.items()])
+    return select.from_(exp.to_table(CUSTOMERS_TABLE).as_("c"))
+
+
+def _joined(select: exp.Select, relation: exp.Select, alias: str) -> exp.Select:
+    condition = exp.EQ(this=exp.column("customer_id", alias),
+                       expression=exp.column("customer_id", "c"))
+    return select.join(relation.subquery(alias), on=condition, join_type="left")
+
+
+def wide_query(tags: Mapping[str, Tag], groups: Sequence[TagGroup],
+               computed: Collection[str] | None = None) -> exp.Select:
+    """The wide table for the day in one query: every customer registered by its end, one
+    column per tag, the atomic tags in ``computed`` (default: all) computed from their
+    sources by their groups' fused queries, the others read from the wide table's stored
+    rows of the day; derived tags are computed inside the same SELECT.
+    """
+    select = _wide_select(tags, groups, computed)
+    stored = False
+    for i, group in enumerate(groups):
+        if group.inline:
+            continue
+        chosen = [n for n in group.tags if computed is None or n in computed]
+        if chosen:
+            select = _joined(select, group_query(tags, group, chosen), f"g{i}")
+        stored = stored or len(chosen) < len(group.tags)
+    if stored:  # the day is filtered inside the subquery, so that it reaches the scan
+        select = _joined(select, day_rows(exp.to_table(WIDE)), STORED)
+    return select.where(_base_condition("c"))
+
+
 def customer_tags_query(tags: Mapping[str, Tag], groups: Sequence[TagGroup]) -> exp.Select:
-    """The wide table for the day: every customer registered by its end, one column per tag.
+    """The wide table for the day from each group's rows stored in ``tags._src_<key>``
+    (the Spark engine's layout: it stores every group in the lake, then joins them).
 
     Joins ``raw.customers`` to each group's stored rows of that day (one join per source)
     and computes derived tags inside the same SELECT.
     """
-    columns = tag_columns(tags, groups)
-    select = exp.select(as_of().as_("as_of"), exp.column("customer_id", "c").as_("customer_id"),
-                        *[value.as_(name) for name, value in columns.items()])
-    select = select.from_(exp.to_table(CUSTOMERS_TABLE).as_("c"))
+    select = _wide_select(tags, groups, None)
     for i, group in enumerate(groups):
-        if group.inline:
-            continue
-        alias = f"g{i}"
-        # The day is filtered inside a subquery so that it reaches the table scan (a
-        # condition in a LEFT JOIN's ON clause is not pushed down).
-        day_rows = exp.select("*").from_(exp.to_table(group.table)).where(
-            exp.EQ(this=exp.column("as_of"), expression=as_of()))
-        condition = exp.EQ(this=exp.column("customer_id", alias),
-                           expression=exp.column("customer_id", "c"))
-        select = select.join(day_rows.subquery(alias), on=condition, join_type="left")
+        if not group.inline:
+            # The day is filtered inside a subquery so that it reaches the table scan (a
+            # condition in a LEFT JOIN's ON clause is not pushed down).
+            select = _joined(select, day_rows(exp.to_table(group.table)), f"g{i}")
     return select.where(_base_condition("c"))
 
 
@@ -492,8 +529,19 @@ class TagPlan:
 
     @cached_property
     def customer_tags_query(self) -> exp.Select:
-        """The wide table's SELECT for the day (``$as_of``, ``$as_of_end``)."""
+        """The wide table's SELECT for the day from the groups' stored rows (the Spark
+        engine's layout; ``$as_of``, ``$as_of_end``)."""
         return customer_tags_query(self.tags, self.groups)
+
+    def wide_query(self, computed: Iterable[str] | None = None) -> exp.Select:
+        """:func:`wide_query` computing the atomic tags ``computed`` (default: all) and
+        reading the others' stored values of the day; built once per subset."""
+        atomic = [t.name for t in self.tags.values() if t.kind == "atomic"]
+        chosen = atomic if computed is None else [n for n in atomic if n in set(computed)]
+        key = ("", tuple(chosen))
+        if key not in self._subsets:
+            self._subsets[key] = wide_query(self.tags, self.groups, chosen)
+        return self._subsets[key]
 
     @cached_property
     def columns(self) -> dict[str, exp.Expression]:
@@ -512,9 +560,10 @@ class TagPlan:
         return group.fused and not group.inline and \
             self.group_query(group).args.get("group") is not None
 
-    def relation(self, group: TagGroup) -> exp.Expression:
-        """Where a group's values for the day are read: its table, or (inline) its query."""
-        if group.inline:
+    def relation(self, group: TagGroup, *, stored: bool = False) -> exp.Expression:
+        """A group's values for the day: computed by its query, or (``stored``, the Spark
+        engine's mirror) read from its table (inline groups are computed either way)."""
+        if group.inline or not stored:
             return computed_relation(self.tags, group)
         return exp.to_table(group.table)
 

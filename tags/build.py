@@ -2,27 +2,23 @@
 
 Storage (all in schema ``tags``, shaped by :mod:`tags.storage`):
 
-- ``tags._src_<group>(as_of, customer_id, <tag columns>)``: one table per storage
-  group (a fused source, or a standalone tag), one row per customer with data. Row tags
-  over ``raw.customers`` (one row per customer, no aggregate) are the exception: the
-  wide SELECT scans that table anyway, so they are computed there and stored nowhere else
-  (their checks read the group's query, :meth:`plan.tags.TagPlan.relation`).
-- ``tags.tag_<name>``: a view per tag, ``(as_of, customer_id, <name>)``.
-- ``tags.customer_tags``: the wide table (architecture §4), joined from the group tables
-  with derived tags computed in the same SELECT.
+- ``tags.customer_tags``: the wide table (architecture §4), one row per registered
+  customer and day, one column per tag. It is the only place tag values are stored: one
+  query computes the day (each source's atomic tags by one fused scan, joined to
+  ``raw.customers``, derived tags in the same SELECT) and writes it once.
+- ``tags.tag_<name>``: a view per tag, ``(as_of, customer_id, <name>)`` over the wide table.
 - ``tags.catalog``: see :mod:`tags.catalog`.
 
-Every write replaces one day's rows in one transaction (delete + insert), so
-re-running a day is idempotent and a failure leaves the previous data in place.
-Building a subset of a group's tags keeps the other tags' stored values of that day. The
-day is always a bound parameter. Dagster (``assets/tags.py``) and the benchmark call
-these functions.
+Every write replaces one day's rows in one transaction (delete + insert), so re-running a
+day is idempotent and a failure leaves the previous data in place. Building a subset of
+the atomic tags keeps the other tags' stored values of that day. The day is always a
+bound parameter. Dagster (``assets/tags.py``) and the benchmark call these functions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import duckdb
@@ -32,7 +28,6 @@ from kequn.errors import ExecutionError, Location
 from plan.params import as_of
 from plan.tags import (
     WIDE,
-    TagGroup,
     TagPlan,
     day_rows,
     pretty,
@@ -42,7 +37,7 @@ from plan.tags import (
 from project.tag import Tag
 from tags.catalog import Coverage, write_catalog
 from tags.distribution import Bucket, distribution_columns, distributions_from
-from tags.storage import drop_if, ensure_table, tag_view
+from tags.storage import ensure_table, tag_view
 from warehouse.db import relation_kind, run, transaction
 
 
@@ -74,7 +69,7 @@ class TagStats:
 
 @dataclass(frozen=True)
 class CustomerTagsResult:
-    """What :func:`build_customer_tags` wrote for a day."""
+    """What :func:`build_day` wrote for a day."""
 
     rows: int
     sql: str
@@ -84,10 +79,13 @@ class CustomerTagsResult:
     """Atomic tags whose source had no stored rows for the day (never built for it?)."""
     distributions: dict[str, list[Bucket]] = field(default_factory=dict)
     """Each tag's value distribution for the day (broken tags left out)."""
-
-
-def _columns(plan: TagPlan, group: TagGroup) -> list[tuple[str, str]]:
-    return [(name, plan.tags[name].sql_type) for name in group.tags]
+    computed: tuple[str, ...] = ()
+    """The atomic tags computed from their sources by this build (the others kept)."""
+    failed: dict[str, ExecutionError] = field(default_factory=dict)
+    """Atomic tags whose query failed: not computed, their stored values of the day kept
+    (the rest of the day was built without them)."""
+    counts: tuple[int, int] | None = None
+    """(rows, distinct customers) of the wide table's day, from the statistics scan."""
 
 
 def _fail(tags: list[Tag], error: duckdb.Error) -> ExecutionError:
@@ -97,17 +95,19 @@ def _fail(tags: list[Tag], error: duckdb.Error) -> ExecutionError:
                           tags[0].body_location if tags else Location())
 
 
-def _locate_failure(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
-                    day: date, names: list[str]) -> list[Tag]:
-    """The tags of a failed fused query whose own query does not bind (all when unknown)."""
-    bad = []
+def _failing(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
+             names: list[str]) -> dict[str, duckdb.Error]:
+    """The atomic tags among ``names`` whose own (group) query does not bind, with the
+    error of each."""
+    bad = {}
     for name in names:
-        probe = exp.select("*").from_(plan.group_query(group, [name]).subquery("q")).limit(0)
+        probe = exp.select("*").from_(
+            plan.group_query(plan.group_of(name), [name]).subquery("q")).limit(0)
         try:
             run(con, probe, day)
-        except duckdb.Error:
-            bad.append(plan.tags[name])
-    return bad or [plan.tags[n] for n in names]
+        except duckdb.Error as error:
+            bad[name] = error
+    return bad
 
 
 def _registered(con: duckdb.DuckDBPyConnection, day: date) -> int:
@@ -146,34 +146,116 @@ def _scan(con: duckdb.DuckDBPyConnection, query: exp.Select, day: date) -> dict[
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else {}
 
 
-def build_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
-               names: Iterable[str] | None = None) -> dict[str, TagStats]:
-    """Compute and store the atomic tags ``names`` (default: all) for ``day``.
+def _atomic(plan: TagPlan) -> list[str]:
+    return [t.name for t in plan.tags.values() if t.kind == "atomic"]
 
-    Tags of one source run as one fused query. Each group's day is replaced in one
-    transaction; when only some of a group's tags are selected, the other tags' stored
-    values for that day are kept. Raises ExecutionError naming the tag file on failure.
+
+def build_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
+              compute: Iterable[str] | None = None) -> CustomerTagsResult:
+    """Build ``tags.customer_tags`` and ``tags.catalog`` for ``day``, computing the atomic
+    tags ``compute`` (default: all) from their sources.
+
+    Atomic tags not computed keep their stored values of the day (their default, else
+    NULL, when the day was never built: reported as ``missing``); derived tags are always
+    recomputed. One transaction: the wide table's day, the catalog's day and the tag views
+    are replaced together. The statistics, the checks' counts and each tag's distribution
+    (returned, stored by the caller) come from one scan of the written day. A tag whose
+    query does not run is left out (its stored values kept, reported in ``failed``) and
+    the rest is built; any other failure raises ExecutionError and writes nothing.
     """
-    selected = list(names) if names is not None else [
-        t.name for t in plan.tags.values() if t.kind == "atomic"]
-    for name in selected:
+    atomic = _atomic(plan)
+    chosen = atomic if compute is None else list(dict.fromkeys(compute))
+    for name in chosen:
         if name not in plan.tags or plan.tags[name].kind != "atomic":
             raise ValueError(f"'{name}' is not an atomic tag of this project")
-    customers = _registered(con, day)
-    stats: dict[str, TagStats] = {}
-    for group in plan.groups:
-        chosen = [n for n in group.tags if n in selected]
-        if chosen:
-            stats.update(_build_group(con, plan, group, day, chosen, customers))
-    return stats
+    try:
+        return _write_day(con, plan, day, chosen)
+    except duckdb.Error as error:
+        bad = _failing(con, plan, day, chosen)
+        if not bad:
+            raise _wide_failure(plan, error) from error
+    try:
+        result = _write_day(con, plan, day, [n for n in chosen if n not in bad])
+    except duckdb.Error as error:
+        raise _wide_failure(plan, error) from error
+    return replace(result, failed={n: _fail([plan.tags[n]], e) for n, e in bad.items()})
+
+
+def _wide_failure(plan: TagPlan, error: duckdb.Error) -> ExecutionError:
+    return ExecutionError(f"building {WIDE} failed: {str(error).splitlines()[0]}",
+                          Location(plan.root))
+
+
+def _sql_of(plan: TagPlan, wide_sql: str) -> dict[str, str]:
+    """The SQL shown for each tag: its source's fused query, else the wide SELECT."""
+    return {n: pretty(plan.group_query(plan.group_of(n)))
+            if t.kind == "atomic" and not plan.group_of(n).inline else wide_sql
+            for n, t in plan.tags.items()}
+
+
+def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
+               chosen: list[str]) -> CustomerTagsResult:
+    names = list(plan.tags)
+    query = plan.wide_query(chosen)
+    sql = pretty(query)
+    wide = exp.to_table(WIDE)
+    is_day = exp.EQ(this=exp.column("as_of"), expression=as_of())
+    whole = len(chosen) == len(_atomic(plan))
+    with transaction(con):
+        ensure_table(con, WIDE, [(t.name, t.sql_type) for t in plan.tags.values()],
+                     keep=plan.broken)
+        columns = ["as_of", "customer_id", *names]
+        if whole:
+            stored_before = True
+            run(con, exp.delete(wide.copy(), where=is_day), day)
+            run(con, exp.insert(query, wide.copy(), columns=columns), day)
+        else:  # reads the stored day: staged before the day is replaced
+            stored_before = bool(run(con, exp.select(exp.Exists(this=day_rows(wide.copy()))),
+                                     day).fetchone()[0])
+            staged = exp.to_table("_kequn_wide")
+            run(con, exp.Create(this=staged, kind="TABLE", replace=True, expression=query,
+                                properties=exp.Properties(
+                                    expressions=[exp.TemporaryProperty()])), day)
+            run(con, exp.delete(wide.copy(), where=is_day), day)
+            run(con, exp.insert(exp.select(*columns).from_(staged.copy()), wide.copy(),
+                                columns=columns), day)
+            con.execute(exp.Drop(tables=[staged], kind="TABLE").sql("duckdb"))
+        # one scan of the day's wide rows: statistics, checks' counts, distributions
+        values = _scan(con, stats_query(plan.tags, wide.copy(), names).select(
+            *distribution_columns(plan.built)), day)
+        stats = _stats(con, plan, wide.copy(), day, names, None, _sql_of(plan, sql), values)
+        distributions = distributions_from(con, plan.built, values, day)
+        customers = next(iter(stats.values())).customers if stats else 0
+        catalog_rows = write_catalog(
+            con, plan.tags, day, {n: Coverage(s.coverage, customers) for n, s in stats.items()})
+        for name in names:
+            tag_view(con, name, WIDE)
+    inline = {n for g in plan.groups if g.inline for n in g.tags}  # always computed
+    missing = () if stored_before else tuple(
+        n for n in _atomic(plan) if n not in chosen and n not in inline)
+    return CustomerTagsResult(customers, sql, stats, catalog_rows, missing, distributions,
+                              tuple(chosen), counts=_counts(values))
+
+
+def _counts(values: Mapping[str, object]) -> tuple[int, int]:
+    """(rows, distinct customers) of a statistics scan."""
+    return int(values.get("_rows") or 0), int(values.get("_customers") or 0)  # type: ignore[call-overload]
 
 
 def measure_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
-                 names: Iterable[str]) -> dict[str, TagStats]:
-    """Rows and coverage of already stored atomic tags for ``day``, computing nothing new
-    (row tags over raw.customers, never stored, are measured from their query)."""
+                 names: Iterable[str], *, stored_groups: bool = False) -> dict[str, TagStats]:
+    """Rows and coverage of already stored atomic tags for ``day``, computing nothing new:
+    read from the wide table's day or, with ``stored_groups`` (the Spark engine's mirror),
+    from each group's table (row tags over raw.customers, never stored there, are
+    measured from their query)."""
     wanted = list(names)
     customers = _registered(con, day)
+    if not stored_groups:
+        if relation_kind(con, *WIDE.split(".")) != "BASE TABLE":
+            return {n: TagStats(n, 0, 0, customers, "") for n in wanted}
+        sql = pretty(plan.wide_query())
+        return _stats(con, plan, exp.to_table(WIDE), day, wanted, customers,
+                      dict.fromkeys(wanted, sql))
     stats: dict[str, TagStats] = {}
     for group in plan.groups:
         chosen = [n for n in group.tags if n in wanted]
@@ -181,121 +263,12 @@ def measure_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
             continue
         if group.inline or relation_kind(con, *group.table.split(".")) == "BASE TABLE":
             sql = pretty(plan.group_query(group, chosen))
-            stats.update(_stats(con, plan, plan.relation(group), day, chosen, customers,
-                                dict.fromkeys(chosen, sql)))
+            stats.update(_stats(con, plan, plan.relation(group, stored=True), day, chosen,
+                                customers, dict.fromkeys(chosen, sql),
+                                unique=plan.unique_by_construction(group)))
         else:
             stats.update({n: TagStats(n, 0, 0, customers, "") for n in chosen})
     return stats
-
-
-def _build_group(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
-                 day: date, chosen: list[str], customers: int) -> dict[str, TagStats]:
-    sql = pretty(plan.group_query(group, chosen if not group.inline else None))
-    try:
-        with transaction(con):
-            drop_if(con, group.table, "VIEW")  # a view that older versions kept
-            if not group.inline:
-                ensure_table(con, group.table, _columns(plan, group), keep=plan.broken)
-                if len(chosen) == len(group.tags):
-                    _replace_day(con, plan, group, day)
-                else:
-                    _merge_subset(con, plan, group, day, chosen)
-                for name in chosen:
-                    tag_view(con, name, group.table)
-            return _stats(con, plan, plan.relation(group), day, chosen, customers,
-                          dict.fromkeys(chosen, sql), unique=plan.unique_by_construction(group))
-    except duckdb.Error as error:
-        raise _fail(_locate_failure(con, plan, group, day, chosen), error) from error
-
-
-def _replace_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
-                 day: date) -> None:
-    table = exp.to_table(group.table)
-    is_day = exp.EQ(this=exp.column("as_of"), expression=as_of())
-    run(con, exp.delete(table.copy(), where=is_day), day)
-    names = list(group.tags)
-    rows = exp.select(as_of(), exp.column("customer_id", "q"),
-                      *[exp.column(n, "q") for n in names]).from_(
-        plan.group_query(group).subquery("q"))
-    run(con, exp.insert(rows, table, columns=["as_of", "customer_id", *names]), day)
-
-
-def _merge_subset(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
-                  day: date, chosen: list[str]) -> None:
-    """Replace the day's rows keeping the stored values of the group's other tags."""
-    others = [n for n in group.tags if n not in chosen]
-    table = exp.to_table(group.table)
-    merged = exp.select(
-        as_of().as_("as_of"),
-        exp.Coalesce(this=exp.column("customer_id", "n"),
-                     expressions=[exp.column("customer_id", "o")]).as_("customer_id"),
-        *[exp.column(c, "n").as_(c) for c in chosen],
-        *[exp.column(c, "o").as_(c) for c in others],
-    ).from_(plan.group_query(group, chosen).subquery("n")).join(
-        day_rows(table.copy()).subquery("o"), join_type="full outer",
-        on=exp.EQ(this=exp.column("customer_id", "n"), expression=exp.column("customer_id", "o")))
-    run(con, exp.Create(this=exp.to_table("_kequn_merged"), kind="TABLE", replace=True,
-                        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-                        expression=merged), day)
-    is_day = exp.EQ(this=exp.column("as_of"), expression=as_of())
-    run(con, exp.delete(table.copy(), where=is_day), day)
-    names = [*chosen, *others]
-    run(con, exp.insert(exp.select("as_of", "customer_id", *names).from_("_kequn_merged"),
-                        table, columns=["as_of", "customer_id", *names]), day)
-    con.execute("DROP TABLE _kequn_merged")
-
-
-def build_customer_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan,
-                        day: date) -> CustomerTagsResult:
-    """Build ``tags.customer_tags`` and ``tags.catalog`` for ``day`` from stored atomic tags.
-
-    Derived tags are computed inside the wide SELECT. Atomic tags never built for the
-    day read as missing (their default, else NULL). The columns of broken tags are kept
-    (NULL for this day). One transaction: the wide table's day, the catalog's day and the
-    derived-tag views are replaced together. The statistics, the checks' counts and each
-    tag's distribution (returned, stored by the caller) come from one scan of the day.
-    """
-    sql = pretty(plan.customer_tags_query)
-    names = list(plan.tags)
-    try:
-        with transaction(con):
-            for group in plan.groups:
-                if not group.inline:
-                    drop_if(con, group.table, "VIEW")
-                    ensure_table(con, group.table, _columns(plan, group), keep=plan.broken)
-            ensure_table(con, WIDE, [(t.name, t.sql_type) for t in plan.tags.values()],
-                         keep=plan.broken)
-            wide = exp.to_table(WIDE)
-            is_day = exp.EQ(this=exp.column("as_of"), expression=as_of())
-            run(con, exp.delete(wide.copy(), where=is_day), day)
-            run(con, exp.insert(plan.customer_tags_query, wide.copy(),
-                                columns=["as_of", "customer_id", *names]), day)
-            # one scan of the day's wide rows: statistics, checks' counts, distributions
-            values = _scan(con, stats_query(plan.tags, wide.copy(), names).select(
-                *distribution_columns(plan.built)), day)
-            stats = _stats(con, plan, wide.copy(), day, names, None, dict.fromkeys(names, sql),
-                           values)
-            distributions = distributions_from(con, plan.built, values, day)
-            customers = next(iter(stats.values())).customers if stats else 0
-            catalog_rows = write_catalog(
-                con, plan.tags, day,
-                {n: Coverage(s.coverage, customers) for n, s in stats.items()})
-            missing = tuple(n for g in plan.groups if not g.inline
-                            and not _has_day(con, plan, g, day) for n in g.tags)
-            in_wide = [t.name for t in plan.tags.values() if t.kind == "derived"] + [
-                n for g in plan.groups if g.inline for n in g.tags]
-            for name in in_wide:  # tags whose values live only in the wide table
-                tag_view(con, name, WIDE)
-    except duckdb.Error as error:
-        raise ExecutionError(f"building {WIDE} failed: {str(error).splitlines()[0]}",
-                             Location(plan.root)) from error
-    return CustomerTagsResult(customers, sql, stats, catalog_rows, missing, distributions)
-
-
-def _has_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, group: TagGroup,
-             day: date) -> bool:
-    probe = exp.select(exp.Exists(this=day_rows(exp.to_table(group.table))))
-    return bool(run(con, probe, day).fetchone()[0])
 
 
 def wide_stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date) -> dict[str, TagStats]:

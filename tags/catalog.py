@@ -1,6 +1,6 @@
 """``tags.catalog``: one row per (as_of, tag) describing the tag and its coverage (architecture §4).
 
-Written by :func:`tags.build.build_customer_tags` in the same transaction as the wide
+Written by :func:`tags.build.build_day` in the same transaction as the wide
 table; read by ``kequn tags list`` and by the coverage checks (previous day). The table
 itself is part of the warehouse schema (:mod:`warehouse.schema`).
 """

@@ -50,9 +50,29 @@ def test_wide_table_sql_snapshot(plan: TagPlan, snapshot) -> None:
     assert pretty(plan.customer_tags_query) == snapshot
 
 
+def test_the_days_one_query_computes_only_what_is_asked(plan: TagPlan, snapshot) -> None:
+    from sqlglot import exp
+
+    def joined(select: exp.Select) -> list[str]:
+        return [j.this.alias for j in select.args.get("joins") or []]
+
+    whole = plan.wide_query()
+    assert pretty(whole) == snapshot
+    # every stored source by its fused scan; nothing read back from the wide table
+    assert joined(whole) == [f"g{i}" for i, g in enumerate(plan.groups) if not g.inline]
+    assert "customer_tags" not in whole.sql("duckdb")
+    one = plan.wide_query(["drawn"])
+    loans = next(i for i, g in enumerate(plan.groups) if g.key == "loans")
+    assert joined(one) == [f"g{loans}", "w"]  # drawn computed, the rest kept
+    assert one.sql("duckdb").count("FROM raw.loans") == 1
+    assert plan.wide_query(["drawn"]) is one  # compiled once per subset
+    assert joined(plan.wide_query([])) == ["w"]
+
+
 def test_the_day_is_a_parameter_never_a_literal(plan: TagPlan) -> None:
     compiled = [query(plan.group_query(g)) for g in plan.groups]
-    compiled.append(query(plan.customer_tags_query))
+    compiled += [query(plan.customer_tags_query), query(plan.wide_query()),
+                 query(plan.wide_query(["drawn"]))]
     assert all(q.params for q in compiled)
     assert not any("2025" in q.sql or "CAST('20" in q.sql for q in compiled)
     overdue = query(tag_query(plan.tags["overdue"]))

@@ -56,7 +56,12 @@ def test_definitions_describe_every_tag(plan: TagPlan, snapshot) -> None:
     assert {"summary": summary, "checks": checks} == snapshot
 
 
-def test_a_source_step_fully_then_one_tag_alone(plan: TagPlan, tiny_path: Path) -> None:
+def test_definitions_are_one_subsettable_step(plan: TagPlan) -> None:
+    (asset,) = tag_assets(plan)
+    assert asset.can_subset and len(asset.keys) == len(plan.tags) + 2
+
+
+def test_a_source_fully_then_one_tag_alone(plan: TagPlan, tiny_path: Path) -> None:
     loans = [f"tags/{n}" for n in ("drawn", "loan_count", "active_loan_count",
                                    "outstanding_principal", "last_drawn_days_ago",
                                    "first_drawn_date", "settled_loan_count",
@@ -66,7 +71,7 @@ def test_a_source_step_fully_then_one_tag_alone(plan: TagPlan, tiny_path: Path) 
     assert materialized(result) == set(loans)
     drawn = next(e for e in result.get_asset_materialization_events()
                  if e.asset_key == tag_key("drawn")).materialization.metadata
-    assert drawn["dagster/row_count"].value == 3
+    assert drawn["dagster/row_count"].value == 4  # every registered customer: default false
     assert drawn["coverage"].value == 3
     assert drawn["coverage_ratio"].value == 0.75
     assert "FROM raw.loans" in drawn["sql"].value
@@ -74,14 +79,17 @@ def test_a_source_step_fully_then_one_tag_alone(plan: TagPlan, tiny_path: Path) 
     assert len(evaluations) == 3 * len(loans) and all(e.passed for e in evaluations)
 
     con = connect(tiny_path)
-    before = con.execute("SELECT * EXCLUDE (drawn) FROM tags._src_loans "
-                         "ORDER BY customer_id").fetchall()
+    atomic = [n for n, t in plan.tags.items() if t.kind == "atomic" and n != "drawn"]
+    kept = f"SELECT customer_id, {', '.join(atomic)} FROM tags.customer_tags ORDER BY 1"
+    before = con.execute(kept).fetchall()
+    con.execute("UPDATE raw.loans SET disbursed_at = NULL WHERE customer_id = 1")
     con.close()
     alone = run(plan, tiny_path, ["tags/drawn"])
     assert alone.success and materialized(alone) == {"tags/drawn"}
     con = connect(tiny_path)
-    assert con.execute("SELECT * EXCLUDE (drawn) FROM tags._src_loans "
-                       "ORDER BY customer_id").fetchall() == before
+    assert con.execute(kept).fetchall() == before  # the other tags' stored values
+    assert con.execute("SELECT drawn FROM tags.customer_tags WHERE customer_id = 1"
+                       ).fetchone() == (False,)
     con.close()
 
 
@@ -108,18 +116,46 @@ def test_everything_builds_the_wide_table_and_catalog(plan: TagPlan,
     assert wide.materialization.metadata["dagster/row_count"].value == customers
 
 
-def test_a_failing_blocking_check_stops_the_wide_table(plan: TagPlan,
-                                                        generated_copy) -> None:
+def test_a_failing_blocking_check_stops_what_reads_the_tags(plan: TagPlan,
+                                                           generated_copy) -> None:
     path = generated_copy()
     con = connect(path)
     con.execute("UPDATE raw.customers SET channel = 'FAX' WHERE customer_id = 2")
     con.close()
-    result = run(plan, path, partition=GENERATED_DAY)
+    ran = []
+
+    @dg.asset(deps=[dg.AssetKey(["tags", "customer_tags"])], partitions_def=DAILY)
+    def reads_the_tags() -> None:
+        ran.append(True)
+
+    result = dg.materialize(
+        [*tag_assets(plan), reads_the_tags], partition_key=GENERATED_DAY,
+        resources={"kequn": KequnContext(Settings(warehouse=path))},
+        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [(e.asset_key, e.check_name) for e in failed] == [
         (tag_key("channel"), "values_in_domain")]
     assert "FAX" in (failed[0].description or "")
-    done = materialized(result)
-    assert "tags/channel" in done and "tags/customer_tags" not in done
+    assert "tags/channel" in materialized(result) and not ran
 
+
+def test_a_tag_whose_query_fails_breaks_only_itself(plan: TagPlan, tiny_path: Path,
+                                                    tmp_path: Path) -> None:
+    from plan import compile_project
+    from project.loader import load_project
+
+    folder = tmp_path / "project" / "tags" / "loans"
+    folder.mkdir(parents=True)
+    for name in ("drawn", "loan_count"):
+        src = plan.tags[name].path.read_text(encoding="utf-8")
+        if name == "loan_count":
+            src = src.replace("count(*)", "count(no_such_column)")
+        (folder / f"{name}.sql").write_text(src, encoding="utf-8")
+    broken = compile_project(load_project(tmp_path / "project")).tags
+    result = run(broken, tiny_path)
+    assert not result.success
+    assert materialized(result) == {"tags/drawn", "tags/customer_tags", "tags/catalog"}
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "loan_count.sql" in str(failure) and "running tag(s) loan_count failed" in str(
+        failure)

@@ -16,7 +16,7 @@ from kequn.errors import ExecutionError
 from plan import compile_project
 from plan.tags import TagPlan
 from project.loader import load_project
-from tags.build import build_customer_tags, build_tags
+from tags.build import build_day
 from warehouse.db import connect
 
 # (credit_granted, drawn, overdue, overdue_days) per customer, worked out by hand from
@@ -32,11 +32,6 @@ EXPECTED = {
                         3: (False, True, False, None), 4: (False, False, False, None)},
 }
 PRODUCT_TAGS = ("credit_granted", "drawn", "overdue", "overdue_days")
-
-
-def build_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date) -> None:
-    build_tags(con, plan, day)
-    build_customer_tags(con, plan, day)
 
 
 def wide(con: duckdb.DuckDBPyConnection, day: date, columns: tuple[str, ...] = PRODUCT_TAGS
@@ -110,41 +105,52 @@ def test_rebuilding_a_day_is_idempotent(tiny, plan: TagPlan) -> None:
     build_day(tiny, plan, day)
     assert tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id").fetchall() \
         == first
-    assert tiny.execute("SELECT count(*) FROM tags._src_loans").fetchone()[0] == 3
     assert tiny.execute("SELECT count(*) FROM tags.catalog").fetchone()[0] == len(plan.tags)
+    # the wide table is the only storage: no table per source
+    assert tiny.execute("SELECT list(table_name ORDER BY table_name) FROM information_schema"
+                        ".tables WHERE table_schema = 'tags' AND table_type = 'BASE TABLE'"
+                        ).fetchone()[0] == ["catalog", "customer_tags", "distribution"]
+
+
+def atomic_of(plan: TagPlan, source: str) -> list[str]:
+    return list(next(g for g in plan.groups if g.key == source).tags)
 
 
 def test_subset_build_keeps_the_other_tags_of_the_source(tiny, plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_tags(tiny, plan, day)
-    before = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
+    build_day(tiny, plan, day)
+    others = [n for n in plan.tags if plan.tags[n].kind == "atomic" and n != "failed_drawdown"]
+    before = wide(tiny, day, tuple(others))
+    # facts that change other loan tags too: only the tag rebuilt may see them
     tiny.execute("UPDATE raw.loans SET status = 'DISBURSED' WHERE loan_id = 203")
-    stats = build_tags(tiny, plan, day, ["failed_drawdown"])
-    assert list(stats) == ["failed_drawdown"]
-    after = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
-    columns = [d[0] for d in tiny.description]
-    failed = columns.index("failed_drawdown")
-    for old, new in zip(before, after, strict=True):
-        assert [v for i, v in enumerate(old) if i != failed] == \
-            [v for i, v in enumerate(new) if i != failed]
-    assert [r[failed] for r in after] == [False, False, False]
-    assert stats["failed_drawdown"].coverage == 0
+    tiny.execute("UPDATE raw.loans SET disbursed_at = NULL WHERE customer_id = 1")
+    result = build_day(tiny, plan, day, ["failed_drawdown"])
+    assert result.computed == ("failed_drawdown",) and not result.missing
+    assert wide(tiny, day, tuple(others)) == before
+    assert set(wide(tiny, day, ("failed_drawdown",)).values()) == {(False,)}
+    assert result.tags["failed_drawdown"].coverage == 0
+    rebuilt = build_day(tiny, plan, day)  # a whole build sees the new fact everywhere
+    assert wide(tiny, day, tuple(others)) != before and rebuilt.computed == tuple(
+        n for n in plan.tags if plan.tags[n].kind == "atomic")
 
 
 def test_one_tag_alone_on_an_empty_day(tiny, plan: TagPlan) -> None:
     day = date(2025, 3, 11)
-    build_tags(tiny, plan, day, ["drawn"])
-    rows = tiny.execute("SELECT customer_id, drawn, loan_count FROM tags._src_loans "
-                        "ORDER BY customer_id").fetchall()
-    assert rows == [(1, True, None), (2, True, None), (3, True, None)]
-    assert tiny.execute("SELECT count(*) FROM tags.tag_drawn").fetchone()[0] == 3
-    result = build_customer_tags(tiny, plan, day)
+    result = build_day(tiny, plan, day, ["drawn"])
+    rows = tiny.execute("SELECT customer_id, drawn, loan_count, channel IS NOT NULL FROM "
+                        "tags.customer_tags ORDER BY customer_id").fetchall()
+    # loan_count was never computed for the day: its declared default; channel is a row
+    # tag over raw.customers, computed with every write
+    assert rows == [(1, True, 0, True), (2, True, 0, True), (3, True, 0, True),
+                    (4, False, 0, True)]
+    assert tiny.execute("SELECT count(*) FROM tags.tag_drawn").fetchone()[0] == 4
     assert "credit_granted" in result.missing and "overdue" in result.missing
     assert "drawn" not in result.missing and "channel" not in result.missing
+    assert not build_day(tiny, plan, day, ["overdue"]).missing  # the day is stored now
 
 
 def test_stats_report_coverage(tiny, plan: TagPlan) -> None:
-    stats = build_tags(tiny, plan, date(2025, 3, 11))
+    stats = build_day(tiny, plan, date(2025, 3, 11)).tags
     assert (stats["drawn"].coverage, stats["drawn"].customers) == (3, 4)
     assert stats["drawn"].coverage_ratio == 0.75
     # the declared default (0 loans) is not coverage: customer 4 has no loan
@@ -152,11 +158,8 @@ def test_stats_report_coverage(tiny, plan: TagPlan) -> None:
     assert "FROM raw.loans" in stats["drawn"].sql
 
 
-def test_a_failing_query_names_its_file_and_keeps_stored_data(tiny, tmp_path: Path,
-                                                              plan: TagPlan) -> None:
-    day = date(2025, 3, 11)
-    build_tags(tiny, plan, day)
-    stored = tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall()
+def _broken_loans(tmp_path: Path, plan: TagPlan) -> TagPlan:
+    """The project's loan tags drawn and loan_count, loan_count's query not binding."""
     folder = tmp_path / "tags" / "loans"
     folder.mkdir(parents=True)
     for name in ("drawn", "loan_count"):
@@ -164,12 +167,37 @@ def test_a_failing_query_names_its_file_and_keeps_stored_data(tiny, tmp_path: Pa
         if name == "loan_count":
             src = src.replace("count(*)", "count(no_such_column)")
         (folder / f"{name}.sql").write_text(src, encoding="utf-8")
-    broken = compile_project(load_project(tmp_path)).tags
-    with pytest.raises(ExecutionError) as err:
-        build_tags(tiny, broken, day)
-    assert err.value.path == folder / "loan_count.sql"
-    assert "running tag(s) loan_count failed" in err.value.message
-    assert tiny.execute("SELECT * FROM tags._src_loans ORDER BY customer_id").fetchall() == stored
+    return compile_project(load_project(tmp_path)).tags
+
+
+def test_a_failing_query_breaks_only_its_tag_and_keeps_its_stored_values(
+        tiny, tmp_path: Path, plan: TagPlan) -> None:
+    day = date(2025, 3, 11)
+    build_day(tiny, plan, day)
+    stored = wide(tiny, day, ("loan_count",))
+    broken = _broken_loans(tmp_path, plan)
+    tiny.execute("UPDATE raw.loans SET disbursed_at = NULL WHERE customer_id = 1")
+    result = build_day(tiny, broken, day)
+    assert list(result.failed) == ["loan_count"]
+    error = result.failed["loan_count"]
+    assert error.path == tmp_path / "tags" / "loans" / "loan_count.sql"
+    assert "running tag(s) loan_count failed" in error.message
+    assert result.computed == ("drawn",)
+    assert wide(tiny, day, ("loan_count",)) == stored  # kept, not NULL
+    assert wide(tiny, day, ("drawn",))[1] == (False,)  # the other tag was built
+
+
+def test_a_failing_wide_build_writes_nothing(tiny, plan: TagPlan) -> None:
+    day = date(2025, 3, 11)
+    build_day(tiny, plan, day)
+    before = tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id").fetchall()
+    catalog = tiny.execute("SELECT * FROM tags.catalog ORDER BY name").fetchall()
+    tiny.execute("ALTER TABLE raw.customers RENAME COLUMN channel TO channel_code")
+    with pytest.raises(ExecutionError, match=r"building tags\.customer_tags failed"):
+        build_day(tiny, plan, day)
+    assert tiny.execute("SELECT * FROM tags.customer_tags ORDER BY customer_id"
+                        ).fetchall() == before
+    assert tiny.execute("SELECT * FROM tags.catalog ORDER BY name").fetchall() == catalog
 
 
 # --- agreement with an independent computation on a generated warehouse ----------------
@@ -232,45 +260,45 @@ def test_building_a_source_in_any_subsets_equals_one_full_build(tmp_path_factory
     from tests.tags.conftest import make_tiny_warehouse
 
     day = date(2025, 3, 11)
-    names = list(next(g for g in plan.groups if g.key == "loans").tags)
+    names = atomic_of(plan, "loans")
     order = data.draw(st.permutations(names))
     cuts = sorted(data.draw(st.sets(st.integers(1, len(names) - 1), max_size=3)))
     chunks = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
     folder = tmp_path_factory.mktemp("subsets")
     full = connect(make_tiny_warehouse(folder / "full.duckdb"))
-    build_tags(full, plan, day, names)
+    build_day(full, plan, day, names)
     parts = connect(make_tiny_warehouse(folder / "parts.duckdb"))
     for chunk in chunks:
-        build_tags(parts, plan, day, chunk)
-    query = f"SELECT customer_id, {', '.join(names)} FROM tags._src_loans ORDER BY customer_id"
+        build_day(parts, plan, day, chunk)
+    query = "SELECT * FROM tags.customer_tags ORDER BY customer_id"
     assert parts.execute(query).fetchall() == full.execute(query).fetchall()
     full.close()
     parts.close()
 
 
-def test_the_wide_table_reads_only_the_days_stored_rows(tiny, plan: TagPlan) -> None:
+def test_a_subset_build_reads_only_the_days_stored_rows(tiny, plan: TagPlan) -> None:
     import json
 
     from plan.params import day_values, query
 
     for day in (date(2025, 3, 10), date(2025, 3, 11)):
-        build_tags(tiny, plan, day)
-    wide = query(plan.customer_tags_query)
-    explained = json.loads(tiny.execute(f"EXPLAIN (FORMAT json) {wide.sql}", wide.bind(
+        build_day(tiny, plan, day)
+    subset = query(plan.wide_query(["drawn"]))
+    explained = json.loads(tiny.execute(f"EXPLAIN (FORMAT json) {subset.sql}", subset.bind(
         day_values(date(2025, 3, 11)))).fetchall()[0][1])
-    scans: dict[str, str] = {}
+    scans: dict[str, list[str]] = {}
 
     def walk(node: dict) -> None:
         extra = node.get("extra_info", {})
         if "Table" in extra:
-            scans[extra["Table"].split(".")[-1]] = str(extra.get("Filters"))
+            scans.setdefault(extra["Table"].split(".")[-1], []).append(str(extra.get("Filters")))
         for child in node.get("children", []):
             walk(child)
 
     for node in explained:
         walk(node)
-    stored = [g.table.split(".")[-1] for g in plan.groups if not g.inline]
-    assert stored and all("as_of = '2025-03-11'" in scans[t] for t in stored), scans
+    assert scans["customer_tags"] and all("as_of = '2025-03-11'" in f
+                                          for f in scans["customer_tags"]), scans
 
 
 def test_measure_reads_stored_values_without_building(tiny, plan: TagPlan) -> None:
@@ -279,9 +307,9 @@ def test_measure_reads_stored_values_without_building(tiny, plan: TagPlan) -> No
     day = date(2025, 3, 11)
     names = ["drawn", "loan_count", "channel", "credit_granted"]
     assert {n: s.coverage for n, s in measure_tags(tiny, plan, day, names).items()} == {
-        "drawn": 0, "loan_count": 0, "channel": 4, "credit_granted": 0}  # nothing stored yet
-    built = build_tags(tiny, plan, day, ["drawn", "loan_count"])
+        "drawn": 0, "loan_count": 0, "channel": 0, "credit_granted": 0}  # nothing stored yet
+    built = build_day(tiny, plan, day, ["drawn", "loan_count"]).tags
     tiny.execute("DELETE FROM raw.loans")  # measuring must not recompute
     measured = measure_tags(tiny, plan, day, ["drawn", "loan_count"])
     assert {n: (s.rows, s.coverage) for n, s in measured.items()} == {
-        n: (s.rows, s.coverage) for n, s in built.items()}
+        n: (built[n].rows, built[n].coverage) for n in ("drawn", "loan_count")}

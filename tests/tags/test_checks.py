@@ -10,25 +10,26 @@ from sqlglot import exp
 
 from plan.tags import TagPlan
 from tags import checks
-from tags.build import build_customer_tags, build_tags
+from tags.build import build_day
 
 DAY = date(2025, 3, 11)
-LOANS = exp.to_table("tags._src_loans")
 WIDE = exp.to_table("tags.customer_tags")
 
 
 def test_one_row_per_customer(tiny: duckdb.DuckDBPyConnection, plan: TagPlan) -> None:
-    build_tags(tiny, plan, DAY)
-    assert checks.one_row_per_customer(tiny, LOANS, DAY).passed
-    tiny.execute("INSERT INTO tags._src_loans (as_of, customer_id) VALUES (DATE '2025-03-11', 1)")
-    outcome = checks.one_row_per_customer(tiny, LOANS, DAY)
+    build_day(tiny, plan, DAY)
+    assert checks.one_row_per_customer(tiny, WIDE, DAY).passed
+    loans = plan.relation(plan.group_of("drawn"))  # a source's rows, computed by its query
+    assert checks.one_row_per_customer(tiny, loans, DAY).passed
+    tiny.execute("INSERT INTO tags.customer_tags (as_of, customer_id) "
+                 "VALUES (DATE '2025-03-11', 1)")
+    outcome = checks.one_row_per_customer(tiny, WIDE, DAY)
     assert not outcome.passed and outcome.metadata["duplicate_rows"] == 1
 
 
 def test_wide_table_must_hold_every_registered_customer(tiny: duckdb.DuckDBPyConnection,
                                                          plan: TagPlan) -> None:
-    build_tags(tiny, plan, DAY)
-    build_customer_tags(tiny, plan, DAY)
+    build_day(tiny, plan, DAY)
     assert checks.one_row_per_customer(tiny, WIDE, DAY, every_customer=True).passed
     tiny.execute("DELETE FROM tags.customer_tags WHERE customer_id = 4")
     outcome = checks.one_row_per_customer(tiny, WIDE, DAY, every_customer=True)
@@ -38,26 +39,28 @@ def test_wide_table_must_hold_every_registered_customer(tiny: duckdb.DuckDBPyCon
 
 
 def test_values_in_domain(tiny: duckdb.DuckDBPyConnection, plan: TagPlan) -> None:
-    build_tags(tiny, plan, DAY)
+    build_day(tiny, plan, DAY)
     view = plan.relation(plan.group_of("channel"))  # row tags over raw.customers: computed
     assert checks.values_in_domain(tiny, view, plan.tags["channel"], DAY).passed
     tiny.execute("UPDATE raw.customers SET channel = 'FAX' WHERE customer_id = 1")
     bad = checks.values_in_domain(tiny, view, plan.tags["channel"], DAY)
     assert not bad.passed and bad.description == (
         "1 values of channel are outside its domain (e.g. FAX)")
-    table = LOANS
+    table = WIDE
     assert checks.values_in_domain(tiny, table, plan.tags["loan_count"], DAY).passed
-    tiny.execute("UPDATE tags._src_loans SET loan_count = -3 WHERE customer_id = 1")
+    tiny.execute("UPDATE tags.customer_tags SET loan_count = -3 WHERE customer_id = 1")
     assert not checks.values_in_domain(tiny, table, plan.tags["loan_count"], DAY).passed
 
 
 def test_values_in_domain_checks_the_stored_type(tiny: duckdb.DuckDBPyConnection,
                                                  plan: TagPlan) -> None:
-    build_tags(tiny, plan, DAY)
-    tiny.execute("ALTER TABLE tags._src_loans ALTER drawn TYPE INTEGER USING drawn::INTEGER")
-    outcome = checks.values_in_domain(tiny, LOANS, plan.tags["drawn"], DAY)
+    build_day(tiny, plan, DAY)
+    tiny.execute("DROP VIEW tags.tag_drawn")  # it reads the column
+    tiny.execute("ALTER TABLE tags.customer_tags ALTER drawn TYPE INTEGER "
+                 "USING drawn::INTEGER")
+    outcome = checks.values_in_domain(tiny, WIDE, plan.tags["drawn"], DAY)
     assert not outcome.passed
-    assert outcome.description == "column drawn of tags._src_loans is INTEGER, " \
+    assert outcome.description == "column drawn of tags.customer_tags is INTEGER, " \
                                   "declared boolean (BOOLEAN)"
 
 
@@ -66,8 +69,7 @@ def test_coverage_stable(tiny: duckdb.DuckDBPyConnection, plan: TagPlan) -> None
     assert not checks.coverage_stable(tiny, drawn, DAY, 0, 0.0).passed
     assert checks.coverage_stable(tiny, drawn, DAY, 3, 0.75).passed  # no previous day
     previous = date(2025, 3, 10)
-    build_tags(tiny, plan, previous)
-    build_customer_tags(tiny, plan, previous)  # drawn covers 2 of 3 on 03-10
+    build_day(tiny, plan, previous)  # drawn covers 2 of 3 on 03-10
     assert checks.coverage_stable(tiny, drawn, DAY, 3, 0.75).passed
     jump = checks.coverage_stable(tiny, drawn, DAY, 4, 1.2)
     assert not jump.passed
@@ -82,24 +84,23 @@ def test_checks_from_the_build_scan_equal_checks_that_scan(tiny: duckdb.DuckDBPy
     out-of-domain values); the checks fed those counts answer exactly as when they scan."""
     from tags.build import measure_tags
 
-    build_tags(tiny, plan, DAY)
-    tiny.execute("UPDATE raw.customers SET channel = 'FAX' WHERE customer_id = 1")
-    tiny.execute("UPDATE tags._src_loans SET loan_count = -3 WHERE customer_id = 2")
-    tiny.execute("INSERT INTO tags._src_loans (as_of, customer_id) VALUES (DATE '2025-03-11', 1)")
+    build_day(tiny, plan, DAY)
+    tiny.execute("UPDATE tags.customer_tags SET channel = 'FAX' WHERE customer_id = 1")
+    tiny.execute("UPDATE tags.customer_tags SET loan_count = -3 WHERE customer_id = 2")
+    tiny.execute("INSERT INTO tags.customer_tags (as_of, customer_id, loan_count) "
+                 "VALUES (DATE '2025-03-11', 1, 1)")
     for name in ("channel", "loan_count", "drawn"):
-        group = plan.group_of(name)
-        relation = plan.relation(group)
         stats = measure_tags(tiny, plan, DAY, [name])[name]
         tag = plan.tags[name]
-        scanned = checks.values_in_domain(tiny, relation, tag, DAY)
-        counted = checks.values_in_domain(tiny, relation, tag, DAY,
+        scanned = checks.values_in_domain(tiny, WIDE, tag, DAY)
+        counted = checks.values_in_domain(tiny, WIDE, tag, DAY,
                                           out_of_domain=stats.out_of_domain)
         assert scanned == counted
-        rows = checks.one_row_per_customer(tiny, relation, DAY)
+        rows = checks.one_row_per_customer(tiny, WIDE, DAY)
         assert rows == checks.one_row_per_customer(
-            tiny, relation, DAY, counts=(stats.relation_rows, stats.relation_customers))
+            tiny, WIDE, DAY, counts=(stats.relation_rows, stats.relation_customers))
     assert not checks.values_in_domain(
-        tiny, plan.relation(plan.group_of("channel")), plan.tags["channel"], DAY,
+        tiny, WIDE, plan.tags["channel"], DAY,
         out_of_domain=measure_tags(tiny, plan, DAY, ["channel"])["channel"].out_of_domain,
     ).passed
     assert measure_tags(tiny, plan, DAY, ["drawn"])["drawn"].out_of_domain is None

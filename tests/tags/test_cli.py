@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from kequn.settings import REPO_ROOT
 from plan.tags import TagPlan
-from tags.build import build_customer_tags, build_tags
+from tags.build import build_day
 from tests.cli.tables import table
 from warehouse.db import connect
 
@@ -41,8 +41,7 @@ def test_validate_prints_every_problem_and_exits_1(tmp_path: Path) -> None:
 
 def test_list_filters_and_shows_coverage(tiny_path: Path, plan: TagPlan) -> None:
     con = connect(tiny_path)
-    build_tags(con, plan, date(2025, 3, 11))
-    build_customer_tags(con, plan, date(2025, 3, 11))
+    build_day(con, plan, date(2025, 3, 11))
     con.close()
     result = runner.invoke(app, ["--warehouse", str(tiny_path), "tags", "list",
                                  "--category", "loans/drawdown", "--owner", "credit_risk"])
@@ -67,7 +66,7 @@ def test_show_prints_the_compiled_sql() -> None:
     assert fields["owner"] == "team:collections" and fields["used by"] == "risk_level"
     assert "i.due_date < $as_of" in result.stdout  # the day is a bound parameter
     assert "$as_of = 2025-03-11, $as_of_end = 2025-03-12 00:00:00" in result.stdout
-    assert "tags._src_installments_loans" in result.stdout
+    assert "tags.customer_tags, column" in result.stdout
     derived = runner.invoke(app, ["tags", "show", "granted_not_drawn"])
     assert table(derived.stdout).record()["depends on"] == "credit_granted, drawn"
 

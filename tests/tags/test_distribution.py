@@ -7,7 +7,7 @@ from datetime import date
 import duckdb
 
 from plan.tags import TagPlan
-from tags.build import build_customer_tags, build_tags
+from tags.build import build_day
 from tags.distribution import Bucket, store_distributions, tag_distributions
 
 DAY = date(2025, 3, 11)
@@ -15,8 +15,7 @@ DAY = date(2025, 3, 11)
 
 def test_buckets_cover_every_customer_and_are_stored(tiny: duckdb.DuckDBPyConnection,
                                                      plan: TagPlan) -> None:
-    build_tags(tiny, plan, DAY)
-    rows = build_customer_tags(tiny, plan, DAY).rows
+    rows = build_day(tiny, plan, DAY).rows
     distributions = tag_distributions(tiny, plan.tags, DAY)
     assert set(distributions) == set(plan.tags)
     for name, buckets in distributions.items():
@@ -40,7 +39,6 @@ def test_buckets_cover_every_customer_and_are_stored(tiny: duckdb.DuckDBPyConnec
 
 def test_the_builds_scan_gives_the_same_distributions(tiny: duckdb.DuckDBPyConnection,
                                                       plan: TagPlan) -> None:
-    build_tags(tiny, plan, DAY)
-    built = build_customer_tags(tiny, plan, DAY).distributions
+    built = build_day(tiny, plan, DAY).distributions
     assert built == tag_distributions(tiny, plan.tags, DAY)
     assert {b.bucket for b in built["credit_limit"]} >= {"(null)"}
