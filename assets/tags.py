@@ -24,7 +24,7 @@ process); no database is opened at load time.
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 from sqlglot import exp
@@ -39,6 +39,7 @@ from plan.tags import CUSTOMERS_TABLE, WIDE, TagPlan
 from project.tag import Tag
 from tags import checks
 from tags.build import CustomerTagsResult, TagStats
+from tags.catalog import read_coverage
 from tags.distribution import Bucket
 
 KINDS = {"duckdb", "sql"}
@@ -140,30 +141,36 @@ def _selected(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) ->
 
 def _checks_of(context: dg.AssetExecutionContext, engine: DuckDBTags, plan: TagPlan,
                result: CustomerTagsResult, day: date) -> list[dg.AssetCheckResult]:
-    """The selected checks, their counts taken from the build's statistics scan."""
+    """The selected checks, their counts taken from the build's statistics scan (the wide
+    table's column types and the previous day's coverage read once for all)."""
     con, wide = engine.con, exp.to_table(WIDE)
     results = []
     if _selected(context, WIDE_KEY, CHECK_ROWS):
         results.append(_check_result(WIDE_KEY, CHECK_ROWS, checks.one_row_per_customer(
             con, wide, day, every_customer=True, counts=result.counts)))
+    types = checks.column_types(con, wide)
+    previous = read_coverage(con, day - timedelta(days=1))
     for name, tag in plan.tags.items():
         if name in result.failed:
             continue
         key, s = tag_key(name), result.tags[name]
         group = plan.group_of(name) if tag.kind == "atomic" else None
-        relation = engine.relation(plan, group) if group else wide
+        # stored in the wide table (DuckDB), or in the group's own table (Spark's mirror)
+        relation = engine.relation(plan, group) if group and engine.stored_groups else wide
         if group and _selected(context, key, CHECK_ROWS):
-            counts = _counts(s)  # a customer twice in the wide day: count the tag's own rows
+            counts, counted = _counts(s), relation
             if counts and counts[0] != counts[1] and not engine.stored_groups:
-                counts = None
+                # a customer twice in the wide day: count this tag's own rows to name it
+                counts, counted = None, plan.relation(group)
             results.append(_check_result(key, CHECK_ROWS, checks.one_row_per_customer(
-                con, relation, day, counts=counts)))
+                con, counted, day, counts=counts)))
         if _selected(context, key, CHECK_DOMAIN):
             results.append(_check_result(key, CHECK_DOMAIN, checks.values_in_domain(
-                con, relation, tag, day, out_of_domain=_bad(s))))
+                con, relation, tag, day, out_of_domain=_bad(s),
+                types=types if relation is wide else None)))
         if _selected(context, key, CHECK_COVERAGE):
             results.append(_check_result(key, CHECK_COVERAGE, checks.coverage_stable(
-                con, tag, day, s.coverage, s.coverage_ratio)))
+                con, tag, day, s.coverage, s.coverage_ratio, previous_day=previous)))
     return results
 
 

@@ -29,7 +29,9 @@ from plan.params import as_of
 from plan.tags import (
     WIDE,
     TagPlan,
+    bitmap_fits,
     day_rows,
+    distinct_ids,
     pretty,
     registered_customers_query,
     stats_query,
@@ -126,7 +128,9 @@ def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expressi
     table), so its row count is the customer count.
     """
     if values is None:
-        values = _scan(con, stats_query(plan.tags, relation, names, unique=unique), day)
+        ids = None if unique else _id_bounds(con, relation, day)
+        values = _scan(con, stats_query(plan.tags, relation, names, unique=unique, ids=ids),
+                       day)
     if customers is None:
         customers = int(values.get("_rows") or 0)
     out = {}
@@ -137,6 +141,27 @@ def _stats(con: duckdb.DuckDBPyConnection, plan: TagPlan, relation: exp.Expressi
                              sql[name], bad, int(values.get("_rows") or 0),
                              int(values.get("_customers") or 0))
     return out
+
+
+def _id_bounds(con: duckdb.DuckDBPyConnection, relation: exp.Expression,
+               day: date) -> tuple[int, int] | None:
+    """The (min, max) customer ids of the day's rows when a bitmap over them is small
+    enough to count distinct ids with (:func:`plan.tags.distinct_ids`), else None."""
+    rows, low, high = run(con, exp.select(
+        exp.Count(this=exp.Star()), exp.Min(this=exp.column("customer_id")),
+        exp.Max(this=exp.column("customer_id"))).from_(day_rows(relation.copy()).subquery("d")),
+        day).fetchone()
+    bounds = (int(low), int(high)) if low is not None else None
+    return bounds if bitmap_fits(bounds, int(rows)) else None
+
+
+def _distinct_customers(con: duckdb.DuckDBPyConnection, relation: exp.Expression,
+                        day: date) -> int:
+    """The distinct customer ids among the day's rows of ``relation``."""
+    count = exp.select(distinct_ids(_id_bounds(con, relation, day))).from_(
+        day_rows(relation.copy()).subquery("d"))
+    row = run(con, count, day).fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 def _scan(con: duckdb.DuckDBPyConnection, query: exp.Select, day: date) -> dict[str, object]:
@@ -221,8 +246,10 @@ def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
                                 columns=columns), day)
             con.execute(exp.Drop(tables=[staged], kind="TABLE").sql("duckdb"))
         # one scan of the day's wide rows: statistics, checks' counts, distributions
-        values = _scan(con, stats_query(plan.tags, wide.copy(), names).select(
+        values = _scan(con, stats_query(plan.tags, wide.copy(), names, unique=True).select(
             *distribution_columns(plan.built)), day)
+        # counted apart: a bitmap beside the quantiles in one aggregate costs gigabytes
+        values["_customers"] = _distinct_customers(con, wide, day)
         stats = _stats(con, plan, wide.copy(), day, names, None, _sql_of(plan, sql), values)
         distributions = distributions_from(con, plan.built, values, day)
         customers = next(iter(stats.values())).customers if stats else 0

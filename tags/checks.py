@@ -7,6 +7,7 @@ functions so tests can call them directly too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -73,23 +74,30 @@ def one_row_per_customer(con: duckdb.DuckDBPyConnection, relation: exp.Expressio
     return CheckOutcome(True, f"one row per customer in {table} for {as_of}", meta)
 
 
+def column_types(con: duckdb.DuckDBPyConnection, table: exp.Table) -> dict[str, str]:
+    """``{column: type}`` of a stored table (for :func:`values_in_domain`'s ``types``)."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE "
+        "table_schema = ? AND table_name = ?", [table.db, table.name]).fetchall()
+    return {name: kind for name, kind in rows}
+
+
 def values_in_domain(con: duckdb.DuckDBPyConnection, relation: exp.Expression, tag: Tag,
-                     as_of: date, *, out_of_domain: int | None = None) -> CheckOutcome:
+                     as_of: date, *, out_of_domain: int | None = None,
+                     types: Mapping[str, str] | None = None) -> CheckOutcome:
     """The stored column has the declared type, and no value of the day is out of domain.
 
     A computed relation (an inline group's query) casts to the declared type itself, so
-    only a stored table's column type is read back. ``out_of_domain``, when the build's
+    only a stored table's column type is read back (``types``: the table's
+    :func:`column_types`, when already read). ``out_of_domain``, when the build's
     statistics scan already counted it, spares a scan (a sample is read only when some
     values are outside).
     """
     table = relation_name(relation)
     declared = tag.sql_type.replace(" ", "").upper()
     if isinstance(relation, exp.Table):
-        row = con.execute(
-            "SELECT data_type FROM information_schema.columns WHERE table_schema = ? "
-            "AND table_name = ? AND column_name = ?",
-            [relation.db, relation.name, tag.name]).fetchone()
-        stored = row[0].replace(" ", "").upper() if row else None
+        known = types if types is not None else column_types(con, relation)
+        stored = known[tag.name].replace(" ", "").upper() if tag.name in known else None
         if stored != declared:
             return CheckOutcome(False, f"column {tag.name} of {table} is {stored}, "
                                        f"declared {tag.value_type} ({declared})",
@@ -111,17 +119,21 @@ def values_in_domain(con: duckdb.DuckDBPyConnection, relation: exp.Expression, t
 
 
 def coverage_stable(con: duckdb.DuckDBPyConnection, tag: Tag, as_of: date, coverage: int,
-                    ratio: float) -> CheckOutcome:
+                    ratio: float, *,
+                    previous_day: Mapping[str, tuple[int, float]] | None = None) -> CheckOutcome:
     """Coverage is not zero and moved at most ``tag.max_coverage_change`` since the day before.
 
-    The previous day's coverage comes from ``tags.catalog``; without it only the zero
-    rule applies.
+    The previous day's coverage comes from ``tags.catalog`` (``previous_day``: its
+    :func:`tags.catalog.read_coverage`, when already read); without it only the zero rule
+    applies.
     """
     meta: dict[str, object] = {"coverage": coverage, "coverage_ratio": round(ratio, 6),
                                "max_change": tag.max_coverage_change}
     if coverage == 0:
         return CheckOutcome(False, f"{tag.name} covers no customer on {as_of}", meta)
-    previous = read_coverage(con, as_of - timedelta(days=1)).get(tag.name)
+    if previous_day is None:
+        previous_day = read_coverage(con, as_of - timedelta(days=1))
+    previous = previous_day.get(tag.name)
     if previous is None:
         return CheckOutcome(True, f"{tag.name} covers {coverage} customers; no previous "
                                   "day to compare with", meta)

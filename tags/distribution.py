@@ -5,7 +5,8 @@
 * decimal and date tags: quartile buckets (``[min, q1]``, ``(q1, median]``, ...) with the
   customers in each, plus ``(null)``.
 
-All tags share one ``SELECT`` (``histogram`` / ``quantile_disc`` per column) over
+All tags share one ``SELECT`` (``histogram`` / ``quantile_disc`` per column, two
+``count_if`` for a boolean) over
 ``tags.customer_tags`` for the day; the buckets go to ``tags.distribution``
 (``as_of, name, rank, bucket, customers``), replaced per day in one transaction.
 """
@@ -41,12 +42,16 @@ class Bucket:
 
 
 def distribution_columns(tags: Mapping[str, Tag]) -> list[exp.Expression]:
-    """Per tag ``<name>__hist`` (value -> count) or ``<name>__q`` (quartiles) and
-    ``<name>__nulls``: aggregates any scan of the day's wide rows can carry."""
+    """Per tag ``<name>__hist`` (value -> count), ``<name>__true`` and ``<name>__false``
+    (boolean tags: two counts cost less than a histogram) or ``<name>__q`` (quartiles),
+    and ``<name>__nulls``: aggregates any scan of the day's wide rows can carry."""
     columns: list[exp.Expression] = []
     for name, tag in tags.items():
         col = exp.column(name)
-        if tag.value_type in CATEGORICAL:
+        if tag.value_type == "boolean":
+            columns.append(exp.CountIf(this=col.copy()).as_(f"{name}__true"))
+            columns.append(exp.CountIf(this=exp.not_(col.copy())).as_(f"{name}__false"))
+        elif tag.value_type in CATEGORICAL:
             columns.append(exp.Anonymous(this="histogram", expressions=[col]).as_(f"{name}__hist"))
         else:
             quantiles = exp.Array(expressions=[exp.Literal.number(q) for q in QUANTILES])
@@ -119,6 +124,11 @@ def distributions_from(con: duckdb.DuckDBPyConnection, tags: Mapping[str, Tag],
     out = {}
     for name, tag in tags.items():
         nulls = int(values.get(f"{name}__nulls") or 0)  # type: ignore[call-overload]
+        if tag.value_type == "boolean":
+            flags = {flag: int(values.get(f"{name}__{str(flag).lower()}") or 0)  # type: ignore[call-overload]
+                     for flag in (True, False)}
+            out[name] = _top({flag: n for flag, n in flags.items() if n}, nulls)
+            continue
         if tag.value_type in CATEGORICAL:
             out[name] = _top(values.get(f"{name}__hist") or {}, nulls)  # type: ignore[arg-type]
             continue

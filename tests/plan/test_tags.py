@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from generate import GenerateStats
 from kequn.errors import raise_collected
 from plan.params import day_values, query
-from plan.tags import TagPlan, compile_tags, pretty, shape_of, tag_query
+from plan.tags import (
+    TagPlan,
+    bitmap_fits,
+    compile_tags,
+    distinct_ids,
+    pretty,
+    shape_of,
+    tag_query,
+)
 from project.loader import load_project
 
 DAY = date(2025, 3, 31)
@@ -192,3 +200,33 @@ def test_unfusable_queries_run_alone(tmp_path: Path, generated: GenerateStats) -
     assert shape_of(odd.tags["ranked"].query) is None
     with duckdb.connect(str(generated.path), read_only=True) as con:
         assert_fusion_is_exact(con, odd, DAY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.integers(-20, 200), st.integers(-2 ** 40, 2 ** 40)), max_size=40),
+       st.integers(0, 3))
+def test_distinct_ids_by_bitmap_equal_count_distinct(ids: list[int], nulls: int) -> None:
+    from sqlglot import exp
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (customer_id BIGINT)")
+    rows = [(i,) for i in ids] + [(None,)] * nulls
+    if rows:
+        con.executemany("INSERT INTO t VALUES (?)", rows)
+    expected = len(set(ids))
+    bounds = (min(ids), max(ids)) if ids else None
+
+    def count(node: exp.Expression) -> int:
+        return con.execute(exp.select(node).from_("t").sql("duckdb")).fetchone()[0]
+
+    assert count(distinct_ids()) == expected
+    if bitmap_fits(bounds, len(rows)):
+        assert count(distinct_ids(bounds)) == expected
+    con.close()
+
+
+def test_a_bitmap_is_used_only_when_small() -> None:
+    assert bitmap_fits((1, 10_000_000), 10_000_000)
+    assert bitmap_fits((5, 60_000), 1)  # a small span always fits
+    assert not bitmap_fits((0, 2 ** 40), 10) and not bitmap_fits(None, 10)
+    assert not bitmap_fits((0, 2 ** 31), 2 ** 30)  # never above 2^30 bits

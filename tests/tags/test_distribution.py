@@ -42,3 +42,23 @@ def test_the_builds_scan_gives_the_same_distributions(tiny: duckdb.DuckDBPyConne
     built = build_day(tiny, plan, DAY).distributions
     assert built == tag_distributions(tiny, plan.tags, DAY)
     assert {b.bucket for b in built["credit_limit"]} >= {"(null)"}
+
+
+def test_boolean_buckets_are_the_values_counted(tiny: duckdb.DuckDBPyConnection,
+                                                plan: TagPlan) -> None:
+    """Booleans are counted with two ``count_if`` instead of a histogram: the same buckets."""
+    build_day(tiny, plan, DAY)
+    tiny.execute("UPDATE tags.customer_tags SET drawn = NULL WHERE customer_id = 4")
+    tiny.execute("UPDATE tags.customer_tags SET overdue = true")
+    got = tag_distributions(tiny, plan.tags, DAY)
+    booleans = [n for n, t in plan.tags.items() if t.value_type == "boolean"]
+    assert len(booleans) > 5
+    for name in booleans:
+        counted = tiny.execute(f"SELECT {name}, count(*) FROM tags.customer_tags "
+                               "WHERE as_of = ? GROUP BY 1 ORDER BY 2 DESC, 1", [DAY]).fetchall()
+        values = sorted(((str(v).lower(), n) for v, n in counted if v is not None),
+                        key=lambda vn: (-vn[1], vn[0]))
+        nulls = [("(null)", n) for v, n in counted if v is None]
+        assert [(b.bucket, b.customers) for b in got[name]] == values + nulls, name
+    assert [b.bucket for b in got["drawn"]][-1] == "(null)"
+    assert [(b.bucket, b.customers) for b in got["overdue"]] == [("true", 4)]
