@@ -159,3 +159,29 @@ def test_a_tag_whose_query_fails_breaks_only_itself(plan: TagPlan, tiny_path: Pa
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "loan_count.sql" in str(failure) and "running tag(s) loan_count failed" in str(
         failure)
+
+
+def test_checks_of_a_tag_not_rebuilt_check_its_stored_values(plan: TagPlan,
+                                                              tiny_path: Path) -> None:
+    assert run(plan, tiny_path, ["tags/loan_count"]).success
+    con = connect(tiny_path)
+    con.execute("UPDATE tags.customer_tags SET loan_count = -3 WHERE customer_id = 1")
+    con.close()
+    job = dg.define_asset_job(
+        "drawn_and_loan_count_checks", partitions_def=DAILY,
+        selection=dg.AssetSelection.assets(tag_key("drawn")).without_checks()
+        | dg.AssetSelection.checks_for_assets(tag_key("loan_count")))
+    defs = dg.Definitions(assets=tag_assets(plan), jobs=[job], resources={
+        "kequn": KequnContext(Settings(warehouse=tiny_path))})
+    result = defs.resolve_job_def(job.name).execute_in_process(
+        partition_key=DAY, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert materialized(result) == {"tags/drawn"}
+    assert {(e.asset_key, e.check_name): e.passed
+            for e in result.get_asset_check_evaluations()} == {
+        (tag_key("loan_count"), "one_row_per_customer"): True,
+        (tag_key("loan_count"), "values_in_domain"): False,  # the stored -3, kept
+        (tag_key("loan_count"), "coverage_stable"): True}
+    con = connect(tiny_path)
+    assert con.execute("SELECT loan_count FROM tags.customer_tags WHERE customer_id = 1"
+                       ).fetchone() == (-3,)
+    con.close()
