@@ -82,7 +82,9 @@ class KequnRun:
 def _env(folder: Path, serving: Path, warehouse: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(KEQUN_WAREHOUSE=str(warehouse), KEQUN_SERVING_URL=f"sqlite:///{serving}",
-               DAGSTER_HOME=str(folder / "dagster_home"))
+               DAGSTER_HOME=str(folder / "dagster_home"),
+               # the benchmark's days, whatever first day a local demo recorded
+               KEQUN_FIRST_DAY=BEFORE.isoformat())
     return env
 
 
