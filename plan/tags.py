@@ -396,14 +396,19 @@ def _joined(select: exp.Select, relation: exp.Select, alias: str) -> exp.Select:
 
 
 def wide_query(tags: Mapping[str, Tag], groups: Sequence[TagGroup],
-               computed: Collection[str] | None = None) -> exp.Select:
+               computed: Collection[str] | None = None,
+               kept: Sequence[str] = ()) -> exp.Select:
     """The wide table for the day in one query: every customer registered by its end, one
     column per tag, the atomic tags in ``computed`` (default: all) computed from their
     sources by their groups' fused queries, the others read from the wide table's stored
-    rows of the day; derived tags are computed inside the same SELECT.
+    rows of the day; derived tags are computed inside the same SELECT. The columns
+    ``kept`` (of tags whose definition is broken) are copied from the stored day as they
+    are.
     """
     select = _wide_select(tags, groups, computed)
-    stored = False
+    if kept:
+        select = select.select(*[exp.column(n, STORED).as_(n) for n in kept], copy=False)
+    stored = bool(kept)
     for i, group in enumerate(groups):
         if group.inline:
             continue
@@ -556,14 +561,16 @@ class TagPlan:
         engine's layout; ``$as_of``, ``$as_of_end``)."""
         return customer_tags_query(self.tags, self.groups)
 
-    def wide_query(self, computed: Iterable[str] | None = None) -> exp.Select:
-        """:func:`wide_query` computing the atomic tags ``computed`` (default: all) and
-        reading the others' stored values of the day; built once per subset."""
+    def wide_query(self, computed: Iterable[str] | None = None,
+                   kept: Sequence[str] = ()) -> exp.Select:
+        """:func:`wide_query` computing the atomic tags ``computed`` (default: all),
+        reading the others' stored values of the day and copying the stored columns
+        ``kept``; built once per subset."""
         atomic = [t.name for t in self.tags.values() if t.kind == "atomic"]
         chosen = atomic if computed is None else [n for n in atomic if n in set(computed)]
-        key = ("", tuple(chosen))
+        key = (",".join(kept), tuple(chosen))
         if key not in self._subsets:
-            self._subsets[key] = wide_query(self.tags, self.groups, chosen)
+            self._subsets[key] = wide_query(self.tags, self.groups, chosen, kept)
         return self._subsets[key]
 
     @cached_property

@@ -39,7 +39,7 @@ from plan.tags import (
 from project.tag import Tag
 from tags.catalog import Coverage, write_catalog
 from tags.distribution import Bucket, distribution_columns, distributions_from
-from tags.storage import ensure_table, tag_view
+from tags.storage import ensure_table, existing_columns, tag_view
 from warehouse.db import relation_kind, run, transaction
 
 
@@ -221,16 +221,17 @@ def _sql_of(plan: TagPlan, wide_sql: str) -> dict[str, str]:
 def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
                chosen: list[str]) -> CustomerTagsResult:
     names = list(plan.tags)
-    query = plan.wide_query(chosen)
-    sql = pretty(query)
     wide = exp.to_table(WIDE)
     is_day = exp.EQ(this=exp.column("as_of"), expression=as_of())
-    whole = len(chosen) == len(_atomic(plan))
     with transaction(con):
         ensure_table(con, WIDE, [(t.name, t.sql_type) for t in plan.tags.values()],
                      keep=plan.broken)
-        columns = ["as_of", "customer_id", *names]
-        if whole:
+        # a broken tag's column keeps the day's stored values (nothing stored is lost)
+        kept = [n for n in plan.broken if n in (existing_columns(con, WIDE) or {})]
+        query = plan.wide_query(chosen, kept)
+        sql = pretty(query)
+        columns = ["as_of", "customer_id", *names, *kept]
+        if len(chosen) == len(_atomic(plan)) and not kept:
             stored_before = True
             run(con, exp.delete(wide.copy(), where=is_day), day)
             run(con, exp.insert(query, wide.copy(), columns=columns), day)

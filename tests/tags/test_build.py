@@ -313,3 +313,23 @@ def test_measure_reads_stored_values_without_building(tiny, plan: TagPlan) -> No
     measured = measure_tags(tiny, plan, day, ["drawn", "loan_count"])
     assert {n: (s.rows, s.coverage) for n, s in measured.items()} == {
         n: (built[n].rows, built[n].coverage) for n in ("drawn", "loan_count")}
+
+
+def test_a_broken_tags_column_keeps_its_stored_values(tiny, plan: TagPlan) -> None:
+    """A tag whose definition is broken is not built; its stored values of the day stay."""
+    from plan.tags import compile_tags
+
+    day = date(2025, 3, 11)
+    build_day(tiny, plan, day)
+    stored = wide(tiny, day, ("drawn",))
+    out = {"drawn"}
+    for tag in plan.tags.values():  # dependency order: drop what reads a dropped tag
+        if tag.kind == "derived" and out & set(tag.depends_on):
+            out.add(tag.name)
+    broken = compile_tags({n: t for n, t in plan.tags.items() if n not in out},
+                          broken=sorted(out), root=plan.root)
+    tiny.execute("UPDATE raw.loans SET disbursed_at = NULL WHERE customer_id = 1")
+    result = build_day(tiny, broken, day)
+    assert wide(tiny, day, ("drawn",)) == stored  # kept, not NULL
+    assert wide(tiny, day, ("loan_count",))[1] == (0,)  # the others are rebuilt
+    assert "drawn" not in result.tags and not result.missing
