@@ -346,16 +346,19 @@ def _write(issuer: Issuer, campaign: Campaign, now: datetime) -> None:
 
 
 def _tally(db: ServingDB, report: BatchReport) -> None:
-    """Add the chunk's plan to ``report``."""
-    rows = db.fetchall(
-        f"SELECT fate, prior_operation IS NULL, prior_ok, prior_reason, count(*) FROM {_PLAN} "
-        "GROUP BY fate, prior_operation IS NULL, prior_ok, prior_reason")
-    for fate, no_request, prior_ok, prior_reason, n in rows:
+    """Add the chunk's plan to ``report`` (the few replayed rows grouped apart: grouping
+    every row by one column sorts half as much as by four)."""
+    for fate, n in db.fetchall(f"SELECT fate, count(*) FROM {_PLAN} "
+                               f"WHERE fate <> '{REPLAYED}' GROUP BY fate"):
         if fate == ISSUED:
             report.issued += int(n)
-        elif fate != REPLAYED:
+        else:
             report.refused[str(fate)] += int(n)
-        elif no_request or prior_ok:
+    replayed = db.fetchall(
+        f"SELECT prior_operation IS NULL, prior_ok, prior_reason, count(*) FROM {_PLAN} "
+        f"WHERE fate = '{REPLAYED}' GROUP BY prior_operation IS NULL, prior_ok, prior_reason")
+    for no_request, prior_ok, prior_reason, n in replayed:
+        if no_request or prior_ok:
             report.replayed_issued += int(n)
         else:
             report.refused[str(prior_reason)] += int(n)
