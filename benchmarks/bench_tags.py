@@ -119,8 +119,12 @@ SELECT $day AS as_of, *,
   drawn AND NOT ever_overdue AS drawn_never_overdue,
   credit_granted AND NOT drawn AS granted_not_drawn,
   coalesce(credit_limit >= 20000 AND active_loan_count = 0, false) AS high_limit_unused,
-  CAST(CASE WHEN credit_limit > 0 THEN outstanding_principal / credit_limit END
-       AS DECIMAL(18, 4)) AS limit_utilisation,
+  -- exact, rounded half away from zero (a DECIMAL / DECIMAL is a DOUBLE in DuckDB, which
+  -- rounds ties such as 123700 / 80000 = 1.54625 down): the value kequn stores
+  CAST(CASE WHEN credit_limit > 0 THEN CAST((CAST(outstanding_principal * 100 AS HUGEINT)
+       * 20000 + CAST(credit_limit * 100 AS HUGEINT)) // (2 * CAST(credit_limit * 100 AS HUGEINT))
+       AS DECIMAL(18, 0)) * CAST(0.0001 AS DECIMAL(18, 4)) END AS DECIMAL(18, 4))
+    AS limit_utilisation,
   coalesce(overdue_days > 30, false) AS m1_plus,
   loan_count >= 2 AS repeat_borrower,
   CASE WHEN overdue_days > 90 THEN 'M3+' WHEN overdue_days > 30 THEN 'M1+'
