@@ -272,10 +272,10 @@ def _counts(values: Mapping[str, object]) -> tuple[int, int]:
 
 def measure_tags(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
                  names: Iterable[str], *, stored_groups: bool = False) -> dict[str, TagStats]:
-    """Rows and coverage of already stored atomic tags for ``day``, computing nothing new:
-    read from the wide table's day or, with ``stored_groups`` (the Spark engine's mirror),
-    from each group's table (row tags over raw.customers, never stored there, are
-    measured from their query)."""
+    """Rows and coverage of already stored tags for ``day``, computing nothing new: read
+    from the wide table's day or, with ``stored_groups`` (the Spark engine's mirror;
+    atomic tags only), from each group's table (row tags over raw.customers, never stored
+    there, are measured from their query)."""
     wanted = list(names)
     customers = _registered(con, day)
     if not stored_groups:
