@@ -69,11 +69,12 @@ def run_restricted(
     with tempfile.TemporaryDirectory(prefix="kequn-sandbox-") as tmp:
         out = Path(tmp) / "ids.arrow"
         request = {"warehouse": str(warehouse), "sql": sql, "as_of": as_of.isoformat(),
+                   "as_of_name": AS_OF,
                    "timeout_ms": int(timeout_s * 1000), "memory_limit": memory_limit,
                    "threads": threads, "out": str(out),
                    "uses_as_of": any(p.name == AS_OF for p in query.find_all(exp.Placeholder))}
         try:
-            proc = subprocess.run([sys.executable, "-m", "segments.sandbox"],
+            proc = subprocess.run([sys.executable, "-m", "segments.sandbox_worker"],
                                   input=json.dumps(request), capture_output=True, text=True,
                                   timeout=timeout_s + 15, check=False)
         except subprocess.TimeoutExpired:
@@ -91,52 +92,3 @@ def run_restricted(
             table = reader.read_all()
         ids = table.column(0).to_pylist()
     return SandboxResult(customer_ids=ids, elapsed_s=time.perf_counter() - started)
-
-
-def _worker() -> int:
-    """Subprocess entry: read a JSON request on stdin, run it restricted, write Arrow IPC."""
-    import duckdb
-    import pyarrow as pa
-    import pyarrow.ipc as ipc
-
-    request = json.loads(sys.stdin.read())
-
-    def fail(message: str) -> int:
-        sys.stdout.write(json.dumps({"error": message}))
-        return 3
-
-    try:
-        con = duckdb.connect(request["warehouse"], read_only=True, config={
-            "autoload_known_extensions": False, "autoinstall_known_extensions": False,
-            "allow_community_extensions": False, "threads": request["threads"],
-            "memory_limit": request["memory_limit"], "max_temp_directory_size": "0GB",
-        })
-        con.execute("SET enable_external_access = false")
-        con.execute(f"SET max_execution_time = {int(request['timeout_ms'])}")
-        con.execute("SET lock_configuration = true")
-    except duckdb.Error as exc:
-        return fail(f"cannot open the warehouse read-only: {exc}")
-    try:
-        sql = (f"SELECT DISTINCT customer_id FROM ({request['sql']}) AS q "
-               "WHERE customer_id IS NOT NULL")
-        if request["uses_as_of"]:
-            relation = con.execute(sql, {AS_OF: date.fromisoformat(request["as_of"])})
-        else:
-            relation = con.execute(sql)
-        table = relation.to_arrow_table()
-    except duckdb.InterruptException:
-        return fail(f"the query ran longer than {request['timeout_ms'] / 1000:g} s "
-                    "(time limit) and was stopped")
-    except duckdb.Error as exc:
-        return fail(f"the query failed: {str(exc).splitlines()[0]}")
-    if not pa.types.is_integer(table.schema.field(0).type):
-        return fail("customer_id must be an integer column, the query returns "
-                    f"{table.schema.field(0).type}")
-    table = pa.table({"customer_id": table.column(0).cast(pa.int64())})
-    with ipc.new_file(request["out"], table.schema) as writer:
-        writer.write_table(table)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_worker())
