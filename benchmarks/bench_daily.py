@@ -118,15 +118,42 @@ def _step_seconds(dagster_home: Path) -> dict[str, float]:
         instance.dispose()
 
 
+TRACKING = ("sync.applied", "sync.marker")
+"""What the warehouse records of the last syncs: restored before each run, so that every
+run finds them matching the serving database as the day before left both (a run that
+found the next day's tracking would repair the drift by reading the table back)."""
+
+
+def _tracking(warehouse: Path, *, save: bool) -> None:
+    """Save the warehouse's sync tracking as the previous day left it, or restore it."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        con.execute("BEGIN")
+        for table in TRACKING:
+            copy = f"bench.{table.replace('.', '_')}_before"
+            if save:
+                con.execute(f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {table}")
+            else:
+                con.execute(f"DELETE FROM {table}")
+                con.execute(f"INSERT INTO {table} SELECT * FROM {copy}")
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
 def run_kequn(folder: Path, warehouse: Path, baseline: Path, *,
               tags_only: bool = False) -> KequnRun:
     """One whole day (or its tags alone) through the CLI on a copy of the previous day's
-    serving database."""
+    serving database, the warehouse's sync tracking as that day left it."""
     serving = folder / "serving.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{serving}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(baseline, serving)
     env = _env(folder, serving, warehouse)
+    _tracking(warehouse, save=False)
     select = ("--select", TAGS_SELECTION) if tags_only else ()
     seconds, rss = _kequn(env, "materialize", "--as-of", DAY.isoformat(), *select)
     return KequnRun(seconds, rss, _step_seconds(folder / "dagster_home"))
@@ -236,6 +263,7 @@ def prepare(folder: Path, customers: int) -> tuple[Path, Path]:
     lite = sqlite3.connect(serving, isolation_level=None)
     lite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     lite.close()
+    _tracking(warehouse, save=True)
     return warehouse, serving
 
 
