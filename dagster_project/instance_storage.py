@@ -68,6 +68,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._pid = os.getpid()
+        self._tables_found: set[str] = set()
         super().__init__(base_dir, inst_data=inst_data)
 
     def _engine(self, shard: str) -> Engine:
@@ -97,8 +98,24 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def has_table(self, table_name: str) -> bool:
+        """Whether the index database has ``table_name``.
+
+        Dagster asks before every asset-check event, each time through a new engine,
+        connected and disposed (2 ms); its tables are only ever added, by its migrations,
+        so a table once found is remembered until the storage is wiped or closed. (Asked
+        the first time as Dagster does, on its own engine: it is also asked while a pooled
+        connection holds the storage's lock.)"""
+        if table_name in self._tables_found:
+            return True
+        found = super().has_table(table_name)
+        if found:
+            self._tables_found.add(table_name)
+        return found
+
     def _close_all(self) -> None:
         with self._db_lock:
+            self._tables_found.clear()
             while self._engines:
                 _, engine = self._engines.popitem()
                 engine.dispose()

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from dagster_project.instance_storage import PooledSqliteEventLogStorage
 from dagster_project.runner import dagster_instance
@@ -74,3 +75,27 @@ def test_events_committed_before_a_kill_are_kept(tmp_path: Path) -> None:
         messages = [e.message for e in instance.all_logs(run_id)]
         assert [m for m in messages if m.startswith("event ")] == [
             f"event {n}" for n in range(50)]
+
+
+def test_a_table_found_is_not_looked_up_again(tmp_path: Path, monkeypatch) -> None:
+    home = _home(tmp_path)
+    with dagster_instance(Settings(dagster_home=home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        assert dg.materialize([numbers], instance=instance).success  # check events too
+        looked_up: list[str] = []
+        original = SqliteEventLogStorage.has_table
+
+        def counting(self: SqliteEventLogStorage, name: str) -> bool:
+            looked_up.append(name)
+            return original(self, name)
+
+        monkeypatch.setattr(SqliteEventLogStorage, "has_table", counting)
+        assert storage.has_table("asset_check_executions")
+        assert not storage.has_table("no_such_table") and not storage.has_table("no_such_table")
+        assert looked_up == ["no_such_table", "no_such_table"]  # found once, remembered
+        assert dg.materialize([numbers], instance=instance).success
+        assert "asset_check_executions" not in looked_up
+        storage.wipe()
+        assert storage.has_table("asset_check_executions")
+        assert looked_up[-1] == "asset_check_executions"  # forgotten with the wipe
