@@ -100,6 +100,7 @@ def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
     distributions and segment history rows recorded as the assets record them."""
     from app.segment_history import record_history
     from segments.build import build_segment
+
     plan = kequn.plan
     with DuckDBTags(kequn).open() as tags:
         result = tags.build_day(plan.tags, day)
@@ -357,8 +358,7 @@ class SparkTags(DuckDBTags):
         self._publish(CATALOG, day)
         missing = tuple(self._load_groups(plan, day, [n for g in plan.groups for n in g.tags]))
         return CustomerTagsResult(rows, pretty(plan.customer_tags_query), stats, catalog_rows,
-                                  missing,
-                                  counts=_wide_counts(stats))
+                                  missing, counts=_wide_counts(stats))
 
     def record_distributions(self, tags: Mapping[str, Tag], day: date,
                              known: dict[str, list[Bucket]] | None = None
