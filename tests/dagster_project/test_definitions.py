@@ -11,12 +11,13 @@ import pytest
 from app.context import KequnContext
 from assets.common import DAILY
 from dagster_project.definitions import DAILY_BUILD_JOB, build_defs
-from kequn.settings import Settings
+from kequn.settings import FALLBACK_FIRST_DAY, Settings
 
 
 @pytest.fixture(scope="module")
 def defs() -> dg.Definitions:
-    built = build_defs(KequnContext(Settings()))
+    # the fallback first day, whatever first day a local `make demo` recorded in data/
+    built = build_defs(KequnContext(Settings(first_day=FALLBACK_FIRST_DAY)))
     dg.Definitions.validate_loadable(built)
     return built
 
