@@ -1,11 +1,11 @@
 """The tag tables whose columns follow the definitions: shaped from the plan, as sqlglot.
 
-``tags._src_<group>(as_of, customer_id, <tag columns>)`` holds each storage group's rows,
-``tags.customer_tags`` the wide table (one column per tag), and ``tags.tag_<name>`` is a
-view per tag. Their columns change when tags are added, retyped or removed, so they are
-shaped here from the :class:`~plan.tags.TagPlan` instead of by a fixed migration
-(:mod:`warehouse.schema` holds the fixed tables). Every statement is built as a sqlglot
-tree; names are identifiers, never pasted text.
+``tags.customer_tags`` is the wide table (one column per tag, the only place tag values
+are stored) and ``tags.tag_<name>`` a view per tag over it. Their columns change when
+tags are added, retyped or removed, so they are shaped here from the
+:class:`~plan.tags.TagPlan` instead of by a fixed migration (:mod:`warehouse.schema` holds
+the fixed tables). Every statement is built as a sqlglot tree; names are identifiers,
+never pasted text.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from collections.abc import Iterable
 
 import duckdb
 from sqlglot import exp
-
-from warehouse.db import relation_kind
 
 KEY_COLUMNS = (("as_of", "DATE"), ("customer_id", "BIGINT"))
 
@@ -78,13 +76,6 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple
             have = None
         if have is None:
             con.execute(_alter(table, _column(column, kind)))
-
-
-def drop_if(con: duckdb.DuckDBPyConnection, relation: str, kind: str) -> None:
-    """Drop ``relation`` when it exists as ``kind`` ('VIEW' or 'BASE TABLE')."""
-    if relation_kind(con, *_split(relation)) == kind:
-        what = "VIEW" if kind == "VIEW" else "TABLE"
-        con.execute(exp.Drop(tables=[exp.to_table(relation)], kind=what).sql("duckdb"))
 
 
 def tag_view(con: duckdb.DuckDBPyConnection, name: str, table: str) -> None:
