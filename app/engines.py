@@ -29,15 +29,14 @@ from plan.segments import CompiledSegment
 if TYPE_CHECKING:
     import duckdb
     from pyspark.sql import SparkSession
-    from sqlglot import exp
 
     from app.context import KequnContext
-    from plan.tags import TagGroup, TagPlan
+    from plan.tags import TagPlan
     from project.tag import Tag
     from segments.build import BuildResult
     from segments.imports import ImportReport
     from spark_engine.engine import SparkEngine
-    from tags.build import CustomerTagsResult, TagStats
+    from tags.build import CustomerTagsResult
     from tags.distribution import Bucket
 
 
@@ -263,11 +262,6 @@ class DuckDBTags:
 
         return build_day(self.con, plan, day, compute)
 
-    def relation(self, plan: TagPlan, group: TagGroup) -> exp.Expression:
-        """Where the checks read a group's values for the day (see
-        :meth:`plan.tags.TagPlan.relation`)."""
-        return plan.relation(group, stored=self.stored_groups)
-
     def record_distributions(self, tags: Mapping[str, Tag], day: date,
                              known: dict[str, list[Bucket]] | None = None
                              ) -> dict[str, list[Bucket]]:
@@ -358,7 +352,8 @@ class SparkTags(DuckDBTags):
         self._publish(CATALOG, day)
         missing = tuple(self._load_groups(plan, day, [n for g in plan.groups for n in g.tags]))
         return CustomerTagsResult(rows, pretty(plan.customer_tags_query), stats, catalog_rows,
-                                  missing, counts=_wide_counts(stats))
+                                  missing, counts=next(iter(stats.values())).counts
+                                  if stats else None)
 
     def record_distributions(self, tags: Mapping[str, Tag], day: date,
                              known: dict[str, list[Bucket]] | None = None
@@ -374,12 +369,6 @@ class SparkTags(DuckDBTags):
         """Replace ``day``'s rows of the warehouse's ``table`` by the mirror's (one
         transaction): the small per-day facts the CLI and the demo summary read there."""
         publish_day(self.kequn, self.con, table, day)
-
-
-def _wide_counts(stats: Mapping[str, TagStats]) -> tuple[int, int] | None:
-    """(rows, distinct customers) of the wide day, as its statistics scan counted them."""
-    first = next(iter(stats.values()), None)
-    return (first.relation_rows, first.relation_customers) if first else None
 
 
 def publish_day(kequn: KequnContext, source: duckdb.DuckDBPyConnection,

@@ -117,7 +117,7 @@ def distribution_table(buckets: list[Bucket], customers: int) -> dg.TableMetadat
 
 def _counts(stats: TagStats | None) -> tuple[int, int] | None:
     """(rows, distinct customers) of the day counted by a statistics scan, if there was one."""
-    return (stats.relation_rows, stats.relation_customers) if stats and stats.sql else None
+    return stats.counts if stats and stats.sql else None
 
 
 def _bad(stats: TagStats | None) -> int | None:
@@ -156,7 +156,8 @@ def _checks_of(context: dg.AssetExecutionContext, engine: DuckDBTags, plan: TagP
         key, s = tag_key(name), result.tags[name]
         group = plan.group_of(name) if tag.kind == "atomic" else None
         # stored in the wide table (DuckDB), or in the group's own table (Spark's mirror)
-        relation = engine.relation(plan, group) if group and engine.stored_groups else wide
+        relation = plan.relation(group, stored=True) if group and engine.stored_groups \
+            else wide
         if group and _selected(context, key, CHECK_ROWS):
             counts, counted = _counts(s), relation
             if counts and counts[0] != counts[1] and not engine.stored_groups:

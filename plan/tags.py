@@ -542,6 +542,8 @@ class TagPlan:
     """The tags folder (where a failure of the whole build is reported)."""
     _subsets: dict[tuple[str, tuple[str, ...]], exp.Select] = field(
         default_factory=dict, repr=False, compare=False)
+    _days: dict[tuple[tuple[str, ...], tuple[str, ...]], exp.Select] = field(
+        default_factory=dict, repr=False, compare=False)
 
     def group_of(self, name: str) -> TagGroup:
         """The group that computes atomic tag ``name``."""
@@ -568,10 +570,10 @@ class TagPlan:
         ``kept``; built once per subset."""
         atomic = [t.name for t in self.tags.values() if t.kind == "atomic"]
         chosen = atomic if computed is None else [n for n in atomic if n in set(computed)]
-        key = (",".join(kept), tuple(chosen))
-        if key not in self._subsets:
-            self._subsets[key] = wide_query(self.tags, self.groups, chosen, kept)
-        return self._subsets[key]
+        key = (tuple(chosen), tuple(kept))
+        if key not in self._days:
+            self._days[key] = wide_query(self.tags, self.groups, chosen, kept)
+        return self._days[key]
 
     @cached_property
     def columns(self) -> dict[str, exp.Expression]:

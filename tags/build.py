@@ -68,6 +68,11 @@ class TagStats:
         """coverage / customers (0 when there are no customers)."""
         return self.coverage / self.customers if self.customers else 0.0
 
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(rows, distinct customers) of the relation holding the tag, as counted."""
+        return self.relation_rows, self.relation_customers
+
 
 @dataclass(frozen=True)
 class CustomerTagsResult:
