@@ -217,10 +217,13 @@ def _wide_failure(plan: TagPlan, error: duckdb.Error) -> ExecutionError:
 
 
 def _sql_of(plan: TagPlan, wide_sql: str) -> dict[str, str]:
-    """The SQL shown for each tag: its source's fused query, else the wide SELECT."""
-    return {n: pretty(plan.group_query(plan.group_of(n)))
-            if t.kind == "atomic" and not plan.group_of(n).inline else wide_sql
-            for n, t in plan.tags.items()}
+    """The SQL shown for each tag: its source's fused query, else the wide SELECT (each
+    query printed once)."""
+    shown = dict.fromkeys(plan.tags, wide_sql)
+    for group in plan.groups:
+        if not group.inline:
+            shown.update(dict.fromkeys(group.tags, pretty(plan.group_query(group))))
+    return shown
 
 
 def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
