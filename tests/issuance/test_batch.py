@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -122,6 +123,34 @@ def test_a_large_segment_on_sqlite_is_issued_in_chunks(
     assert reports[True][:2] == (6, {"daily_limit": 4})
 
 
+PLANNED = st.lists(
+    st.tuples(st.text(alphabet="0123456789abcdefF8g", max_size=3), st.integers(1, 5)),
+    unique=True, max_size=40)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=PLANNED, sliced=st.booleans())
+def test_the_cutoff_is_the_candidate_at_its_rank_in_coupon_id_order(
+    tmp_path: Path, rows: list[tuple[str, int]], sliced: bool
+) -> None:
+    """Searched within one slice of the coupon ids or among all, the cutoff is the planned
+    coupon at the given rank in (coupon id, customer) order, ids equal to a slice's bound,
+    shared by two customers or outside the hex digits included; None past the last."""
+    db = connect(f"sqlite:///{Path(tempfile.mkdtemp(dir=tmp_path)) / 'plan.sqlite'}")
+    batch._create_tables(db, batch._dialect_sql(db), candidates=False)
+    db.raw.executemany(
+        "INSERT INTO kequn_batch_plan (coupon_id, customer_id, idem_key, fate) "
+        "VALUES (?, ?, 'k', ?)",
+        [(c, n, "issued" if (len(c) + n) % 4 else "not_eligible") for c, n in rows])
+    issued = sorted(r for r in rows if (len(r[0]) + r[1]) % 4)
+    with mock.patch.object(batch, "_SLICED", 0 if sliced else 10**9):
+        for rank in range(len(issued) + 2):
+            expected = issued[rank] if rank < len(issued) else None
+            assert batch._cutoff(db, rank) == expected
+    db.close()
+
+
 def test_batch_with_no_eligible_customers(db: ServingDB, clock: ManualClock) -> None:
     campaign = make_campaign()
     report = issue_batch(make_issuer(db, clock, campaign), campaign, date(2026, 3, 10))
@@ -180,6 +209,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         # a budget of this many 100.00 coupons (+ 50.00 that covers no further one)
         budget=draw(st.none() | st.integers(0, 12)),
         ended=draw(st.integers(0, 9)) == 0,  # the campaign ended before the batch
+        sliced=draw(st.booleans()),  # the cutoff searched within a slice of the ids
     )
 
 
@@ -241,7 +271,8 @@ def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     batch_db, batch_issuer, campaign = _setup(f"sqlite:///{folder / 'batch.sqlite'}", s)
     single_db, single_issuer, _ = _setup(f"sqlite:///{folder / 'single.sqlite'}", s)
-    report = issue_batch(batch_issuer, campaign, DAY, chunk_size=s["chunk"])  # type: ignore[arg-type]
+    with mock.patch.object(batch, "_SLICED", 0 if s["sliced"] else batch._SLICED):
+        report = issue_batch(batch_issuer, campaign, DAY, chunk_size=s["chunk"])  # type: ignore[arg-type]
     seen: Counter[str] = Counter()
     for c in sorted(s["eligible"], key=lambda c: coupon_id_for(  # type: ignore[attr-defined]
             batch_key(campaign.name, c, DAY))):
