@@ -94,7 +94,7 @@ def build_segment(warehouse: Warehouse, compiled: CompiledSegment, as_of: date, 
     if segment.kind == "sql":
         result = run_restricted(warehouse.path, compiled.query, as_of, limits=sandbox,
                                 location=segment.definition.body_location)
-        ids = pa.table({"customer_id": pa.array(result.customer_ids, pa.int64())})
+        ids = result.ids
     report = None
     con = warehouse.connect()
     try:

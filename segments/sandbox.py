@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 from sqlglot import exp
 
 from kequn.errors import ExecutionError, Location
@@ -41,8 +42,14 @@ class SandboxLimits:
 class SandboxResult:
     """Distinct customer ids returned by a restricted query, and how long it took."""
 
-    customer_ids: list[int]
+    ids: pa.Table
+    """One int64 column ``customer_id``, as the query's process wrote it."""
     elapsed_s: float
+
+    @property
+    def customer_ids(self) -> list[int]:
+        """The ids as Python ints."""
+        return self.ids.column(0).to_pylist()
 
 
 def run_restricted(
@@ -89,6 +96,5 @@ def run_restricted(
         import pyarrow.ipc as ipc
 
         with ipc.open_file(out) as reader:
-            table = reader.read_all()
-        ids = table.column(0).to_pylist()
-    return SandboxResult(customer_ids=ids, elapsed_s=time.perf_counter() - started)
+            ids = reader.read_all()
+    return SandboxResult(ids=ids, elapsed_s=time.perf_counter() - started)
