@@ -208,8 +208,8 @@ LEFT JOIN coupons AS k ON k.coupon_id = c.coupon_id
 # One by one in coupon-id order, a candidate meets the stock, daily and budget limits
 # with the number issued before it, m = min(issuable candidates before it, can_issue),
 # where can_issue is the room left under all three. m < can_issue (no limit refuses)
-# exactly for the candidates up to the can_issue-th issuable one (the cutoff, found by
-# sorting the issuable candidates' keys alone: those planned 'issued'); every candidate
+# exactly for the candidates up to the can_issue-th issuable one (the cutoff: the
+# can_issue-th of those planned 'issued', :func:`_cutoff`); every candidate
 # after it has m = can_issue, so a limit refuses it unless it is refused before (replayed,
 # window, eligibility): stock or daily first, its own refusal next, then the budget.
 _CUTOFF = (f"SELECT coupon_id, customer_id FROM {_PLAN} WHERE fate = '{ISSUED}' {{within}} "
