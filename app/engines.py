@@ -324,12 +324,11 @@ class SparkTags(DuckDBTags):
         the others from the wide table."""
         from tags.build import measure_tags
 
-        atomic = [t.name for t in plan.tags.values() if t.kind == "atomic"]
-        chosen = atomic if compute is None else compute
+        chosen = list(plan.atomic) if compute is None else compute
         if chosen:
             self._engine(plan).build_tags(plan, day, chosen)
         result = self.build_customer_tags(plan, day)
-        measured = measure_tags(self.con, plan, day, atomic, stored_groups=True)
+        measured = measure_tags(self.con, plan, day, plan.atomic, stored_groups=True)
         return replace(result, tags={**result.tags, **measured}, computed=tuple(chosen))
 
     def build_customer_tags(self, plan: TagPlan, day: date) -> CustomerTagsResult:

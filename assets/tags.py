@@ -185,7 +185,7 @@ def _held_back(plan: TagPlan, failed: Iterable[str]) -> set[str]:
 
 
 def _tags_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
-    atomic = [t for t in plan.tags.values() if t.kind == "atomic"]
+    atomic = [plan.tags[n] for n in plan.atomic]
     derived = [t for t in plan.tags.values() if t.kind == "derived"]
     specs = [_spec(t, [_raw_key(table) for table in t.tables]) for t in atomic]
     specs += [_spec(t, [tag_key(d) for d in t.depends_on]) for t in derived]

@@ -545,6 +545,11 @@ class TagPlan:
     _days: dict[tuple[tuple[str, ...], tuple[str, ...]], exp.Select] = field(
         default_factory=dict, repr=False, compare=False)
 
+    @cached_property
+    def atomic(self) -> tuple[str, ...]:
+        """The atomic tags' names, in definition order."""
+        return tuple(t.name for t in self.tags.values() if t.kind == "atomic")
+
     def group_of(self, name: str) -> TagGroup:
         """The group that computes atomic tag ``name``."""
         return group_of(self.groups, name)
@@ -568,8 +573,8 @@ class TagPlan:
         """:func:`wide_query` computing the atomic tags ``computed`` (default: all),
         reading the others' stored values of the day and copying the stored columns
         ``kept``; built once per subset."""
-        atomic = [t.name for t in self.tags.values() if t.kind == "atomic"]
-        chosen = atomic if computed is None else [n for n in atomic if n in set(computed)]
+        wanted = None if computed is None else set(computed)
+        chosen = [n for n in self.atomic if wanted is None or n in wanted]
         key = (tuple(chosen), tuple(kept))
         if key not in self._days:
             self._days[key] = wide_query(self.tags, self.groups, chosen, kept)

@@ -176,10 +176,6 @@ def _scan(con: duckdb.DuckDBPyConnection, query: exp.Select, day: date) -> dict[
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else {}
 
 
-def _atomic(plan: TagPlan) -> list[str]:
-    return [t.name for t in plan.tags.values() if t.kind == "atomic"]
-
-
 def build_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
               compute: Iterable[str] | None = None) -> CustomerTagsResult:
     """Build ``tags.customer_tags`` and ``tags.catalog`` for ``day``, computing the atomic
@@ -193,8 +189,7 @@ def build_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
     query does not run is left out (its stored values kept, reported in ``failed``) and
     the rest is built; any other failure raises ExecutionError and writes nothing.
     """
-    atomic = _atomic(plan)
-    chosen = atomic if compute is None else list(dict.fromkeys(compute))
+    chosen = list(plan.atomic if compute is None else dict.fromkeys(compute))
     for name in chosen:
         if name not in plan.tags or plan.tags[name].kind != "atomic":
             raise ValueError(f"'{name}' is not an atomic tag of this project")
@@ -239,7 +234,7 @@ def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
         query = plan.wide_query(chosen, kept)
         sql = pretty(query)
         columns = ["as_of", "customer_id", *names, *kept]
-        if len(chosen) == len(_atomic(plan)) and not kept:
+        if len(chosen) == len(plan.atomic) and not kept:
             stored_before = True
             run(con, exp.delete(wide.copy(), where=is_day), day)
             run(con, exp.insert(query, wide.copy(), columns=columns), day)
@@ -268,7 +263,7 @@ def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
             tag_view(con, name, WIDE)
     inline = {n for g in plan.groups if g.inline for n in g.tags}  # always computed
     missing = () if stored_before else tuple(
-        n for n in _atomic(plan) if n not in chosen and n not in inline)
+        n for n in plan.atomic if n not in chosen and n not in inline)
     return CustomerTagsResult(customers, sql, stats, catalog_rows, missing, distributions,
                               tuple(chosen), counts=_counts(values))
 
