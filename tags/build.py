@@ -39,7 +39,7 @@ from plan.tags import (
 from project.tag import Tag
 from tags.catalog import Coverage, write_catalog
 from tags.distribution import Bucket, distribution_columns, distributions_from
-from tags.storage import ensure_table, existing_columns, tag_view
+from tags.storage import ensure_table, tag_view
 from warehouse.db import relation_kind, run, transaction
 
 
@@ -227,10 +227,10 @@ def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
     wide = exp.to_table(WIDE)
     is_day = exp.EQ(this=exp.column("as_of"), expression=as_of())
     with transaction(con):
-        ensure_table(con, WIDE, [(t.name, t.sql_type) for t in plan.tags.values()],
-                     keep=plan.broken)
+        before = ensure_table(con, WIDE, [(t.name, t.sql_type) for t in plan.tags.values()],
+                              keep=plan.broken)
         # a broken tag's column keeps the day's stored values (nothing stored is lost)
-        kept = [n for n in plan.broken if n in (existing_columns(con, WIDE) or {})]
+        kept = [n for n in plan.broken if n in (before or {})]
         query = plan.wide_query(chosen, kept)
         sql = pretty(query)
         columns = ["as_of", "customer_id", *names, *kept]

@@ -52,8 +52,9 @@ def _drop_column(table: str, column: str) -> str:
 
 
 def ensure_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple[str, str]],
-                 *, keep: Iterable[str] = ()) -> None:
-    """Make ``table`` hold the key columns plus ``columns`` with their types.
+                 *, keep: Iterable[str] = ()) -> dict[str, str] | None:
+    """Make ``table`` hold the key columns plus ``columns`` with their types; return the
+    columns it had before (:func:`existing_columns`; None when it is created now).
 
     Missing columns are added; a column of a changed type is replaced (its old values
     belonged to another definition); a column of a tag that no longer exists is dropped,
@@ -64,7 +65,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple
         schema = exp.Schema(this=exp.to_table(table),
                             expressions=[_column(c, t) for c, t in [*KEY_COLUMNS, *columns]])
         con.execute(exp.Create(this=schema, kind="TABLE").sql("duckdb"))
-        return
+        return None
     wanted = {c for c, _ in [*KEY_COLUMNS, *columns]} | set(keep)
     for column in existing:
         if column not in wanted:
@@ -76,6 +77,7 @@ def ensure_table(con: duckdb.DuckDBPyConnection, table: str, columns: list[tuple
             have = None
         if have is None:
             con.execute(_alter(table, _column(column, kind)))
+    return existing
 
 
 def tag_view(con: duckdb.DuckDBPyConnection, name: str, table: str) -> None:
