@@ -174,9 +174,10 @@ def _fill_candidates(db: ServingDB, sql: dict[str, str], campaign: Campaign,
 # and so is what a candidate with no refusal of its own gets ('issued', or
 # 'budget_exhausted' when no room is left). :data:`_PAST_CUTOFF` then corrects the
 # candidates after the cutoff. The rows keep the segment's order (by customer), and the
-# coupons are inserted in that order: sorting the wide rows by coupon id cost more than
-# the ordered insert saved (200k-1M coupons), and a second pass writing each row's fate
-# (or a view computing it where it is read) cost more than writing it here.
+# coupons are appended in that order (on SQLite the coupons table has a rowid since
+# issuance migration 7: only its coupon-id index is written in hash order); a second pass
+# writing each row's fate (or a view computing it where it is read) cost more than
+# writing it here.
 _FACTS = f"""
 INSERT INTO {_PLAN} (coupon_id, customer_id, idem_key, fate, prior_operation,
   prior_fingerprint, prior_ok, prior_reason, coupon_campaign, coupon_customer)

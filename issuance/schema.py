@@ -384,6 +384,21 @@ _SQLITE_STATUS_ORS = (
     *_HISTORY_TRIGGERS,
 )
 
+# Version 7, SQLite: the coupons table keeps a rowid; coupon_id stays its primary key, now
+# a unique index beside the rows. WITHOUT ROWID stored the rows in coupon-id order, so a
+# batch wrote its coupons at random places of one wide B-tree (the ids are hashes); the
+# rows are now appended and only the narrow key index is written in random order. Same
+# columns, checks, indexes and rows. Measured (benchmarks/bench_issuance.py): a batch of
+# 1,000,000 coupons 6.4 s -> 4.7 s, of 200,000 1.10 s -> 0.90 s; single issues unchanged.
+_SQLITE_COUPONS_ROWID = (
+    _COUPONS.replace("coupons", "coupons_new", 1)
+    .replace(f"status IN ({_STATUS_CHECK})", one_of("status", STATES)),
+    f"INSERT INTO coupons_new ({_COUPON_COLUMNS}) SELECT {_COUPON_COLUMNS} FROM coupons",
+    "DROP TABLE coupons",
+    "ALTER TABLE coupons_new RENAME TO coupons",
+    *_INDEXES,
+)
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -414,6 +429,11 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         6,
         "SQLite: coupon statuses checked by ORs (an IN list costs a table per row)",
         {"sqlite": _SQLITE_STATUS_ORS, "postgresql": ()},
+    ),
+    Migration(
+        7,
+        "SQLite: coupons appended in a rowid table (coupon_id a unique key beside them)",
+        {"sqlite": _SQLITE_COUPONS_ROWID, "postgresql": ()},
     ),
 )
 

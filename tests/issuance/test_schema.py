@@ -1,6 +1,8 @@
-"""The issuance tables' status checks (issuance/schema.py migration 6): written as ORs of
-equalities (kequn.migrations.one_of), they refuse what the IN lists refused, and the
-SQLite rebuild keeps every coupon and history row and the append-only triggers."""
+"""The issuance tables' SQLite rebuilds (issuance/schema.py). Migration 6: the status
+checks written as ORs of equalities (kequn.migrations.one_of) refuse what the IN lists
+refused, and the rebuild keeps every coupon and history row and the append-only
+triggers. Migration 7: the coupons table with a rowid keeps every row, its indexes and
+coupon_id as a unique key."""
 
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path:
         db.execute(HISTORY, ("k1", 2, "unused", "occupied", AT, "L1"))
         db.execute(HISTORY, ("k2", 2, None, "used", AT, None))
         before = _rows(db)
-        assert migrate(db) == [6]
+        assert migrate(db) == [6, 7]
         assert _rows(db) == before
         tables = dict(db.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
                                   "AND name IN ('coupons', 'coupon_history')"))
@@ -56,6 +58,31 @@ def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path:
         for statement in ("UPDATE coupon_history SET reason = 'x'", "DELETE FROM coupon_history"):
             with pytest.raises(INTEGRITY_ERRORS, match="append-only"), db.transaction():
                 db.execute(statement)
+    finally:
+        db.close()
+
+
+def test_the_coupons_table_gets_a_rowid_and_keeps_its_rows_and_key(tmp_path: Path) -> None:
+    db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    try:
+        apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS[:6])
+        for n, status in enumerate(STATES):
+            _coupon(db, f"k{9 - n}", 100 + n, status)
+        before = _rows(db)
+        assert migrate(db) == [7]
+        assert _rows(db) == before
+        sql = db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'coupons'")
+        assert "WITHOUT ROWID" not in str(sql)
+        assert db.scalar("SELECT count(*) FROM coupons WHERE rowid IS NOT NULL") == len(STATES)
+        assert {n for (n,) in db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                          "AND tbl_name = 'coupons' AND sql IS NOT NULL")} == {
+            "coupons_customer", "coupons_loan", "coupons_lease"}
+        plan = " ".join(str(r[-1]) for r in db.fetchall(
+            "EXPLAIN QUERY PLAN SELECT status FROM coupons WHERE coupon_id = 'k9'"))
+        assert "USING INDEX sqlite_autoindex_coupons" in plan, plan
+        with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+            _coupon(db, "k9", 1, "unused")  # the coupon id is still the key
+        assert _rows(db) == before
     finally:
         db.close()
 
