@@ -370,8 +370,9 @@ def _check_replays(db: ServingDB, sql: dict[str, str], campaign: Campaign) -> No
     )
 
 
-def _write(issuer: Issuer, campaign: Campaign, now: datetime) -> None:
-    """Insert the chunk's coupons and refusals and count the coupons up."""
+def _write(issuer: Issuer, campaign: Campaign, now: datetime) -> int:
+    """Insert the chunk's coupons and refusals and count the coupons up; returns the
+    number of coupons issued."""
     db = issuer.db
     stored = to_db(now)
     day = business_day(now)
@@ -394,17 +395,17 @@ def _write(issuer: Issuer, campaign: Campaign, now: datetime) -> None:
     if issued and campaign.budget is not None:
         reserve_planned(db, campaign.name, to_cents(campaign.max_reduction), _PLAN,
                         f"fate = '{ISSUED}'", issued, now)
+    return issued
 
 
-def _tally(db: ServingDB, report: BatchReport) -> None:
-    """Add the chunk's plan to ``report`` (the few replayed rows grouped apart: grouping
-    every row by one column sorts half as much as by four)."""
+def _tally(db: ServingDB, report: BatchReport, issued: int) -> None:
+    """Add the chunk's plan, of which ``issued`` coupons were written, to ``report`` (the
+    refusals grouped by reason, the few replayed rows grouped apart: grouping every row
+    by one column sorts half as much as by four)."""
+    report.issued += issued
     for fate, n in db.fetchall(f"SELECT fate, count(*) FROM {_PLAN} "
-                               f"WHERE fate <> '{REPLAYED}' GROUP BY fate"):
-        if fate == ISSUED:
-            report.issued += int(n)
-        else:
-            report.refused[str(fate)] += int(n)
+                               f"WHERE fate NOT IN ('{ISSUED}', '{REPLAYED}') GROUP BY fate"):
+        report.refused[str(fate)] += int(n)
     replayed = db.fetchall(
         f"SELECT prior_operation IS NULL, prior_ok, prior_reason, count(*) FROM {_PLAN} "
         f"WHERE fate = '{REPLAYED}' GROUP BY prior_operation IS NULL, prior_ok, prior_reason")
@@ -485,5 +486,4 @@ def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: dateti
             report: BatchReport) -> None:
     """Check the replays, write the plan and count it into ``report``."""
     _check_replays(issuer.db, sql, campaign)
-    _write(issuer, campaign, now)
-    _tally(issuer.db, report)
+    _tally(issuer.db, report, _write(issuer, campaign, now))
