@@ -111,7 +111,7 @@ def prune_snapshots(con: duckdb.DuckDBPyConnection, db: ServingDB | None, *, as_
 
     One warehouse transaction: a failure deletes nothing.
     """
-    from warehouse.db import table_exists, transaction
+    from warehouse.db import insert_rows, table_exists, transaction
 
     report = PruneReport(cutoff_day(as_of, retention_days))
     references = [ref for _, referrer in REFERRERS for ref in referrer(con, db)]
@@ -129,12 +129,9 @@ def prune_snapshots(con: duckdb.DuckDBPyConnection, db: ServingDB | None, *, as_
         con.execute("CREATE OR REPLACE TEMP TABLE _keep_pairs (segment VARCHAR, as_of DATE)")
         con.execute("CREATE OR REPLACE TEMP TABLE _keep_days (as_of DATE)")
         con.execute("CREATE OR REPLACE TEMP TABLE _keep_tag_days (as_of DATE)")
-        if pairs:
-            con.executemany("INSERT INTO _keep_pairs VALUES (?, ?)", pairs)
-        if all_segment_days:
-            con.executemany("INSERT INTO _keep_days VALUES (?)", [[d] for d in all_segment_days])
-        if tag_days:
-            con.executemany("INSERT INTO _keep_tag_days VALUES (?)", [[d] for d in tag_days])
+        insert_rows(con, "_keep_pairs", pairs)
+        insert_rows(con, "_keep_days", [[d] for d in all_segment_days])
+        insert_rows(con, "_keep_tag_days", [[d] for d in tag_days])
         if table_exists(con, *MEMBERS):
             report.deleted[qualified(MEMBERS)] = _count(con.execute(
                 f"DELETE FROM {qualified(MEMBERS)} m WHERE m.as_of < ? "

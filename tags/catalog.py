@@ -16,8 +16,7 @@ import duckdb
 from kequn.tables import CATALOG as CATALOG_TABLE
 from kequn.tables import qualified
 from project.tag import Tag
-from warehouse.db import table_exists
-from warehouse.schema import CATALOG_COLUMNS
+from warehouse.db import insert_rows, table_exists
 
 CATALOG = qualified(CATALOG_TABLE)
 
@@ -49,10 +48,7 @@ def write_catalog(con: duckdb.DuckDBPyConnection, tags: Mapping[str, Tag], as_of
         rows.append([as_of, tag.name, tag.title, tag.description, tag.owner, tag.category_l1,
                      tag.category_l2, tag.value_type, tag.kind, cov.coverage, cov.ratio,
                      tag.definition_hash])
-    marks = ", ".join("?" for _ in CATALOG_COLUMNS)
-    if rows:
-        con.executemany(f"INSERT INTO {CATALOG} VALUES ({marks})", rows)
-    return len(rows)
+    return insert_rows(con, CATALOG, rows)
 
 
 def read_coverage(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, tuple[int, float]]:

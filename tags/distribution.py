@@ -23,7 +23,7 @@ from sqlglot import exp
 from kequn.tables import CUSTOMER_TAGS, DISTRIBUTION, qualified
 from plan.tags import day_rows
 from project.tag import Tag
-from warehouse.db import run, transaction
+from warehouse.db import insert_rows, run, transaction
 
 if TYPE_CHECKING:
     import duckdb
@@ -162,6 +162,5 @@ def store_distributions(con: duckdb.DuckDBPyConnection, day: date,
     table = qualified(DISTRIBUTION)
     with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE as_of = ?", [day])
-        if rows:
-            con.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?)", rows)
+        insert_rows(con, table, rows)
     return len(rows)

