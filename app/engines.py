@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from project.tag import Tag
     from segments.build import BuildResult
     from segments.imports import ImportReport
+    from segments.materialize import MemberStats
     from spark_engine.engine import SparkEngine
     from tags.build import CustomerTagsResult
     from tags.distribution import Bucket
@@ -107,13 +108,15 @@ def build_day_duckdb(kequn: KequnContext, day: date) -> DayBuild:
         customers = result.rows
     sizes, history = {}, {}
     for name in segment_order(plan.segments):
+        def record(con: duckdb.DuckDBPyConnection, stats: MemberStats, name: str = name) -> None:
+            history[name] = history_row(day, stats)
+            record_history(con, name, history[name])
+
         result = build_segment(kequn.warehouse, plan.segments[name], day,
                                sandbox=kequn.sandbox_limits,
                                max_bytes=kequn.settings.import_max_bytes,
-                               report_dir=kequn.reports_dir)
-        sizes[name], history[name] = result.stats.size, history_row(day, result.stats)
-        with kequn.connect_warehouse() as con:
-            record_history(con, name, history[name])
+                               report_dir=kequn.reports_dir, then=record)
+        sizes[name] = result.stats.size
     return DayBuild("duckdb", day, customers, sizes, history)
 
 
@@ -399,16 +402,24 @@ def tag_engine(kequn: KequnContext, session: SessionSource | None = None) -> Duc
 
 def build_segment_on(kequn: KequnContext, compiled: CompiledSegment, day: date, *,
                      session: SessionSource | None = None,
-                     import_path: Path | None = None) -> BuildResult:
-    """Build one segment for ``day`` on the configured engine; the same result either way."""
+                     import_path: Path | None = None,
+                     then: Callable[[duckdb.DuckDBPyConnection, MemberStats], None] | None = None
+                     ) -> BuildResult:
+    """Build one segment for ``day`` on the configured engine; the same result either way.
+    ``then`` runs with a warehouse connection and the build's statistics once it is
+    written (on DuckDB, the build's own connection)."""
     from segments.build import build_segment
 
     if kequn.settings.engine != "spark":
         return build_segment(kequn.warehouse, compiled, day, import_path=import_path,
                              sandbox=kequn.sandbox_limits,
                              max_bytes=kequn.settings.import_max_bytes,
-                             report_dir=kequn.reports_dir)
-    return build_segment_spark(kequn, session, compiled, day, import_path=import_path)
+                             report_dir=kequn.reports_dir, then=then)
+    result = build_segment_spark(kequn, session, compiled, day, import_path=import_path)
+    if then is not None:
+        with kequn.connect_warehouse() as con:
+            then(con, result.stats)
+    return result
 
 
 def build_segment_spark(kequn: KequnContext, session: SessionSource | None,

@@ -17,6 +17,7 @@ compiled plan; no database is opened at load time.
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -28,6 +29,9 @@ from assets.common import DAILY, DUCKDB_POOL, as_of_day
 from assets.spark import on_engine_with_config
 from plan.segments import CompiledSegment
 from segments.materialize import MemberStats
+
+if TYPE_CHECKING:
+    import duckdb
 
 GROUP = "segments"
 CHECK_SIZE = "size_bounds"
@@ -159,11 +163,11 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
                  session: SessionSource | None) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
+        def record(con: "duckdb.DuckDBPyConnection", stats: MemberStats) -> None:
+            record_history(con, segment.name, history_row(as_of, stats))  # either engine
+
         result = build_segment_on(kequn, compiled, as_of, import_path=import_path,
-                                  session=session)
-        stats = result.stats
-        with kequn.connect_warehouse() as con:  # either engine: the stats are the same
-            record_history(con, segment.name, history_row(as_of, stats))
+                                  session=session, then=record)
         metadata = _metadata(compiled, result.stats, result.elapsed_s, as_of)
         if result.import_report is not None:
             report = result.import_report

@@ -9,11 +9,12 @@ holds it).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from kequn.errors import ExecutionError, ValidationError
@@ -79,8 +80,13 @@ def check_inputs(con, compiled: CompiledSegment, as_of: date) -> None:
 def build_segment(warehouse: Warehouse, compiled: CompiledSegment, as_of: date, *,
                   import_path: Path | None = None, sandbox: SandboxLimits | None = None,
                   max_bytes: int = DEFAULT_MAX_BYTES,
-                  report_dir: Path | None = None) -> BuildResult:
+                  report_dir: Path | None = None,
+                  then: Callable[[duckdb.DuckDBPyConnection, MemberStats], None] | None = None,
+                  ) -> BuildResult:
     """Materialise ``compiled`` for ``as_of`` into segments.members; return the stats.
+
+    ``then`` (the caller's own record of the build, e.g. its history row) runs on the
+    build's connection once the members are written, before it is closed.
 
     For a file segment, ``import_path`` (an inbox upload) is imported first; without
     it, the definition's own ``file`` is imported when that content was never imported
@@ -123,6 +129,8 @@ def build_segment(warehouse: Warehouse, compiled: CompiledSegment, as_of: date, 
         else:
             stats = write_members(con, segment.name, as_of, ids=ids,
                                   definition_hash=segment.definition_hash)
+        if then is not None:
+            then(con, stats)
     finally:
         con.close()
     return BuildResult(stats=stats, elapsed_s=time.perf_counter() - started,
