@@ -130,13 +130,13 @@ PLANNED = st.lists(
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=PLANNED, sliced=st.booleans())
+@given(rows=PLANNED, windowed=st.booleans())
 def test_the_cutoff_is_the_candidate_at_its_rank_in_coupon_id_order(
-    tmp_path: Path, rows: list[tuple[str, int]], sliced: bool
+    tmp_path: Path, rows: list[tuple[str, int]], windowed: bool
 ) -> None:
-    """Searched within one slice of the coupon ids or among all, the cutoff is the planned
-    coupon at the given rank in (coupon id, customer) order, ids equal to a slice's bound,
-    shared by two customers or outside the hex digits included; None past the last."""
+    """Searched first within a window of the coupon ids or among all, the cutoff is the
+    planned coupon at the given rank in (coupon id, customer) order, ids shared by two
+    customers or outside the hex digits included; None past the last."""
     db = connect(f"sqlite:///{Path(tempfile.mkdtemp(dir=tmp_path)) / 'plan.sqlite'}")
     batch._create_tables(db, batch._dialect_sql(db), candidates=False)
     db.raw.executemany(
@@ -144,10 +144,44 @@ def test_the_cutoff_is_the_candidate_at_its_rank_in_coupon_id_order(
         "VALUES (?, ?, 'k', ?)",
         [(c, n, "issued" if (len(c) + n) % 4 else "not_eligible") for c, n in rows])
     issued = sorted(r for r in rows if (len(r[0]) + r[1]) % 4)
-    with mock.patch.object(batch, "_SLICED", 0 if sliced else 10**9):
+    with mock.patch.object(batch, "_WINDOWED", 0 if windowed else 10**9):
         for rank in range(len(issued) + 2):
             expected = issued[rank] if rank < len(issued) else None
             assert batch._cutoff(db, rank) == expected
+    db.close()
+
+
+@pytest.mark.parametrize("spread", ["hashes", "one_digit"])
+def test_the_cutoff_sorts_only_a_window_of_evenly_spread_ids(tmp_path: Path,
+                                                             spread: str) -> None:
+    """Over hash ids the cutoff is found by sorting a window of a few thousand of 60,000
+    planned coupons, at every rank tried, the ends included; where the window misses (ids
+    not spread as hashes are: all starting with '0') all are sorted, same answer."""
+    ids = [coupon_id_for(f"k{n}") for n in range(60_000)]
+    if spread == "one_digit":
+        ids = ["0" + i[1:] for i in ids]
+    rows = [(c, n % 7) for n, c in enumerate(ids)]
+    db = connect(f"sqlite:///{tmp_path / 'plan.sqlite'}")
+    batch._create_tables(db, batch._dialect_sql(db), candidates=False)
+    db.raw.executemany("INSERT INTO kequn_batch_plan (coupon_id, customer_id, idem_key, fate) "
+                       "VALUES (?, ?, 'k', 'issued')", rows)
+    ordered = sorted(rows)
+    sorts: list[str] = []
+    fetchone = db.fetchone
+
+    def spy(sql: str, params: tuple[object, ...] = ()) -> tuple[object, ...] | None:
+        if "ORDER BY" in sql:
+            sorts.append("window" if "coupon_id >= ?" in sql else "all")
+        return fetchone(sql, params)
+
+    with mock.patch.object(db, "fetchone", spy):
+        for rank in (0, 1, 777, 29_999, 30_000, 45_678, 59_998, 59_999):
+            assert batch._cutoff(db, rank) == ordered[rank]
+        assert batch._cutoff(db, 60_000) is None
+    if spread == "hashes":
+        assert sorts == ["window"] * 8
+    else:  # the windows of the high ranks lie past every id
+        assert sorts[-4:] == ["all"] * 4
     db.close()
 
 
@@ -209,7 +243,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         # a budget of this many 100.00 coupons (+ 50.00 that covers no further one)
         budget=draw(st.none() | st.integers(0, 12)),
         ended=draw(st.integers(0, 9)) == 0,  # the campaign ended before the batch
-        sliced=draw(st.booleans()),  # the cutoff searched within a slice of the ids
+        windowed=draw(st.booleans()),  # the cutoff searched first in a window of the ids
     )
 
 
@@ -271,7 +305,7 @@ def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     batch_db, batch_issuer, campaign = _setup(f"sqlite:///{folder / 'batch.sqlite'}", s)
     single_db, single_issuer, _ = _setup(f"sqlite:///{folder / 'single.sqlite'}", s)
-    with mock.patch.object(batch, "_SLICED", 0 if s["sliced"] else batch._SLICED):
+    with mock.patch.object(batch, "_WINDOWED", 0 if s["windowed"] else batch._WINDOWED):
         report = issue_batch(batch_issuer, campaign, DAY, chunk_size=s["chunk"])  # type: ignore[arg-type]
     seen: Counter[str] = Counter()
     for c in sorted(s["eligible"], key=lambda c: coupon_id_for(  # type: ignore[attr-defined]
