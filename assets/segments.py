@@ -163,6 +163,7 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
                  session: SessionSource | None) -> dg.MaterializeResult:
         as_of = as_of_day(context)
         import_path = Path(config.import_file) if config.import_file else None
+
         def record(con: "duckdb.DuckDBPyConnection", stats: MemberStats) -> None:
             record_history(con, segment.name, history_row(as_of, stats))  # either engine
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 
 from kequn.errors import ExecutionError, ValidationError
@@ -25,6 +25,9 @@ from segments.imports.normalise import DEFAULT_MAX_BYTES
 from segments.materialize import MemberStats, is_materialized, write_members
 from segments.sandbox import SandboxLimits, run_restricted
 from warehouse.db import Warehouse, table_exists
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
