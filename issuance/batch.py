@@ -35,7 +35,7 @@ recorded under the key, so the day's batch issues once the campaign is live (rep
 keys still report their first result).
 
 SQLite runs the whole batch as one ``BEGIN IMMEDIATE`` transaction by default (single
-issues wait on the write lock for its duration, about a second per 120,000 customers), in
+issues wait on the write lock for its duration, about a second per 200,000 customers), in
 chunks of :data:`SQLITE_CHUNK` customers for a segment larger than :data:`SQLITE_WHOLE`,
 so no single issue waits near the busy timeout.
 PostgreSQL runs chunks of :data:`PG_CHUNK` customers, one transaction each, taking locks
@@ -74,7 +74,7 @@ PG_CHUNK = 500
 """Customers per transaction on PostgreSQL (each takes two advisory locks)."""
 SQLITE_WHOLE = 1_000_000
 """On SQLite a segment of up to this many customers is decided in one transaction (about
-8 s at 1M on this machine, while single issues wait for the write lock); a larger one in
+5 s at 1M on this machine, while single issues wait for the write lock); a larger one in
 chunks of :data:`SQLITE_CHUNK`, so no single issue waits near the busy timeout (30 s).
 (A chunk re-checks each candidate's eligibility: about twice the cost per customer.)"""
 SQLITE_CHUNK = 500_000
