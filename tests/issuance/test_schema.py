@@ -38,23 +38,33 @@ def _rows(db: ServingDB) -> dict[str, list]:
             "history": db.fetchall("SELECT * FROM coupon_history ORDER BY coupon_id, seq")}
 
 
-def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path: Path) -> None:
+def _at_version(tmp_path: Path, version: int) -> ServingDB:
+    """A SQLite serving database at issuance ``version`` with a coupon in each status
+    (inserted in the reverse of coupon-id order)."""
     db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS[:version])
+    for n, status in enumerate(STATES):
+        _coupon(db, f"k{9 - n}", 100 + n, status)
+    return db
+
+
+def _coupon_indexes(db: ServingDB) -> set[str]:
+    return {n for (n,) in db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                      "AND tbl_name = 'coupons' AND sql IS NOT NULL")}
+
+
+def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path: Path) -> None:
+    db = _at_version(tmp_path, 5)
     try:
-        apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS[:5])
-        for n, status in enumerate(STATES):
-            _coupon(db, f"k{n}", 100 + n, status)
-        db.execute(HISTORY, ("k1", 2, "unused", "occupied", AT, "L1"))
-        db.execute(HISTORY, ("k2", 2, None, "used", AT, None))
+        db.execute(HISTORY, ("k8", 2, "unused", "occupied", AT, "L1"))
+        db.execute(HISTORY, ("k7", 2, None, "used", AT, None))
         before = _rows(db)
         assert migrate(db)[0] == 6
         assert _rows(db) == before
         tables = dict(db.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
                                   "AND name IN ('coupons', 'coupon_history')"))
         assert all(" IN (" not in sql for sql in tables.values())
-        assert {n for (n,) in db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                          "AND tbl_name = 'coupons' AND sql IS NOT NULL")} == {
-            "coupons_customer", "coupons_loan", "coupons_lease"}
+        assert _coupon_indexes(db) == {"coupons_customer", "coupons_loan", "coupons_lease"}
         for statement in ("UPDATE coupon_history SET reason = 'x'", "DELETE FROM coupon_history"):
             with pytest.raises(INTEGRITY_ERRORS, match="append-only"), db.transaction():
                 db.execute(statement)
@@ -63,20 +73,15 @@ def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path:
 
 
 def test_the_coupons_table_gets_a_rowid_and_keeps_its_rows_and_key(tmp_path: Path) -> None:
-    db = connect(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    db = _at_version(tmp_path, 6)
     try:
-        apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS[:6])
-        for n, status in enumerate(STATES):
-            _coupon(db, f"k{9 - n}", 100 + n, status)
         before = _rows(db)
         assert migrate(db)[0] == 7
         assert _rows(db) == before
         sql = db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'coupons'")
         assert "WITHOUT ROWID" not in str(sql)
         assert db.scalar("SELECT count(*) FROM coupons WHERE rowid IS NOT NULL") == len(STATES)
-        assert {n for (n,) in db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                          "AND tbl_name = 'coupons' AND sql IS NOT NULL")} == {
-            "coupons_customer", "coupons_loan", "coupons_lease"}
+        assert _coupon_indexes(db) == {"coupons_customer", "coupons_loan", "coupons_lease"}
         plan = " ".join(str(r[-1]) for r in db.fetchall(
             "EXPLAIN QUERY PLAN SELECT status FROM coupons WHERE coupon_id = 'k9'"))
         assert "USING INDEX sqlite_autoindex_coupons" in plan, plan
