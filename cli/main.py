@@ -9,9 +9,12 @@ nothing is written to ``os.environ``. A :class:`~kequn.errors.KequnError` prints
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import click
 import typer
@@ -116,6 +119,29 @@ for _area in (generate, tags, materialize, segments, sync, issuance, demo, valid
     _area.register(app)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``kequn`` console script."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="kequn")
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``kequn`` console script: runs the command, then ends the process
+    with its exit status (:func:`exit_now`)."""
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], prog_name="kequn")
+    except SystemExit as done:
+        exit_now(done.code)
+    exit_now(0)
+
+
+def exit_now(code: object) -> NoReturn:
+    """End the process with ``code`` as :func:`sys.exit` would, once the exit handlers
+    (``atexit``: logging, temporary files, thread pools) have run and the standard streams
+    are flushed, but without the interpreter's teardown, which only frees memory: 0.4-0.5 s
+    after a command that ran Dagster (every connection, file and transaction the command
+    opened is closed or committed by then; SQLite and DuckDB keep what was committed)."""
+    if code is None or isinstance(code, int):
+        status = int(code or 0)
+    else:  # sys.exit("message"): the message on stderr, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to write
+            stream.flush()
+    os._exit(status)

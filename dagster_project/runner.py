@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -189,7 +190,26 @@ def materialize_days(
     job = defs.resolve_job_def(MATERIALIZE_JOB)
     keys = _selection(defs, select)
     first = first_partition_day(job.partitions_def)
-    instance = instance or dagster_instance(kequn.settings)
+    with _opened(instance, kequn) as instance:
+        return _materialize(job, days, first, keys, instance)
+
+
+@contextmanager
+def _opened(instance: dg.DagsterInstance | None,
+            kequn: KequnContext) -> Iterator[dg.DagsterInstance]:
+    """``instance``, or the persistent instance, opened now and closed after the block
+    (its storage's connections too: their files are then checkpointed and tidy)."""
+    if instance is not None:
+        yield instance
+        return
+    with dagster_instance(kequn.settings) as opened:
+        yield opened
+
+
+def _materialize(job: dg.JobDefinition, days: Sequence[date], first: date,
+                 keys: list[dg.AssetKey] | None,
+                 instance: dg.DagsterInstance) -> list[DayRun]:
+    """:func:`materialize_days`' runs on ``instance``."""
     recover_dead_runs(instance)
     runs = []
     for day in days:
@@ -233,14 +253,12 @@ def generate_demo_warehouse(
     raw_keys = [k for k in defs.resolve_all_asset_keys() if k.path[0] == "raw"]
     config = {"customers": customers, "seed": seed,
               "end_date": end_date.isoformat() if end_date else ""}
-    instance = instance or dagster_instance(kequn.settings)
-    recover_dead_runs(instance)
-    result = job.execute_in_process(
-        run_config={"ops": {"demo_warehouse": {"config": config}}, **QUIET_LOGS},
-        instance=instance, tags=run_tags(),
-        asset_selection=raw_keys,
-        raise_on_error=False,
-    )
+    with _opened(instance, kequn) as instance:
+        recover_dead_runs(instance)
+        result = job.execute_in_process(
+            run_config={"ops": {"demo_warehouse": {"config": config}}, **QUIET_LOGS},
+            instance=instance, tags=run_tags(), asset_selection=raw_keys, raise_on_error=False,
+        )
     if not result.success:
         raise ExecutionError(f"generating the demo warehouse failed:\n{_failure_text(result)}")
     rows: dict[str, int] = {}
