@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
 def exit_now(code: object) -> NoReturn:
     """End the process with ``code`` as :func:`sys.exit` would, once the exit handlers
     (``atexit``: logging, temporary files, thread pools) have run and the standard streams
-    are flushed, but without the interpreter's teardown, which only frees memory: 0.4-0.5 s
+    are flushed, but without the interpreter's teardown, which only frees memory: 0.45-0.6 s
     after a command that ran Dagster (every connection, file and transaction the command
     opened is closed or committed by then; SQLite and DuckDB keep what was committed)."""
     if code is None or isinstance(code, int):
