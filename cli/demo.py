@@ -31,34 +31,33 @@ def demo(
     # Dagster takes about a second to import: only the commands that run the graph pay it.
     from app.demo_state import clear_demo_state
     from cli.summary import print_summary
-    from dagster_project.runner import dagster_instance, generate_demo_warehouse, materialize_days
+    from dagster_project.runner import generate_demo_warehouse, materialize_days
 
     kequn = kequn_context(ctx)
     settings = kequn.settings
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # piped or captured: keep tag names whole
-    with dagster_instance(settings) as instance:  # closed (its files tidy) once the runs are done
-        started = time.perf_counter()
-        for path in clear_demo_state(settings):
-            console.print(f"    fresh start: removed {path}")
-        console.print(f"[bold]1/3[/] generating {customers:,} customers into {settings.warehouse}")
-        rows, last = generate_demo_warehouse(
-            customers=customers, seed=seed,
-            end_date=parse_day(end_date, "--end-date") if end_date else None,
-            kequn=kequn, instance=instance,
-        )
-        console.print("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in sorted(rows.items())))
-        from app.economics_demo import approve_campaigns
+    started = time.perf_counter()
+    for path in clear_demo_state(settings):
+        console.print(f"    fresh start: removed {path}")
+    console.print(f"[bold]1/3[/] generating {customers:,} customers into {settings.warehouse}")
+    rows, last = generate_demo_warehouse(
+        customers=customers, seed=seed,
+        end_date=parse_day(end_date, "--end-date") if end_date else None,
+        kequn=kequn,
+    )
+    console.print("    " + ", ".join(f"raw.{t}: {n:,}" for t, n in sorted(rows.items())))
+    from app.economics_demo import approve_campaigns
 
-        for line in approve_campaigns(kequn):  # only a live campaign issues
-            console.print(f"    {line}")
-        window = [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
-        kequn = record_first_day(kequn, window[0])
-        console.print(f"[bold]2/3[/] materialising {len(window)} day(s) through Dagster: "
-                      f"{window[0]} .. {window[-1]}")
-        for run in materialize_days(window, kequn=kequn, instance=instance):
-            console.print(f"    {run.day}: {len(run.materialized)} assets (run {run.run_id[:8]})")
+    for line in approve_campaigns(kequn):  # only a live campaign issues
+        console.print(f"    {line}")
+    window = [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
+    kequn = record_first_day(kequn, window[0])
+    console.print(f"[bold]2/3[/] materialising {len(window)} day(s) through Dagster: "
+                  f"{window[0]} .. {window[-1]}")
+    for run in materialize_days(window, kequn=kequn):
+        console.print(f"    {run.day}: {len(run.materialized)} assets (run {run.run_id[:8]})")
     console.print(f"[bold]3/3[/] summary as of {last} "
                   f"(total {time.perf_counter() - started:.1f} s)")
     print_summary(kequn, last, console)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -194,16 +194,11 @@ def materialize_days(
         return _materialize(job, days, first, keys, instance)
 
 
-@contextmanager
 def _opened(instance: dg.DagsterInstance | None,
-            kequn: KequnContext) -> Iterator[dg.DagsterInstance]:
-    """``instance``, or the persistent instance, opened now and closed after the block
-    (its storage's connections too: their files are then checkpointed and tidy)."""
-    if instance is not None:
-        yield instance
-        return
-    with dagster_instance(kequn.settings) as opened:
-        yield opened
+            kequn: KequnContext) -> AbstractContextManager[dg.DagsterInstance]:
+    """``instance`` as it is, or the persistent instance, opened now and closed after the
+    block (its storage's connections too: their files are then checkpointed and tidy)."""
+    return nullcontext(instance) if instance is not None else dagster_instance(kequn.settings)
 
 
 def _materialize(job: dg.JobDefinition, days: Sequence[date], first: date,
