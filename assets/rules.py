@@ -24,7 +24,6 @@ from kequn.days import BUSINESS_TIMEZONE
 from plan.rules import CompiledRule
 from rules.channels import FileSink, Webhook, adapters_for
 from rules.dispatch import dispatch
-from rules.run import run_rule
 
 GROUP = "rules"
 DISPATCH_JOB = "touch_dispatch"
@@ -92,6 +91,8 @@ def build_rule_asset(compiled: CompiledRule, kequn: KequnContext, kind: str
         },
     )
     def _rule(context: dg.AssetExecutionContext, kequn: Kequn) -> dg.MaterializeResult:
+        from rules.run import run_rule  # polars: imported by the rule step, not every command
+
         day = as_of_day(context)
         group = list(kequn.plan.rules.values())
         if kequn.settings.engine == "spark":  # the tags Spark wrote to the lake

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -65,3 +68,15 @@ def test_every_warehouse_asset_runs_in_the_duckdb_pool(defs: dg.Definitions) -> 
         node = graph.get(spec.key)
         if "duckdb" in spec.kinds and node.is_executable:
             assert node.pools == {"duckdb"}, spec.key.to_user_string()
+
+
+def test_loading_the_code_location_leaves_polars_to_the_rule_steps() -> None:
+    """Every command loads the definitions; polars (0.15 s to import) is only needed
+    when a rule step runs."""
+    code = ("import sys; from app.context import KequnContext; "
+            "from dagster_project.definitions import build_defs; "
+            "build_defs(KequnContext()).resolve_all_job_defs(); "
+            "print('polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], check=True)
+    assert out.stdout.strip() == "False", out.stderr
