@@ -8,9 +8,9 @@ day's coupons). Its peak memory is the subprocess's max RSS (``wait4``); its per
 table comes from the run's step statistics in the Dagster instance.
 
 *bare*: the engine work the day stands for, in this process, hand-written: the fused tag
-query of ``benchmarks/bench_tags.py`` (``CREATE TABLE AS``), the five segment filters
-over its result, the diff of the synced segments against the previous day's members
-applied to SQLite in one transaction, and one ``INSERT ... SELECT`` of the day's coupon
+query of ``benchmarks/bench_tags.py`` (``CREATE TABLE AS``), a filter per segment of
+``sql/segments`` over its result (six), the diff of each synced segment (three) against
+the previous day's members applied to SQLite in one transaction, and one ``INSERT ... SELECT`` of the day's coupon
 rows (the campaign's daily limit) into the coupons table.
 
 The two alternate, ``--runs`` times each, and the paired ratio is reported. The day
@@ -63,11 +63,12 @@ SEGMENT_FILTERS = {
         "SELECT customer_id FROM raw.loans WHERE disbursed_at < TIMESTAMP '{end}' "
         "GROUP BY customer_id HAVING count(*) >= 2 AND sum(principal) >= 20000"),
     "vip_list": "SELECT customer_id FROM bench.hand_customer_tags WHERE false",
+    "borrowers": "SELECT customer_id FROM bench.hand_customer_tags WHERE drawn",
     "wake_up_campaign": "(SELECT customer_id FROM bench_seg_wake_up UNION "
                         "SELECT customer_id FROM bench_seg_vip_list) EXCEPT "
                         "SELECT customer_id FROM bench_seg_overdue_now",
 }
-SYNCED = ("wake_up", "vip_list")
+SYNCED = ("wake_up", "vip_list", "borrowers")
 
 
 @dataclass
@@ -190,21 +191,18 @@ def run_bare(warehouse: Path, baseline: Path, folder: Path, *,
             con.execute(f"CREATE OR REPLACE TEMP TABLE bench_seg_{name} AS "
                         + sql.format(end=end))
         times["segment filters"] = time.perf_counter() - started
-        before = {name: [int(c) for (c,) in con.execute(
-            "SELECT customer_id FROM segments.members WHERE segment = ? AND as_of = ?",
-            [name, BEFORE]).fetchall()] for name in SYNCED}
         started = time.perf_counter()
         lite = sqlite3.connect(serving, isolation_level=None)
         lite.execute("PRAGMA journal_mode = WAL")
         lite.execute("PRAGMA synchronous = NORMAL")
         lite.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")  # as kequn's bulk writes
-        for name in SYNCED:
-            con.execute("CREATE OR REPLACE TEMP TABLE bench_before AS "
-                        "SELECT unnest(?::BIGINT[]) AS customer_id", [before[name]])
-            added = con.execute(f"SELECT customer_id FROM bench_seg_{name} EXCEPT "
-                                "SELECT customer_id FROM bench_before").fetchall()
-            removed = con.execute(f"SELECT customer_id FROM bench_before EXCEPT "
-                                  f"SELECT customer_id FROM bench_seg_{name}").fetchall()
+        for name in SYNCED:  # the previous day's members, as the untimed day stored them
+            before = ("SELECT customer_id FROM segments.members "
+                      "WHERE segment = ? AND as_of = ?")
+            added = con.execute(f"SELECT customer_id FROM bench_seg_{name} EXCEPT {before}",
+                                [name, BEFORE]).fetchall()
+            removed = con.execute(f"{before} EXCEPT SELECT customer_id FROM bench_seg_{name}",
+                                  [name, BEFORE]).fetchall()
             now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
             lite.execute("BEGIN IMMEDIATE")
             lite.executemany("DELETE FROM coupon_eligibility WHERE segment = ? AND "
