@@ -264,7 +264,9 @@ class Issuer:
     def _issue_pg(self, campaign: Campaign, customer_id: int, key: str,
                   now: datetime) -> Outcome:
         """PostgreSQL: the whole issue in one statement (``kequn_issue``, see
-        :mod:`issuance.schema`): one round trip, locks held for the server's work only.
+        :mod:`issuance.schema`): one round trip, locks held for the server's work only,
+        sent as a prepared statement through libpq (:meth:`ServingDB.fetchone_prepared`:
+        with 8 processes on 2 cores the client's CPU is taken from the server's).
         (A budgeted campaign goes through :meth:`issue_in_transaction`, which reserves
         the budget in the ledger.)"""
         request = Request("issue", key, (campaign.name, str(int(customer_id))))
@@ -272,7 +274,7 @@ class Issuer:
         stored_now = to_db(now)
         valid_from, valid_until = campaign.validity.period(now)
         coupon_id = coupon_id_for(key)
-        row = self.db.fetchone(_PG_ISSUE, (
+        row = self.db.fetchone_prepared("kequn_issue", _PG_ISSUE, (
             locks.KEY, locks.lock_key(key), key, coupon_id, request.fingerprint, campaign.name,
             int(customer_id), locks.CUSTOMER, locks.lock_key(customer_id), campaign.target_segment,
             day.isoformat(), stored_now, campaign.in_window(now), campaign.total_stock,
@@ -282,8 +284,9 @@ class Issuer:
             campaign.lease_seconds, day, to_db(valid_from), to_db(valid_until),
             campaign.definition_hash, locks.CAMPAIGN, locks.lock_key(campaign.name),
         ))
-        assert row is not None
-        prior = interpret_replay(request, row)
+        assert row is not None  # text values: o_ok is '0' or '1'
+        ok = None if row[2] is None else int(row[2])
+        prior = interpret_replay(request, (*row[:2], ok, *row[3:]))
         if prior is not None:
             return prior
         if row[8] is not None:

@@ -38,14 +38,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
+from psycopg import pq
 
 from kequn.errors import ExecutionError, Location
 from kequn.migrations import apply_migrations
@@ -97,6 +99,30 @@ sqlite3.register_converter("DATE", lambda raw: date.fromisoformat(raw.decode()[:
 sqlite3.register_converter("TIMESTAMP", _convert_timestamp)
 
 
+def _rewrite_qmarks(sql: str, mark: Callable[[int], str], percent: str) -> str:
+    """``sql`` with the n-th ``?`` outside quotes replaced by ``mark(n)`` and every ``%``
+    by ``percent``."""
+    out: list[str] = []
+    quote: str | None = None
+    marks = 0
+    for ch in sql:
+        if quote:
+            out.append(percent if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            marks += 1
+            out.append(mark(marks))
+        elif ch == "%":
+            out.append(percent)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 @lru_cache(maxsize=512)
 def qmark_to_pyformat(sql: str) -> str:
     """``sql`` with each ``?`` outside quotes turned into ``%s`` and ``%`` escaped.
@@ -104,23 +130,55 @@ def qmark_to_pyformat(sql: str) -> str:
     >>> qmark_to_pyformat("SELECT '?', x FROM t WHERE a = ? AND b LIKE 'a%'")
     "SELECT '?', x FROM t WHERE a = %s AND b LIKE 'a%%'"
     """
-    out: list[str] = []
-    quote: str | None = None
-    for ch in sql:
-        if quote:
-            out.append("%%" if ch == "%" else ch)
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"'):
-            quote = ch
-            out.append(ch)
-        elif ch == "?":
-            out.append("%s")
-        elif ch == "%":
-            out.append("%%")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _rewrite_qmarks(sql, lambda _: "%s", "%%")
+
+
+@lru_cache(maxsize=64)
+def qmark_to_numbered(sql: str) -> str:
+    """``sql`` with the n-th ``?`` outside quotes turned into ``$n`` (PostgreSQL's own
+    placeholders).
+
+    >>> qmark_to_numbered("SELECT '?', x FROM t WHERE a = ? AND b LIKE 'a%' AND c = ?")
+    "SELECT '?', x FROM t WHERE a = $1 AND b LIKE 'a%' AND c = $2"
+    """
+    return _rewrite_qmarks(sql, lambda n: f"${n}", "%")
+
+
+def _pg_text(value: Any) -> bytes | None:
+    """``value`` in PostgreSQL's text input format (None stays NULL); a datetime as naive
+    UTC, as :class:`ServingDB` stores it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(" ").encode()
+    if isinstance(value, date):
+        return value.isoformat().encode()
+    if isinstance(value, int | str | Decimal):
+        text = str(value)
+        if "\x00" in text:  # libpq reads a text parameter up to its first NUL
+            raise psycopg.DataError(
+                "PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return text.encode()
+    raise TypeError(f"cannot send a {type(value).__name__} as a PostgreSQL text parameter")
+
+
+_NO_SUCH_STATEMENT = b"26000"
+"""SQLSTATE invalid_sql_statement_name: no prepared statement of that name."""
+
+
+def _pg_error(result: Any) -> psycopg.Error:
+    """The psycopg exception for a failed libpq result (by its SQLSTATE)."""
+    message = (result.error_message or b"").decode(errors="replace").strip()
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    try:
+        kind = psycopg.errors.lookup(state.decode()) if state else psycopg.OperationalError
+    except KeyError:
+        kind = psycopg.DatabaseError
+    return kind(message)
 
 
 def sqlite_path(url: str) -> str:
@@ -160,6 +218,7 @@ class ServingDB:
         self.dialect: Dialect = dialect
         self._depth = 0
         self._savepoint = 0
+        self._prepared: set[str] = set()
 
     # -- statements ---------------------------------------------------------------------
     def _sql(self, sql: str, params: Params) -> tuple[str, Params]:
@@ -190,6 +249,41 @@ class ServingDB:
         """The first result row of a query, or None."""
         row = self.execute(sql, params).fetchone()
         return tuple(row) if row is not None else None
+
+    def fetchone_prepared(self, name: str, sql: str,
+                          params: Sequence[Any]) -> tuple[str | None, ...] | None:
+        """PostgreSQL: the first row of ``sql`` (``?`` placeholders) as text (None for
+        NULL), run as the statement prepared once per connection under ``name``.
+
+        For a hot one-statement call (an issue): it goes through libpq itself, with its
+        parameters and columns in text form, which costs about half the client CPU of
+        :meth:`fetchone` (measured 33 against 60 µs per call of 28 parameters). The
+        values are bound, never pasted; an error raises psycopg's exception for its
+        SQLSTATE, as :meth:`fetchone` would.
+        """
+        if self.dialect != "postgresql":
+            raise ValueError("fetchone_prepared is for PostgreSQL")
+        values = [_pg_text(v) for v in params]
+        with self.raw.lock:  # psycopg's own lock on the connection
+            pgconn = self.raw.pgconn
+            for _ in range(2):
+                if name not in self._prepared:
+                    done = pgconn.prepare(name.encode(), qmark_to_numbered(sql).encode())
+                    if done.status != pq.ExecStatus.COMMAND_OK:
+                        raise _pg_error(done)
+                    self._prepared.add(name)
+                result = pgconn.exec_prepared(name.encode(), values)
+                # psycopg sends DEALLOCATE ALL after a ROLLBACK, DROP or ALTER of its own:
+                # the statement is gone (nothing ran), so prepare it again
+                if result.error_field(pq.DiagnosticField.SQLSTATE) != _NO_SUCH_STATEMENT:
+                    break
+                self._prepared.discard(name)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            raise _pg_error(result)
+        if not result.ntuples:
+            return None
+        return tuple(None if (v := result.get_value(0, i)) is None else v.decode()
+                     for i in range(result.nfields))
 
     def scalar(self, sql: str, params: Params = None) -> Any:
         """The first column of the first row, or None when there is no row."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from kequn.errors import ExecutionError
@@ -15,6 +17,7 @@ from serving.db import (
     INTEGRITY_ERRORS,
     connect,
     dialect_of,
+    qmark_to_numbered,
     qmark_to_pyformat,
     redact,
     utcnow,
@@ -33,6 +36,8 @@ def test_dialect_and_url_errors():
 def test_placeholders_outside_quotes_only():
     assert qmark_to_pyformat("SELECT '?', \"a?\" FROM t WHERE x = ? AND y LIKE 'a%' AND z = ?") \
         == "SELECT '?', \"a?\" FROM t WHERE x = %s AND y LIKE 'a%%' AND z = %s"
+    assert qmark_to_numbered("SELECT '?', \"a?\" FROM t WHERE x = ? AND y LIKE 'a%' AND z = ?") \
+        == "SELECT '?', \"a?\" FROM t WHERE x = $1 AND y LIKE 'a%' AND z = $2"
     assert redact("postgresql://kequn:s3cret@db:5432/x") == "postgresql://kequn:***@db:5432/x"
 
 
@@ -154,3 +159,58 @@ def test_bulk_cache_is_large_inside_the_block_and_restored_after(db):
         assert db.scalar("PRAGMA cache_size") == -BULK_CACHE_KIB
         raise RuntimeError("a failed bulk write")
     assert db.scalar("PRAGMA cache_size") == before
+
+
+def _postgres_only(db) -> None:
+    if db.dialect != "postgresql":
+        with pytest.raises(ValueError, match="for PostgreSQL"):
+            db.fetchone_prepared("q", "SELECT 1", ())
+        pytest.skip("fetchone_prepared is PostgreSQL's")
+
+
+def test_a_prepared_call_binds_every_type_and_reads_text(db):
+    """Each value is bound in PostgreSQL's text form (an aware datetime as UTC); the
+    columns come back as PostgreSQL prints them."""
+    _postgres_only(db)
+    shanghai = timezone(timedelta(hours=8))
+    sql = ("SELECT ?::int8, ?::boolean, ?::boolean, ?::text, ?::date, ?::timestamp, "
+           "?::timestamp, ?::numeric, ?::int4, 'it''s ?'")
+    params = (2**40, True, False, "o'brien; DROP TABLE t --", date(2024, 3, 1),
+              datetime(2024, 3, 1, 8, 30, 0, 123456, tzinfo=shanghai),
+              datetime(2024, 3, 2, 1, 2, 3), Decimal("12.3400"), None)
+    text = db.fetchone_prepared("types", sql, params)
+    assert text == ("1099511627776", "t", "f", "o'brien; DROP TABLE t --", "2024-03-01",
+                    "2024-03-01 00:30:00.123456", "2024-03-02 01:02:03", "12.3400", None,
+                    "it's ?")
+    assert db.fetchone_prepared("none", "SELECT 1 WHERE ?::int4 = 2", (1,)) is None
+
+
+def test_a_prepared_call_survives_psycopg_deallocating_everything(db):
+    """psycopg sends DEALLOCATE ALL after a ROLLBACK of its own: the statement is
+    prepared again."""
+    _postgres_only(db)
+    db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY)")
+    assert db.fetchone_prepared("count", "SELECT count(*) FROM t WHERE id > ?", (0,)) == ("0",)
+    for _ in range(6):  # psycopg prepares a statement of its own on its 5th run
+        db.execute("INSERT INTO t SELECT coalesce(max(id), 0) + ? FROM t", (1,))
+    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        db.execute("INSERT INTO t VALUES (?)", (1,))
+    db.scalar("SELECT 1")  # psycopg flushes its DEALLOCATE ALL before this one
+    assert db.scalar("SELECT count(*) FROM pg_prepared_statements") == 0
+    assert db.fetchone_prepared("count", "SELECT count(*) FROM t WHERE id > ?", (0,)) == ("6",)
+
+
+def test_a_prepared_call_raises_psycopgs_errors(db):
+    """A unique violation is one of INTEGRITY_ERRORS (the issuer retries on it); a NUL
+    in a text value is refused before anything is sent."""
+    _postgres_only(db)
+    db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY)")
+    insert = "INSERT INTO t VALUES (?) RETURNING id"
+    assert db.fetchone_prepared("ins", insert, (7,)) == ("7",)
+    with pytest.raises(INTEGRITY_ERRORS, match="duplicate key"):
+        db.fetchone_prepared("ins", insert, (7,))
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        db.fetchone_prepared("ins", insert, ("a\x00b",))
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        db.fetchone_prepared("missing", "SELECT * FROM no_such_table WHERE 1 = ?", (1,))
+    assert db.fetchall("SELECT id FROM t") == [(7,)]
