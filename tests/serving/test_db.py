@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -183,6 +184,14 @@ def test_a_prepared_call_binds_every_type_and_reads_text(db):
                     "2024-03-01 00:30:00.123456", "2024-03-02 01:02:03", "12.3400", None,
                     "it's ?")
     assert db.fetchone_prepared("none", "SELECT 1 WHERE ?::int4 = 2", (1,)) is None
+
+    class Channel(StrEnum):
+        SMS = "sms"
+
+    assert db.fetchone_prepared("more", "SELECT ?::text, ?::float8, ?::float8",
+                                (Channel.SMS, 0.1, float("inf"))) == ("sms", "0.1", "Infinity")
+    with pytest.raises(TypeError, match="cannot send a list"):
+        db.fetchone_prepared("more", "SELECT ?::text, ?::float8, ?::float8", ([1], 0.1, 0.2))
 
 
 def test_a_prepared_call_survives_psycopg_deallocating_everything(db):
