@@ -10,8 +10,9 @@ table comes from the run's step statistics in the Dagster instance.
 *bare*: the engine work the day stands for, in this process, hand-written: the fused tag
 query of ``benchmarks/bench_tags.py`` (``CREATE TABLE AS``), a filter per segment of
 ``sql/segments`` over its result (six), the diff of each synced segment (three) against
-the previous day's members applied to SQLite in one transaction, and one ``INSERT ... SELECT`` of the day's coupon
-rows (the campaign's daily limit) into the coupons table.
+the previous day's members applied to SQLite in one transaction, and one
+``INSERT ... SELECT`` of the day's coupon rows (the campaign's daily limit) into the
+coupons table.
 
 The two alternate, ``--runs`` times each, and the paired ratio is reported. The day
 before is materialised once first, untimed, without the campaigns (issuance counts its
