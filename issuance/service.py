@@ -71,18 +71,19 @@ SQLITE_WAL_AUTOCHECKPOINT = 10_000
 
 # One statement reads everything an issue decides on: the key's first result (columns
 # 0-7, see issuance.store.REPLAY_SELECT), then the counters and facts of the Snapshot.
+# The conflict test is an aggregate over the customer's coupons, found by customer only
+# (as in kequn_issue since issuance migration 8): its ORs of status and validity are
+# never conditions a planner could answer from other indexes.
 _SNAPSHOT = REPLAY_SELECT + """,
   (SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = 'total'),
   (SELECT issued FROM issuance_counters WHERE campaign = ? AND bucket = ?),
   (SELECT count(*) FROM coupons WHERE customer_id = ? AND campaign = ?),
   (SELECT count(*) FROM coupon_eligibility WHERE segment = ? AND customer_id = ?),
-  (SELECT count(*) FROM (
-     SELECT 1 FROM coupons
-     WHERE customer_id = ? AND campaign <> ?
+  (SELECT coalesce(max(CASE WHEN campaign <> ?
        AND ((status = 'occupied' AND (lease_until > ? OR valid_until > ?))
             OR (status = 'unused' AND valid_until > ?))
-       AND (exclusive = 1 OR ? = 1)
-     LIMIT 1) AS live)""" + REPLAY_FROM
+       AND (exclusive = 1 OR ? = 1) THEN 1 ELSE 0 END), 0)
+   FROM coupons WHERE customer_id = ?)""" + REPLAY_FROM
 
 _INSERT_COUPON = """
 INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, template_value,
@@ -305,8 +306,8 @@ class Issuer:
         stored_now = to_db(now)
         row = self.db.fetchone(_SNAPSHOT, (
             campaign.name, campaign.name, day.isoformat(), customer_id, campaign.name,
-            campaign.target_segment, customer_id, customer_id, campaign.name, stored_now,
-            stored_now, stored_now, int(campaign.exclusive), *replay_params(request),
+            campaign.target_segment, customer_id, campaign.name, stored_now, stored_now,
+            stored_now, int(campaign.exclusive), customer_id, *replay_params(request),
         ))
         assert row is not None
         prior = interpret_replay(request, row)
