@@ -167,8 +167,8 @@ def _pg_text(value: Any) -> bytes | None:
         return value.isoformat(" ").encode()
     if isinstance(value, date):
         return value.isoformat().encode()
-    if isinstance(value, str):
-        return _pg_text(str(value))
+    if isinstance(value, str):  # a str enum's own text, not its str() ('Class.MEMBER')
+        return _pg_text(str.__str__(value))
     if isinstance(value, int | Decimal):
         return str(value).encode()
     if isinstance(value, float):

@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 
 import psycopg
@@ -188,10 +188,15 @@ def test_a_prepared_call_binds_every_type_and_reads_text(db):
     class Channel(StrEnum):
         SMS = "sms"
 
-    assert db.fetchone_prepared("more", "SELECT ?::text, ?::float8, ?::float8",
-                                (Channel.SMS, 0.1, float("inf"))) == ("sms", "0.1", "Infinity")
+    class Kind(str, Enum):  # noqa: UP042 (the str mix-in whose str() is not its value)
+        DAYS = "interest_free_days"
+
+    assert db.fetchone_prepared("more", "SELECT ?::text, ?::text, ?::float8, ?::float8",
+                                (Channel.SMS, Kind.DAYS, 0.1, float("inf"))) \
+        == ("sms", "interest_free_days", "0.1", "Infinity")
     with pytest.raises(TypeError, match="cannot send a list"):
-        db.fetchone_prepared("more", "SELECT ?::text, ?::float8, ?::float8", ([1], 0.1, 0.2))
+        db.fetchone_prepared("more", "SELECT ?::text, ?::text, ?::float8, ?::float8",
+                             ([1], "a", 0.1, 0.2))
 
 
 def test_a_prepared_call_survives_psycopg_deallocating_everything(db):
