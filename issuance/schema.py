@@ -365,19 +365,10 @@ _PG_ISSUE_ONE_READ = _PG_ISSUE_LATE_LOCK.replace(
 # table grew; one benchmark run in five at 8 processes fell to 2,000 issues/s). Now one
 # query whose only condition the planner can use is ``customer_id``; the limits' tests
 # are aggregates over that customer's coupons. Same decisions, same order.
-_ISSUE_OWN_LIMITS_V5 = """      SELECT count(*) INTO v_mine FROM coupons
-        WHERE customer_id = p_customer AND campaign = p_campaign;
-      IF v_mine >= p_per_customer THEN
-        v_reason := 'per_customer_limit';
-      ELSIF EXISTS (
-          SELECT 1 FROM coupons
-          WHERE customer_id = p_customer AND campaign <> p_campaign
-            AND ((status = 'occupied' AND (lease_until > p_now OR valid_until > p_now))
-                 OR (status = 'unused' AND valid_until > p_now))
-            AND (exclusive = 1 OR p_exclusive = 1)) THEN
-        v_reason := 'exclusive_conflict';
-      END IF;
-"""
+_OWN_FROM = _ISSUE_CHECKS.index("      SELECT count(*) INTO v_mine")
+_ISSUE_OWN_LIMITS_V5 = _ISSUE_CHECKS[
+    _OWN_FROM:_ISSUE_CHECKS.index("    END IF;\n  END IF;\n", _OWN_FROM)]
+"""The per-customer count and the exclusive-conflict EXISTS, as versions 2-5 ask them."""
 _ISSUE_OWN_LIMITS = """      SELECT count(*) FILTER (WHERE campaign = p_campaign),
              coalesce(bool_or(campaign <> p_campaign
                AND ((status = 'occupied' AND (lease_until > p_now OR valid_until > p_now))
