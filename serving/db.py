@@ -269,7 +269,9 @@ class ServingDB:
         parameters and columns in text form, which costs about half the client CPU of
         :meth:`fetchone` (measured 33 against 60 µs per call of 28 parameters). The
         values are bound, never pasted; an error raises psycopg's exception for its
-        SQLSTATE, as :meth:`fetchone` would.
+        SQLSTATE, as :meth:`fetchone` would (a dropped connection: one of
+        :data:`CONNECTION_ERRORS`). The call blocks in libpq (other threads run): meant
+        for short statements, since Ctrl-C is seen only once it returns.
         """
         if self.dialect != "postgresql":
             raise ValueError("fetchone_prepared is for PostgreSQL")

@@ -15,6 +15,7 @@ import pytest
 from kequn.errors import ExecutionError
 from serving.db import (
     BULK_CACHE_KIB,
+    CONNECTION_ERRORS,
     INTEGRITY_ERRORS,
     connect,
     dialect_of,
@@ -228,3 +229,15 @@ def test_a_prepared_call_raises_psycopgs_errors(db):
     with pytest.raises(psycopg.errors.UndefinedTable):
         db.fetchone_prepared("missing", "SELECT * FROM no_such_table WHERE 1 = ?", (1,))
     assert db.fetchall("SELECT id FROM t") == [(7,)]
+
+
+def test_a_prepared_call_on_a_dropped_connection_is_a_connection_error(db, serving_url):
+    """The server ends the session (a restart, an admin): the call raises one of
+    CONNECTION_ERRORS, as psycopg's own calls do."""
+    _postgres_only(db)
+    assert db.fetchone_prepared("one", "SELECT ?::int4", (1,)) == ("1",)
+    backend = db.scalar("SELECT pg_backend_pid()")
+    with connect(serving_url) as admin:
+        admin.execute("SELECT pg_terminate_backend(?)", (backend,))
+    with pytest.raises(CONNECTION_ERRORS):
+        db.fetchone_prepared("one", "SELECT ?::int4", (2,))
