@@ -38,7 +38,7 @@ from plan.tags import (
 )
 from project.tag import Tag
 from tags.catalog import Coverage, write_catalog
-from tags.distribution import Bucket, distribution_columns, distributions_from
+from tags.distribution import Bucket, distribution_columns, distributions_from, quartile_cuts
 from tags.storage import ensure_table, tag_view
 from warehouse.db import relation_kind, run, transaction
 
@@ -249,13 +249,15 @@ def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
             run(con, exp.insert(exp.select(*columns).from_(staged.copy()), wide.copy(),
                                 columns=columns), day)
             con.execute(exp.Drop(tables=[staged], kind="TABLE").sql("duckdb"))
-        # one scan of the day's wide rows: statistics, checks' counts, distributions
+        # one scan of the day's wide rows: statistics, checks' counts, distributions (their
+        # quartile cuts read first)
+        cuts = quartile_cuts(con, plan.built, wide.copy(), day)
         values = _scan(con, stats_query(plan.tags, wide.copy(), names, unique=True).select(
-            *distribution_columns(plan.built)), day)
+            *distribution_columns(plan.built, cuts)), day)
         # counted apart: a bitmap beside the quantiles in one aggregate costs gigabytes
         values["_customers"] = _distinct_customers(con, wide, day)
         stats = _stats(con, plan, wide.copy(), day, names, None, _sql_of(plan, sql), values)
-        distributions = distributions_from(con, plan.built, values, day)
+        distributions = distributions_from(plan.built, values, cuts)
         customers = next(iter(stats.values())).customers if stats else 0
         catalog_rows = write_catalog(
             con, plan.tags, day, {n: Coverage(s.coverage, customers) for n, s in stats.items()})
