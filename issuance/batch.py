@@ -220,12 +220,8 @@ _WINDOWED = 50_000
 """Planned-issued candidates from which the cutoff is first searched in a narrow window."""
 _ID_SPACE = 16 ** 8
 """The values of a coupon id's first 8 hex digits: the space the window is cut from."""
-_PAST_CUTOFF = (
-    f"UPDATE {_PLAN} SET fate = CASE WHEN fate = '{ISSUED}' THEN "
-    f"coalesce(CAST(? AS VARCHAR(64)), '{BUDGET_EXHAUSTED}') "
-    "ELSE coalesce(CAST(? AS VARCHAR(64)), fate) END "
-    f"WHERE fate IN ('{ISSUED}', '{PER_CUSTOMER_LIMIT}', '{EXCLUSIVE_CONFLICT}') "
-    "AND (coupon_id, customer_id) > (?, ?)")
+_PAST_CUTOFF = (f"UPDATE {_PLAN} SET fate = ? WHERE fate = ? "
+                "AND (coupon_id, customer_id) > (?, ?)")
 
 
 _RECHECK = ("CASE WHEN EXISTS (SELECT 1 FROM coupon_eligibility AS e WHERE e.segment = ? "
@@ -247,10 +243,11 @@ _COUNT_UP = (
 
 
 def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
-            now: datetime, chunk: tuple[int, int] | None, live: bool) -> None:
+            now: datetime, chunk: tuple[int, int] | None, live: bool) -> Counter[str]:
     """Read the counters and fill the plan: for candidates ``chunk`` (first, last seq) of
     the candidates table, or (None) for the segment's members read now. ``live``: the
-    campaign may issue (read under its state lock)."""
+    campaign may issue (read under its state lock). Returns how many candidates have each
+    fate other than ``issued``."""
     db = issuer.db
     bucket = business_day(now).isoformat()
     row = db.fetchone(
@@ -285,15 +282,36 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
         campaign.name, stored, stored, stored, int(campaign.exclusive),
         BUDGET_EXHAUSTED if no_room else ISSUED,
     )).rowcount
-    if 0 < can_issue < planned:
-        cut = _cutoff(db, can_issue - 1)
+    fates = _fates(db)
+    issuable = planned - sum(fates.values())
+    if 0 < can_issue < issuable:
+        cut = _cutoff(db, can_issue - 1, issuable)
         if cut is not None:
-            db.execute(_PAST_CUTOFF, (room, room, *cut))
+            _correct_past(db, fates, room, cut)
+    return +fates
 
 
-def _cutoff(db: ServingDB, rank: int) -> tuple[str, int] | None:
+def _correct_past(db: ServingDB, fates: Counter[str], room: str | None,
+                  cut: tuple[str, int]) -> None:
+    """Give the candidates after the cutoff ``cut`` the fate the room's end gives them
+    (:data:`_PAST_CUTOFF`), counting the moves into ``fates``: a planned coupon is refused
+    by the stock or the day (``room``), else by the budget; a candidate refused by its own
+    limits is refused by the stock or the day first, when they are out."""
+    moved = db.execute(_PAST_CUTOFF, (room or BUDGET_EXHAUSTED, ISSUED, *cut)).rowcount
+    fates[room or BUDGET_EXHAUSTED] += moved
+    if room is None:
+        return
+    for own in (PER_CUSTOMER_LIMIT, EXCLUSIVE_CONFLICT):
+        if fates[own]:
+            moved = db.execute(_PAST_CUTOFF, (room, own, *cut)).rowcount
+            fates[own] -= moved
+            fates[room] += moved
+
+
+def _cutoff(db: ServingDB, rank: int, total: int | None = None) -> tuple[str, int] | None:
     """The (coupon_id, customer_id) of the planned-issued candidate at 0-based ``rank`` in
-    coupon-id order, None when there are fewer.
+    coupon-id order, None when there are fewer (``total``: how many there are, when
+    known).
 
     Over many candidates only a narrow window of coupon ids is sorted (sorting all of them
     took 0.8 s of a 780k-candidate day): the ids are hashes, spread evenly, so the one at
@@ -301,7 +319,8 @@ def _cutoff(db: ServingDB, rank: int) -> tuple[str, int] | None:
     the candidates below the window's two ends; when ``rank`` falls between the counts,
     the candidate is the window's (rank - count below)-th. The counts are exact whatever
     the ids are; when the window misses the rank, all candidates are sorted."""
-    total = int(db.scalar(f"SELECT count(*) FROM {_PLAN} WHERE fate = '{ISSUED}'") or 0)
+    if total is None:
+        total = int(db.scalar(f"SELECT count(*) FROM {_PLAN} WHERE fate = '{ISSUED}'") or 0)
     if rank >= total:
         return None
     row = None
@@ -474,8 +493,8 @@ def _run_batch(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: dat
             now = issuer.clock.now()
             with db.transaction():
                 live = live_refusal(db, campaign) is None
-                _decide(issuer, sql, campaign, day, now, None, live)
-                _finish(issuer, sql, campaign, now, report)
+                fates = _decide(issuer, sql, campaign, day, now, None, live)
+                _finish(issuer, sql, campaign, now, report, fates)
             report.eligible = sum(report.refused.values()) + report.total_issued
             return
         report.eligible = _fill_candidates(db, sql, campaign, day)
@@ -493,19 +512,18 @@ def _run_batch(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: dat
                     issuer.lock_customers(int(c) for (c,) in rows)
                     issuer.lock_campaign(campaign.name)
                 db.execute(f"DELETE FROM {_PLAN}")
-                _decide(issuer, sql, campaign, day, now, (first, last), live)
-                _finish(issuer, sql, campaign, now, report)
+                fates = _decide(issuer, sql, campaign, day, now, (first, last), live)
+                _finish(issuer, sql, campaign, now, report, fates)
     finally:
         for table in (_CANDIDATES, _PLAN):
             db.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: datetime,
-            report: BatchReport) -> None:
-    """Check the replays, write the plan and count it into ``report`` (one scan of the
-    candidates not issued tells whether there are replays to check and refusals to
-    record: at 1M new customers the scans it saves took 0.2 s)."""
-    fates = _fates(issuer.db)
+            report: BatchReport, fates: Counter[str]) -> None:
+    """Check the replays, write the plan and count it into ``report`` (``fates``, from
+    :func:`_decide`, tell whether there are replays to check and refusals to record: at
+    1M new customers the scans it saves took 0.2 s)."""
     if fates[REPLAYED]:
         _check_replays(issuer.db, sql, campaign)
     report.issued += _write(issuer, campaign, now,
