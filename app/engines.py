@@ -18,8 +18,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from app.segment_history import HistoryRow, history_row
 from kequn.errors import ExecutionError, Location
 from kequn.lake import Lake, has_parquet
@@ -125,6 +123,8 @@ def build_file_segment_to_lake(kequn: KequnContext, engine: SparkEngine | None,
                                import_path: Path | None = None) -> ImportReport | None:
     """A file segment on Spark: matched by the DuckDB import (as on DuckDB), its members
     for ``day`` then written to the lake; the import's report, if it imported."""
+    import pyarrow as pa
+
     from segments.build import build_segment
     from spark_engine.engine import write_ids
     from warehouse.db import run

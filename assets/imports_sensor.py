@@ -34,7 +34,6 @@ from kequn.errors import KequnError
 from kequn.settings import Settings
 from project.edit import ensure_file_segment
 from project.segment import MATCH_MODES
-from segments.imports import parse_upload
 
 SENSOR_NAME = "imports_inbox_sensor"
 IMPORT_JOB = "segment_import"
@@ -102,6 +101,9 @@ def build_imports_sensor(settings: Settings, file_segments: dict[str, str]) -> d
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def imports_inbox_sensor(context: dg.SensorEvaluationContext):
+        # parsing needs numpy and pyarrow: loaded by a tick, not by every command
+        from segments.imports import parse_upload
+
         cursor = _load_cursor(context.cursor)
         requests: list[dg.RunRequest] = []
         # runs for segments created on an earlier tick, now known to this code version

@@ -12,7 +12,6 @@ import dagster as dg
 
 from app.context import KequnContext
 from assets.common import DUCKDB_POOL, Kequn
-from generate import generate_warehouse
 
 RAW_TABLES: dict[str, str] = {
     "customers": "One row per customer: registration time, channel, type, city and the "
@@ -58,6 +57,8 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
     def demo_warehouse(
         context: dg.AssetExecutionContext, config: DemoWarehouseConfig, kequn: Kequn
     ):  # type: ignore[no-untyped-def]
+        from generate import generate_warehouse  # numpy and pyarrow: for this step only
+
         end = date.fromisoformat(config.end_date) if config.end_date else None
         stats = generate_warehouse(
             kequn.settings.warehouse, customers=config.customers, seed=config.seed, end_date=end,

@@ -41,7 +41,7 @@ def synced_segment(kequn: KequnContext, name: str) -> Segment:
 def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
              dry_run: bool) -> tuple[Segment, SyncResult]:
     """Sync ``name`` for ``as_of`` with the settings of its definition file."""
-    from serving.db import CONNECTION_ERRORS
+    from serving.db import connection_errors
     from sync.run import sync_segment  # the sync engine loads only for this command
 
     segment = synced_segment(kequn, name)
@@ -52,7 +52,7 @@ def run_sync(kequn: KequnContext, name: str, as_of: date, *, force: bool,
     with kequn.connect_warehouse(read_only=dry_run) as con:
         try:
             db = kequn.connect_serving()
-        except CONNECTION_ERRORS as exc:
+        except connection_errors() as exc:
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ExecutionError(f"cannot reach the serving database ({detail}); nothing "
                                  "was synced") from None

@@ -63,7 +63,7 @@ from project.campaign import Campaign, get_campaign
 from project.scope import LOAN_OUT_OF_BOUNDS, LoanContext, scope_refusal
 from project.trial import TrialError, repayment_plan
 from serving import audit
-from serving.db import INTEGRITY_ERRORS, ServingDB
+from serving.db import ServingDB, integrity_errors
 
 T = TypeVar("T")
 
@@ -172,7 +172,7 @@ class Issuer:
                     return body(now)
                 with self.db.transaction():
                     return body(now)
-            except INTEGRITY_ERRORS as exc:
+            except integrity_errors() as exc:
                 if attempt == 2:
                     raise ExecutionError(f"request failed twice on a unique key: {exc}",
                                          Location()) from exc

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 from sqlglot import exp
 
 from warehouse.db import run, table_exists, transaction
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SAMPLE_SIZE = 10
 

@@ -21,8 +21,10 @@ returns a :class:`ServingDB`, whose methods behave the same on both:
   conversion follows the declared column type, so an expression over a date (``min(as_of)``)
   comes back as ISO text: cast in Python, or select the column itself. Booleans read back as
   ``0``/``1`` on SQLite and ``True``/``False`` on PostgreSQL, so compare them truthily.
-* **Errors**: :data:`INTEGRITY_ERRORS` is the tuple of both drivers' integrity errors
-  (unique or foreign-key violations), for ``except INTEGRITY_ERRORS:``.
+* **Errors**: :func:`integrity_errors` is the tuple of both drivers' integrity errors
+  (unique or foreign-key violations), for ``except integrity_errors():``, and
+  :func:`connection_errors` PostgreSQL's broken connections. psycopg is imported by the
+  first PostgreSQL connection, not by this module: a SQLite-only process never loads it.
 * **A hot call** (PostgreSQL): :meth:`ServingDB.fetchone_prepared` runs one statement as
   a server-side prepared statement through libpq, its values and result in text form,
   for about half psycopg's client CPU per call (an issue request).
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -47,28 +50,36 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
-
-import psycopg
-from psycopg import pq
+from typing import TYPE_CHECKING, Any, Literal
 
 from kequn.errors import ExecutionError, Location
 from kequn.migrations import apply_migrations
 from serving.schema import SERVING_MIGRATIONS, STREAM
 
+if TYPE_CHECKING:
+    import psycopg
+
 Dialect = Literal["sqlite", "postgresql"]
 Params = Sequence[Any] | None
 
-INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (
-    sqlite3.IntegrityError,
-    psycopg.errors.IntegrityError,
-)
 
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-"""The server went away or the connection broke (PostgreSQL), for ``except``."""
+def integrity_errors() -> tuple[type[BaseException], ...]:
+    """Both drivers' integrity errors (unique or foreign-key violations), for ``except
+    integrity_errors():`` (psycopg's once it is loaded: no PostgreSQL error can be raised
+    before the first PostgreSQL connection loads it)."""
+    pg = sys.modules.get("psycopg")
+    if pg is None:
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, pg.errors.IntegrityError)
+
+
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """The server went away or the connection broke (PostgreSQL), for ``except``; empty
+    while psycopg is not loaded (no PostgreSQL connection was ever opened)."""
+    pg = sys.modules.get("psycopg")
+    if pg is None:
+        return ()
+    return (pg.OperationalError, pg.InterfaceError)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -153,6 +164,8 @@ def _pg_text(value: Any) -> bytes | None:
     kind = type(value)  # the common exact types first: an issue binds 28 values
     if kind is str:
         if "\x00" in value:  # libpq reads a text parameter up to its first NUL
+            import psycopg
+
             raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
         return value.encode()
     if kind is int:
@@ -182,6 +195,9 @@ _NO_SUCH_STATEMENT = b"26000"
 
 def _pg_error(result: Any) -> psycopg.Error:
     """The psycopg exception for a failed libpq result (by its SQLSTATE)."""
+    import psycopg
+    from psycopg import pq
+
     message = (result.error_message or b"").decode(errors="replace").strip()
     state = result.error_field(pq.DiagnosticField.SQLSTATE)
     try:
@@ -270,11 +286,13 @@ class ServingDB:
         :meth:`fetchone` (measured 33 against 60 µs per call of 28 parameters). The
         values are bound, never pasted; an error raises psycopg's exception for its
         SQLSTATE, as :meth:`fetchone` would (a dropped connection: one of
-        :data:`CONNECTION_ERRORS`). The call blocks in libpq (other threads run): meant
+        :func:`connection_errors`). The call blocks in libpq (other threads run): meant
         for short statements, since Ctrl-C is seen only once it returns.
         """
         if self.dialect != "postgresql":
             raise ValueError("fetchone_prepared is for PostgreSQL")
+        from psycopg import pq  # loaded by the connection
+
         values = [_pg_text(v) for v in params]
         with self.raw.lock:  # psycopg's own lock on the connection
             pgconn = self.raw.pgconn
@@ -449,6 +467,8 @@ def _connect_sqlite(url: str) -> ServingDB:
 
 
 def _connect_postgresql(url: str) -> ServingDB:
+    import psycopg
+
     if url.startswith("postgresql+psycopg://"):
         url = "postgresql://" + url[len("postgresql+psycopg://"):]
     try:

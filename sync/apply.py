@@ -63,7 +63,7 @@ def add_members(
     ``synced_at``: now), one statement per chunk, inside the caller's transaction.
 
     An id the segment already holds violates the primary key: the driver's integrity
-    error (:data:`serving.db.INTEGRITY_ERRORS`) propagates.
+    error (:func:`serving.db.integrity_errors`) propagates.
     """
     _in_transaction(db)
     sql = (

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 
 from kequn.tables import MATERIALIZATIONS, MEMBERS, SYNC_APPLIED, qualified
 from serving.db import ServingDB
@@ -94,6 +92,9 @@ def read_back(
 ) -> None:
     """Copy the segment's current ``coupon_eligibility`` ids into the temp table
     ``temp.base`` (fetched :data:`CHUNK` rows at a time)."""
+    import numpy as np  # only a read-back needs them (a sync whose fingerprints agree has none)
+    import pyarrow as pa
+
     cursor = db.execute(
         "SELECT customer_id FROM coupon_eligibility WHERE segment = ?", (segment,)
     )

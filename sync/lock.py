@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from kequn.errors import ExecutionError, Location
-from serving.db import CONNECTION_ERRORS, ServingDB, sqlite_path
+from serving.db import ServingDB, connection_errors, sqlite_path
 
 DEFAULT_TIMEOUT = 600.0
 _POLL = 0.05
@@ -81,7 +81,7 @@ def _advisory_lock(db: ServingDB, segment: str, timeout: float) -> Iterator[None
         yield
     finally:
         # a broken connection has lost its session, and the lock with it
-        with suppress(*CONNECTION_ERRORS):
+        with suppress(*connection_errors()):
             db.scalar("SELECT pg_advisory_unlock(?)", (key,))
 
 

@@ -51,7 +51,7 @@ import duckdb
 
 from kequn.errors import ExecutionError, Location
 from project.sync import SyncSettings
-from serving.db import CONNECTION_ERRORS, INTEGRITY_ERRORS, ServingDB, utcnow
+from serving.db import ServingDB, connection_errors, integrity_errors, utcnow
 from sync.apply import (
     add_members,
     move_synced_day,
@@ -155,7 +155,7 @@ def sync_segment(
                                 started=started, clock=clock, force=force, dry_run=dry_run,
                                 definition_hash=definition_hash, lock_timeout=lock_timeout,
                                 checkpoint=checkpoint)
-    except CONNECTION_ERRORS as exc:
+    except connection_errors() as exc:
         detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExecutionError(
             f"the serving database went away during the sync of '{segment}' for {as_of} "
@@ -263,7 +263,7 @@ def _sync_locked(
                 reach("mid_apply")
                 with closing(id_chunks(con, temp.adds)) as adds:
                     add_members(db, segment, as_of, finished, adds)
-            except INTEGRITY_ERRORS as exc:
+            except integrity_errors() as exc:
                 raise ExecutionError(
                     f"coupon_eligibility rows of segment '{segment}' were changed "
                     f"outside the sync ({exc}); nothing was applied",

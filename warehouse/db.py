@@ -16,16 +16,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 from sqlglot import exp
 
 from kequn.errors import ExecutionError, Location
 from kequn.migrations import apply_migrations
 from plan.params import day_values, query
 from warehouse.schema import STREAM, WAREHOUSE_MIGRATIONS
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_WAIT_S = 600.0
 _FIRST_DELAY_S = 0.05

@@ -14,7 +14,7 @@ import pytest
 from issuance.schema import ISSUANCE_MIGRATIONS, STREAM, migrate
 from issuance.states import STATES
 from kequn.migrations import apply_migrations
-from serving.db import INTEGRITY_ERRORS, ServingDB, connect
+from serving.db import ServingDB, connect, integrity_errors
 
 AT = datetime(2026, 3, 10, 2)
 COUPON = ("INSERT INTO coupons (coupon_id, campaign, customer_id, status, template_kind, "
@@ -66,7 +66,7 @@ def test_the_sqlite_rebuild_keeps_every_coupon_history_row_and_trigger(tmp_path:
         assert all(" IN (" not in sql for sql in tables.values())
         assert _coupon_indexes(db) == {"coupons_customer", "coupons_loan", "coupons_lease"}
         for statement in ("UPDATE coupon_history SET reason = 'x'", "DELETE FROM coupon_history"):
-            with pytest.raises(INTEGRITY_ERRORS, match="append-only"), db.transaction():
+            with pytest.raises(integrity_errors(), match="append-only"), db.transaction():
                 db.execute(statement)
     finally:
         db.close()
@@ -85,7 +85,7 @@ def test_the_coupons_table_gets_a_rowid_and_keeps_its_rows_and_key(tmp_path: Pat
         plan = " ".join(str(r[-1]) for r in db.fetchall(
             "EXPLAIN QUERY PLAN SELECT status FROM coupons WHERE coupon_id = 'k9'"))
         assert "USING INDEX sqlite_autoindex_coupons" in plan, plan
-        with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        with pytest.raises(integrity_errors()), db.transaction():
             _coupon(db, "k9", 1, "unused")  # the coupon id is still the key
         assert _rows(db) == before
     finally:
@@ -96,11 +96,11 @@ def test_the_status_checks_refuse_an_unknown_status(db: ServingDB) -> None:
     for n, status in enumerate(STATES):  # every known one is accepted
         _coupon(db, f"k{n}", 100 + n, status)
     db.execute(HISTORY, ("k0", 2, None, "unused", AT, None))
-    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+    with pytest.raises(integrity_errors()), db.transaction():
         _coupon(db, "bad", 1, "lost")
-    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+    with pytest.raises(integrity_errors()), db.transaction():
         db.execute("UPDATE coupons SET status = 'USED' WHERE coupon_id = 'k0'")
     for from_status, to_status in (("unused", "gone"), ("gone", "used")):
-        with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        with pytest.raises(integrity_errors()), db.transaction():
             db.execute(HISTORY, ("k0", 3, from_status, to_status, AT, None))
     assert db.scalar("SELECT count(*) FROM coupons") == len(STATES)

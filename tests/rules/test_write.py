@@ -25,7 +25,7 @@ from rules.history import orders
 from rules.run import decide_and_write
 from rules.schema import RULES_MIGRATIONS, STREAM, migrate
 from rules.stage import _as_stored
-from serving.db import INTEGRITY_ERRORS, ServingDB, _adapt_datetime, connect
+from serving.db import ServingDB, _adapt_datetime, connect, integrity_errors
 from tests.rules.conftest import frame, rule_from, write_orders
 
 D = date(2026, 3, 10)
@@ -193,7 +193,7 @@ def test_orders_written_before_the_reshapings_stay_readable_and_deliverable(
         assert db.fetchall("SELECT message_id, attempt, detail FROM touch_attempts") == [
             (2, 1, "down")]
         # the unique key still holds after the reshapings
-        with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        with pytest.raises(integrity_errors()), db.transaction():
             db.execute("INSERT INTO rule_order_rows (order_id, run_id, rule, customer_id, "
                        "event_key, decision, branch) VALUES (9, 2, 'old', 5, 'loan:1', "
                        "'act', 'then')")
@@ -351,7 +351,7 @@ def test_a_write_that_fails_leaves_nothing_behind(
                          first_id=7)
             monkeypatch.setattr(run_module, "decide_for_day",  # as if nothing were ordered
                                 lambda db, rule, frame, day, excluded: decide(rule, frame, day))
-            expected: type[BaseException] | tuple = INTEGRITY_ERRORS
+            expected: type[BaseException] | tuple = integrity_errors()
         else:  # the process dies after the orders are in, before the messages
             execute = ServingDB.execute
 
@@ -404,9 +404,9 @@ def test_the_decision_and_state_checks_refuse_unknown_values(db: ServingDB) -> N
         db.execute(order, (n, n, decision))
     for n, state in enumerate(("pending", "sent", "failed", "suppressed"), 1):
         db.execute(message, (n, datetime(2026, 3, 11), D, state))
-    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+    with pytest.raises(integrity_errors()), db.transaction():
         db.execute(order, (9, 9, "acted"))
-    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+    with pytest.raises(integrity_errors()), db.transaction():
         db.execute(message, (9, datetime(2026, 3, 11), D, "queued"))
     if db.dialect == "sqlite":
         assert all(" IN (" not in sql for (sql,) in db.fetchall(

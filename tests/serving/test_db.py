@@ -15,10 +15,10 @@ import pytest
 from kequn.errors import ExecutionError
 from serving.db import (
     BULK_CACHE_KIB,
-    CONNECTION_ERRORS,
-    INTEGRITY_ERRORS,
     connect,
+    connection_errors,
     dialect_of,
+    integrity_errors,
     qmark_to_numbered,
     qmark_to_pyformat,
     redact,
@@ -76,7 +76,7 @@ def test_transaction_commits_or_rolls_back_everything(db):
     db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY)")
     with db.transaction():
         db.execute("INSERT INTO t VALUES (?)", (1,))
-    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+    with pytest.raises(integrity_errors()), db.transaction():
         db.execute("INSERT INTO t VALUES (?)", (2,))
         db.execute("INSERT INTO t VALUES (?)", (1,))
     assert db.fetchall("SELECT id FROM t") == [(1,)]
@@ -87,7 +87,7 @@ def test_nested_transaction_is_a_savepoint(db):
     db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY)")
     with db.transaction():
         db.execute("INSERT INTO t VALUES (?)", (1,))
-        with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+        with pytest.raises(integrity_errors()), db.transaction():
             db.execute("INSERT INTO t VALUES (?)", (2,))
             db.execute("INSERT INTO t VALUES (?)", (1,))
         db.execute("INSERT INTO t VALUES (?)", (3,))
@@ -130,10 +130,10 @@ def test_concurrent_writers_serialise(serving_url):
 def test_serving_schema_is_there(db):
     db.execute("INSERT INTO coupon_eligibility (segment, customer_id, as_of, synced_at) "
                "VALUES (?, ?, ?, ?)", ("vip", 1, date(2024, 3, 1), utcnow()))
-    with pytest.raises(INTEGRITY_ERRORS):
+    with pytest.raises(integrity_errors()):
         db.execute("INSERT INTO coupon_eligibility (segment, customer_id, as_of, synced_at) "
                    "VALUES (?, ?, ?, ?)", ("vip", 1, date(2024, 3, 2), utcnow()))
-    with pytest.raises(INTEGRITY_ERRORS):
+    with pytest.raises(integrity_errors()):
         db.execute("INSERT INTO sync_log (sync_id, segment, as_of, status, started_at) "
                    "VALUES (?, ?, ?, ?, ?)", ("x", "vip", date(2024, 3, 1), "weird", utcnow()))
     columns = db.fetchall("SELECT sync_id, segment, as_of, added, removed, unchanged, status, "
@@ -208,7 +208,7 @@ def test_a_prepared_call_survives_psycopg_deallocating_everything(db):
     assert db.fetchone_prepared("count", "SELECT count(*) FROM t WHERE id > ?", (0,)) == ("0",)
     for _ in range(6):  # psycopg prepares a statement of its own on its 5th run
         db.execute("INSERT INTO t SELECT coalesce(max(id), 0) + ? FROM t", (1,))
-    with pytest.raises(INTEGRITY_ERRORS), db.transaction():
+    with pytest.raises(integrity_errors()), db.transaction():
         db.execute("INSERT INTO t VALUES (?)", (1,))
     db.scalar("SELECT 1")  # psycopg flushes its DEALLOCATE ALL before this one
     assert db.scalar("SELECT count(*) FROM pg_prepared_statements") == 0
@@ -216,13 +216,13 @@ def test_a_prepared_call_survives_psycopg_deallocating_everything(db):
 
 
 def test_a_prepared_call_raises_psycopgs_errors(db):
-    """A unique violation is one of INTEGRITY_ERRORS (the issuer retries on it); a NUL
+    """A unique violation is one of integrity_errors() (the issuer retries on it); a NUL
     in a text value is refused before anything is sent."""
     _postgres_only(db)
     db.execute("CREATE TABLE t (id BIGINT PRIMARY KEY)")
     insert = "INSERT INTO t VALUES (?) RETURNING id"
     assert db.fetchone_prepared("ins", insert, (7,)) == ("7",)
-    with pytest.raises(INTEGRITY_ERRORS, match="duplicate key"):
+    with pytest.raises(integrity_errors(), match="duplicate key"):
         db.fetchone_prepared("ins", insert, (7,))
     with pytest.raises(psycopg.DataError, match="NUL"):
         db.fetchone_prepared("ins", insert, ("a\x00b",))
@@ -233,11 +233,11 @@ def test_a_prepared_call_raises_psycopgs_errors(db):
 
 def test_a_prepared_call_on_a_dropped_connection_is_a_connection_error(db, serving_url):
     """The server ends the session (a restart, an admin): the call raises one of
-    CONNECTION_ERRORS, as psycopg's own calls do."""
+    connection_errors(), as psycopg's own calls do."""
     _postgres_only(db)
     assert db.fetchone_prepared("one", "SELECT ?::int4", (1,)) == ("1",)
     backend = db.scalar("SELECT pg_backend_pid()")
     with connect(serving_url) as admin:
         admin.execute("SELECT pg_terminate_backend(?)", (backend,))
-    with pytest.raises(CONNECTION_ERRORS):
+    with pytest.raises(connection_errors()):
         db.fetchone_prepared("one", "SELECT ?::int4", (2,))
