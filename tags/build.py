@@ -254,7 +254,8 @@ def _write_day(con: duckdb.DuckDBPyConnection, plan: TagPlan, day: date,
         cuts = quartile_cuts(con, plan.built, wide.copy(), day)
         values = _scan(con, stats_query(plan.tags, wide.copy(), names, unique=True).select(
             *distribution_columns(plan.built, cuts)), day)
-        # counted apart: a bitmap beside the quantiles in one aggregate costs gigabytes
+        # counted apart: the id bitmap inside that aggregate costs gigabytes (at 10M: 3.5 GiB
+        # peak and 0.6 s more)
         values["_customers"] = _distinct_customers(con, wide, day)
         stats = _stats(con, plan, wide.copy(), day, names, None, _sql_of(plan, sql), values)
         distributions = distributions_from(plan.built, values, cuts)
