@@ -8,6 +8,7 @@ from decimal import Decimal
 from unittest.mock import patch
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,10 +44,13 @@ def test_buckets_cover_every_customer_and_are_stored(tiny: duckdb.DuckDBPyConnec
     assert stored == (2, rows)
 
 
+@pytest.mark.parametrize("exact_up_to", [1_000_000, 2])
 def test_the_builds_scan_gives_the_same_distributions(tiny: duckdb.DuckDBPyConnection,
-                                                      plan: TagPlan) -> None:
-    built = build_day(tiny, plan, DAY).distributions
-    assert built == tag_distributions(tiny, plan.tags, DAY)
+                                                      plan: TagPlan, exact_up_to: int) -> None:
+    """The build's own scan and a separate pass agree, with exact or sampled cuts."""
+    with patch.object(distribution, "EXACT_UP_TO", exact_up_to):
+        built = build_day(tiny, plan, DAY).distributions
+        assert built == tag_distributions(tiny, plan.tags, DAY)
     assert {b.bucket for b in built["credit_limit"]} >= {"(null)"}
 
 
