@@ -283,9 +283,8 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
         BUDGET_EXHAUSTED if no_room else ISSUED,
     )).rowcount
     fates = _fates(db)
-    issuable = planned - sum(fates.values())
-    if 0 < can_issue < issuable:
-        cut = _cutoff(db, can_issue - 1, issuable)
+    if 0 < can_issue < planned:  # own refusals after the room's last coupon: stock or day
+        cut = _cutoff(db, can_issue - 1, planned - sum(fates.values()))
         if cut is not None:
             _correct_past(db, fates, room, cut)
     return +fates
