@@ -1,8 +1,8 @@
-"""The issuance tables' SQLite rebuilds (issuance/schema.py). Migration 6: the status
+"""The issuance tables' rebuilds (issuance/schema.py). Migration 6 (SQLite): the status
 checks written as ORs of equalities (kequn.migrations.one_of) refuse what the IN lists
 refused, and the rebuild keeps every coupon and history row and the append-only
 triggers. Migration 7: the coupons table with a rowid keeps every row, its indexes and
-coupon_id as a unique key."""
+coupon_id as a unique key. Migration 9 (PostgreSQL): the status becomes a domain."""
 
 from __future__ import annotations
 
@@ -104,3 +104,35 @@ def test_the_status_checks_refuse_an_unknown_status(db: ServingDB) -> None:
         with pytest.raises(integrity_errors()), db.transaction():
             db.execute(HISTORY, ("k0", 3, from_status, to_status, AT, None))
     assert db.scalar("SELECT count(*) FROM coupons") == len(STATES)
+
+
+def test_the_postgresql_status_becomes_a_domain_keeping_rows_and_partial_indexes(
+        serving_url: str) -> None:
+    """Migration 9: coupons.status is the domain coupon_status instead of a table CHECK
+    (whose text PostgreSQL parses again at every insert); the rows stay, an unknown status
+    is still refused, and the expiry scan still reads the two partial indexes on status."""
+    if not serving_url.startswith("postgresql"):
+        pytest.skip("the status domain is PostgreSQL's")
+    db = connect(serving_url)
+    try:
+        apply_migrations(db, STREAM, ISSUANCE_MIGRATIONS[:8])
+        for n, status in enumerate(STATES):
+            _coupon(db, f"k{9 - n}", 100 + n, status)
+        before = _rows(db)
+        assert migrate(db)[0] == 9
+        assert _rows(db) == before
+        assert db.scalar("SELECT domain_name FROM information_schema.columns WHERE "
+                         "table_schema = current_schema() AND table_name = 'coupons' "
+                         "AND column_name = 'status'") == "coupon_status"
+        assert db.scalar("SELECT count(*) FROM pg_constraint WHERE contype = 'c' "
+                         "AND conrelid = 'coupons'::regclass") == 0
+        with pytest.raises(integrity_errors(), match="coupon_status"), db.transaction():
+            _coupon(db, "bad", 1, "lost")
+        db.execute("SET enable_seqscan = off")
+        plan = "\n".join(r[0] for r in db.fetchall(
+            "EXPLAIN SELECT coupon_id FROM coupons WHERE (status = 'occupied' AND "
+            "lease_until <= ?) OR (status = 'unused' AND valid_until <= ?)", (AT, AT)))
+        assert "coupons_lease" in plan and "coupons_unused_validity" in plan, plan
+        assert _rows(db) == before
+    finally:
+        db.close()
