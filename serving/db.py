@@ -158,10 +158,18 @@ def qmark_to_numbered(sql: str) -> str:
     return _rewrite_qmarks(sql, lambda n: f"${n}", "%")
 
 
-def _pg_text(value: Any) -> bytes | None:
-    """``value`` in PostgreSQL's text input format (None stays NULL); a datetime as naive
-    UTC, as :class:`ServingDB` stores it."""
+def pg_text(value: Any) -> bytes | None:
+    """``value`` in PostgreSQL's text input format, as :meth:`ServingDB.fetchone_prepared`
+    sends it (None stays NULL); a datetime as naive UTC, as :class:`ServingDB` stores it.
+    ``bytes`` are taken as that text form already (a caller that sends the same value on
+    every call encodes it once with this function)."""
     kind = type(value)  # the common exact types first: an issue binds 28 values
+    if kind is bytes:
+        return value
+    if kind is datetime and value.tzinfo is None:
+        return value.isoformat(" ").encode()
+    if kind is date:
+        return value.isoformat().encode()
     if kind is str:
         if "\x00" in value:  # libpq reads a text parameter up to its first NUL
             import psycopg
@@ -181,7 +189,7 @@ def _pg_text(value: Any) -> bytes | None:
     if isinstance(value, date):
         return value.isoformat().encode()
     if isinstance(value, str):  # a str enum's own text, not its str() ('Class.MEMBER')
-        return _pg_text(str.__str__(value))
+        return pg_text(str.__str__(value))
     if isinstance(value, int | Decimal):
         return str(value).encode()
     if isinstance(value, float):
@@ -284,7 +292,8 @@ class ServingDB:
         For a hot one-statement call (an issue): it goes through libpq itself, with its
         parameters and columns in text form, which costs about half the client CPU of
         :meth:`fetchone` (measured 33 against 60 µs per call of 28 parameters). The
-        values are bound, never pasted; an error raises psycopg's exception for its
+        values are bound, never pasted (a ``bytes`` value is sent as the text form
+        :func:`pg_text` made of it); an error raises psycopg's exception for its
         SQLSTATE, as :meth:`fetchone` would (a dropped connection: one of
         :func:`connection_errors`). The call blocks in libpq (other threads run): meant
         for short statements, since Ctrl-C is seen only once it returns.
@@ -293,7 +302,7 @@ class ServingDB:
             raise ValueError("fetchone_prepared is for PostgreSQL")
         from psycopg import pq  # loaded by the connection
 
-        values = [_pg_text(v) for v in params]
+        values = [pg_text(v) for v in params]
         with self.raw.lock:  # psycopg's own lock on the connection
             pgconn = self.raw.pgconn
             for _ in range(2):
@@ -305,7 +314,8 @@ class ServingDB:
                 result = pgconn.exec_prepared(name.encode(), values)
                 # psycopg sends DEALLOCATE ALL after a ROLLBACK, DROP or ALTER of its own:
                 # the statement is gone (nothing ran), so prepare it again
-                if result.error_field(pq.DiagnosticField.SQLSTATE) != _NO_SUCH_STATEMENT:
+                if (result.status == pq.ExecStatus.TUPLES_OK
+                        or result.error_field(pq.DiagnosticField.SQLSTATE) != _NO_SUCH_STATEMENT):
                     break
                 self._prepared.discard(name)
         if result.status != pq.ExecStatus.TUPLES_OK:

@@ -34,6 +34,21 @@ def test_issue_refusal_reasons(db: ServingDB, clock: ManualClock) -> None:
     assert (counters.issued, counters.remaining) == (2, 0)
 
 
+def test_an_issue_sends_the_definition_it_is_given_not_an_earlier_one(
+        db: ServingDB, clock: ManualClock) -> None:
+    """The issuer keeps each campaign's parameters encoded (PostgreSQL): a campaign
+    replaced on the issuer is sent as it now is (its stock), not as first encoded."""
+    make_eligible(db, "wake_up", [1, 2, 3])
+    small = make_campaign(total_stock=1)
+    issuer = make_issuer(db, clock, small)
+    assert issuer.issue("wake", 1, "a").ok
+    assert issuer.issue("wake", 2, "b").reason == "stock_exhausted"
+    issuer.campaigns["wake"] = make_campaign(total_stock=2)
+    assert issuer.issue("wake", 2, "c").ok
+    issuer.campaigns["wake"] = small
+    assert issuer.issue("wake", 3, "d").reason == "stock_exhausted"
+
+
 def test_idempotency_returns_first_result_and_rejects_other_requests(
     db: ServingDB, clock: ManualClock
 ) -> None:

@@ -19,6 +19,7 @@ from serving.db import (
     connection_errors,
     dialect_of,
     integrity_errors,
+    pg_text,
     qmark_to_numbered,
     qmark_to_pyformat,
     redact,
@@ -195,6 +196,10 @@ def test_a_prepared_call_binds_every_type_and_reads_text(db):
     assert db.fetchone_prepared("more", "SELECT ?::text, ?::text, ?::float8, ?::float8",
                                 (Channel.SMS, Kind.DAYS, 0.1, float("inf"))) \
         == ("sms", "interest_free_days", "0.1", "Infinity")
+    # bytes are a value's text form already (encoded once by pg_text), sent as they are
+    assert db.fetchone_prepared("more", "SELECT ?::text, ?::text, ?::float8, ?::float8",
+                                (pg_text("o'brien"), b"2024-03-01", pg_text(2.5), b"1e3")) \
+        == ("o'brien", "2024-03-01", "2.5", "1000")
     with pytest.raises(TypeError, match="cannot send a list"):
         db.fetchone_prepared("more", "SELECT ?::text, ?::text, ?::float8, ?::float8",
                              ([1], "a", 0.1, 0.2))
