@@ -166,10 +166,6 @@ def pg_text(value: Any) -> bytes | None:
     kind = type(value)  # the common exact types first: an issue binds 28 values
     if kind is bytes:
         return value
-    if kind is datetime and value.tzinfo is None:
-        return value.isoformat(" ").encode()
-    if kind is date:
-        return value.isoformat().encode()
     if kind is str:
         if "\x00" in value:  # libpq reads a text parameter up to its first NUL
             import psycopg
