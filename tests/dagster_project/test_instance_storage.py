@@ -99,3 +99,34 @@ def test_a_table_found_is_not_looked_up_again(tmp_path: Path, monkeypatch) -> No
         storage.wipe()
         assert storage.has_table("asset_check_executions")
         assert looked_up[-1] == "asset_check_executions"  # forgotten with the wipe
+
+
+def test_an_asset_key_column_found_is_not_reflected_again(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    home = _home(tmp_path)
+    with dagster_instance(Settings(dagster_home=home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        reflected: list[str] = []
+        original = SqliteEventLogStorage._has_asset_key_col_on_connection
+
+        def counting(self: SqliteEventLogStorage, conn, name: str) -> bool:
+            reflected.append(name)
+            return original(self, conn, name)
+
+        monkeypatch.setattr(SqliteEventLogStorage, "_has_asset_key_col_on_connection",
+                            counting)
+        assert dg.materialize([numbers], instance=instance).success
+        first = list(reflected)
+        assert "last_materialization_timestamp" in first
+        assert len(first) == len(set(first))  # each column reflected once, at first use
+        assert dg.materialize([numbers], instance=instance).success
+        assert storage.has_asset_key_index_cols()
+        assert not storage.has_asset_key_col("no_such_column")
+        assert not storage.has_asset_key_col("no_such_column")
+        assert reflected == [*first, "no_such_column", "no_such_column"]  # absent: asked again
+        event = instance.get_latest_materialization_event(dg.AssetKey("numbers"))
+        assert event is not None and event.asset_materialization.metadata["rows"].value == 3
+        storage.wipe()
+        assert storage.has_asset_key_index_cols()
+        assert reflected[-1] == "last_materialization_timestamp"  # forgotten with the wipe
