@@ -88,15 +88,16 @@ def reserve(db: ServingDB, campaign: str, budget_cents: int, coupon_id: str, cen
 
 
 def reserve_planned(db: ServingDB, campaign: str, cents: int, table: str, where: str,
-                    count: int, now: datetime) -> None:
+                    count: int, now: datetime, params: Sequence[object] = ()) -> None:
     """The batch: reserve ``cents`` for each of the ``count`` coupons issued now, listed in
     ``table`` (``coupon_id``, ``idem_key``) rows matching ``where`` (fixed text written by
-    :mod:`issuance.batch`, never user input), and add them to the campaign's budget row.
-    The caller decided, under the campaign's lock, that the budget covers them."""
+    :mod:`issuance.batch`, never user input; ``params``: its parameters), and add them to
+    the campaign's budget row. The caller decided, under the campaign's lock, that the
+    budget covers them."""
     db.execute(
         "INSERT INTO coupon_ledger (coupon_id, campaign, loan_id, kind, amount_cents, at, "
         f"request_key) SELECT coupon_id, ?, NULL, 'reserve', ?, ?, idem_key FROM {table} "
-        f"WHERE {where} ORDER BY coupon_id", (campaign, cents, to_db(now)))
+        f"WHERE {where} ORDER BY coupon_id", (campaign, cents, to_db(now), *params))
     db.execute(_ENSURE, (campaign,))
     db.execute(_ADD, (cents * count, 0, campaign))
 
