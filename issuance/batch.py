@@ -522,7 +522,13 @@ def issue_batch(issuer: Issuer, campaign: Campaign, day: date, *,
 
 
 def _members(db: ServingDB, campaign: Campaign) -> int:
-    """How many customers the campaign's segment has in ``coupon_eligibility`` now."""
+    """How many customers the campaign's segment has in ``coupon_eligibility``: as its
+    last sync left it (``sync_state``, written with the rows), else counted (0.08 s at
+    780k). It only sizes the transactions; the candidates are read under the lock."""
+    synced = db.scalar("SELECT members FROM sync_state WHERE segment = ?",
+                       (campaign.target_segment,))
+    if synced is not None:
+        return int(synced)
     return int(db.scalar("SELECT count(*) FROM coupon_eligibility WHERE segment = ?",
                          (campaign.target_segment,)) or 0)
 

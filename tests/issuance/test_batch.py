@@ -123,6 +123,37 @@ def test_a_large_segment_on_sqlite_is_issued_in_chunks(
     assert reports[True][:2] == (6, {"daily_limit": 4})
 
 
+def test_the_transactions_are_sized_by_the_segment_as_its_last_sync_left_it(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch reads the segment's size from ``sync_state`` when a sync recorded it
+    (no count of ``coupon_eligibility``), else counts the rows; either way only the
+    transactions' size depends on it."""
+    monkeypatch.setattr(batch, "SQLITE_WHOLE", 5)
+    monkeypatch.setattr(batch, "SQLITE_CHUNK", 4)
+    begins = {}
+    for recorded in (None, 3, 10):
+        db = connect(f"sqlite:///{tmp_path / f'serving-{recorded}.sqlite'}")
+        migrate(db)
+        make_eligible(db, "wake_up", range(1, 11))
+        if recorded is not None:
+            db.execute("INSERT INTO sync_state (segment, sync_id, as_of, members, "
+                       "definition_hash, updated_at) VALUES ('wake_up', 's1', '2026-03-10', "
+                       "?, NULL, '2026-03-10 02:00:00')", (recorded,))
+        campaign = make_campaign(total_stock=20, daily_limit=6)
+        issuer = make_issuer(db, clock, campaign)
+        statements: list[str] = []
+        db.raw.set_trace_callback(statements.append)
+        report = issue_batch(issuer, campaign, date(2026, 3, 10))
+        db.raw.set_trace_callback(None)
+        assert (report.issued, report.eligible) == (6, 10)
+        begins[recorded] = sum(s.startswith("BEGIN IMMEDIATE") for s in statements)
+        counted = [s for s in statements if "count(*) FROM coupon_eligibility" in s]
+        assert bool(counted) == (recorded is None)
+        db.close()
+    assert begins == {None: 3, 3: 1, 10: 3}
+
+
 PLANNED = st.lists(
     st.tuples(st.text(alphabet="0123456789abcdefF8g", max_size=3), st.integers(1, 5)),
     unique=True, max_size=40)
