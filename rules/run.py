@@ -119,7 +119,8 @@ def _touches(db: ServingDB, days: tuple[date, date], customers: pl.Series
     The outbox holds every earlier day's messages (~1M a day for a large rule); reading
     all of them to decide a few thousand candidates cost seconds. When there are fewer
     candidates than messages in the window, only their counts are read (their ids bound
-    as one parameter)."""
+    as one parameter, found by the outbox's ``(customer_id, send_day)`` index: rules
+    migration 4)."""
     in_window = int(db.scalar("SELECT count(*) FROM touch_outbox WHERE send_day >= ? "
                               "AND send_day <= ?", days) or 0)
     ids = customers.unique()

@@ -44,6 +44,10 @@ migration 2's tables. Existing rows keep every value: the orders of each earlier
 are numbered together, messages keep their ``id``, and every reference follows. On SQLite
 the new tables check ``decision`` and ``state`` by ORs of equalities instead of ``IN``
 lists (:func:`kequn.migrations.one_of`: the same rule, much cheaper per row).
+
+Migration 4 indexes ``touch_outbox`` by ``(customer_id, send_day)``: the caps read the
+messages of a day's candidates in their window through it (each message written costs
+one more index entry).
 """
 
 from __future__ import annotations
@@ -311,6 +315,12 @@ _RUNS_AND_IDS_POSTGRESQL = (
     ORDERS_VIEW,
 )
 
+CUSTOMER_DAY_INDEX = ("CREATE INDEX touch_outbox_customer_day "
+                      "ON touch_outbox (customer_id, send_day)")
+"""Migration 4: the caps read the messages of a day's candidates in their window
+(:func:`rules.run.decide_for_day`, the candidates' ids bound); by ``send_day`` alone that
+visited every message of the window (0.16 s for 8k candidates among 740k messages)."""
+
 RULES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "rule versions, rule orders, touch outbox, opt-outs and attempts",
               (_VERSIONS, _ORDERS, _OUTBOX, _OPT_OUT, _ATTEMPTS, *_INDEXES)),
@@ -318,6 +328,8 @@ RULES_MIGRATIONS: tuple[Migration, ...] = (
               {"sqlite": _BULK_SQLITE, "postgresql": _BULK_POSTGRESQL}),
     Migration(3, "orders as runs and rows (the rule_orders view), integer ids",
               {"sqlite": _RUNS_AND_IDS_SQLITE, "postgresql": _RUNS_AND_IDS_POSTGRESQL}),
+    Migration(4, "the caps' lookup of their candidates' messages: touch_outbox by customer",
+              (CUSTOMER_DAY_INDEX,)),
 )
 
 

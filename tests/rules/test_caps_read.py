@@ -6,12 +6,12 @@ only theirs. Both ways must decide the same (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from rules.run import decide_for_day
+from rules.run import _TOUCHES, decide_for_day
 from serving.db import ServingDB
 from tests.rules.conftest import frame, rule_from
 
@@ -52,3 +52,21 @@ def test_a_few_candidates_among_many_messages_are_capped_by_their_own(
     assert {c: many[c] for c in (1, 2, 3)} == few
     with pytest.raises(Exception, match="kequn_rule_candidates"):  # nothing left behind
         db.fetchall("SELECT * FROM kequn_rule_candidates")
+
+
+def test_the_candidates_messages_are_found_by_customer_not_by_reading_the_window(
+    db: ServingDB,
+) -> None:
+    """Rules migration 4: the read for a few candidates goes through the outbox's
+    (customer, send day) index, not every message of the window."""
+    _messages(db, {c: 1 for c in range(1, 2001)})
+    db.execute("ANALYZE")
+    query = _TOUCHES.format(only=f" AND customer_id IN ({db.ids_source()})")
+    params = (D, D + timedelta(days=30), db.ids_param([1, 2, 3]))
+    if db.dialect == "sqlite":
+        plan = [str(row[-1]) for row in db.fetchall(f"EXPLAIN QUERY PLAN {query}", params)]
+    else:
+        plan = [str(row[0]) for row in db.fetchall(f"EXPLAIN {query}", params)]
+    assert any("touch_outbox_customer_day" in line for line in plan), plan
+    counts = sorted((int(c), str(day)[:10], int(n)) for c, day, n in db.fetchall(query, params))
+    assert counts == [(c, SEND.date().isoformat(), 1) for c in (1, 2, 3)]

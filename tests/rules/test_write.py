@@ -177,7 +177,7 @@ def test_orders_written_before_the_reshapings_stay_readable_and_deliverable(
                         int(state == "failed")))
         db.execute("INSERT INTO touch_attempts (message_id, attempt, at, worker, ok, detail) "
                    "VALUES (?, 1, ?, 'w', 0, 'down')", (f"{first}:3", datetime(2026, 3, 11, 3)))
-        assert migrate(db) == [2, 3]
+        assert migrate(db) == [2, 3, 4]
         # each earlier write is one run, its orders numbered together by unique key;
         # every reference follows
         assert db.fetchall("SELECT run_id, rule, version_hash, as_of, first_order_id, "
