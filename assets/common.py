@@ -19,6 +19,32 @@ from kequn.days import BUSINESS_TIMEZONE
 
 PARTITION_START = "2024-01-01"
 DUCKDB_POOL = "duckdb"
+WAREHOUSE_LANE = "kequn/lane"
+"""The op tag of every step that touches the DuckDB warehouse (value ``warehouse``): the
+run's executor runs one such step at a time (:mod:`dagster_project.executor`)."""
+WAREHOUSE_STEP = {WAREHOUSE_LANE: "warehouse"}
+"""``op_tags`` of an asset in the ``duckdb`` pool."""
+FEEDS_ISSUANCE = {**WAREHOUSE_STEP, "dagster/priority": "1"}
+"""``op_tags`` of a warehouse step a campaign's batch waits for (its segment and that
+segment's sync): started before the other ready warehouse steps, so the batch, which
+works in the serving database alone, runs beside them (:mod:`dagster_project.executor`)."""
+
+
+def issuance_segments(kequn: KequnContext) -> set[str]:
+    """The segments a campaign's batch waits for: each campaign's target segment and,
+    for a combination, the segments it combines (all the way down)."""
+    plan = kequn.plan.segments
+    waiting = [c.target_segment for c in kequn.project.campaigns.values()]
+    found: set[str] = set()
+    while waiting:
+        name = waiting.pop()
+        if name in found:
+            continue
+        found.add(name)
+        compiled = plan.get(name)
+        if compiled is not None:
+            waiting.extend(compiled.segments)
+    return found
 RESOURCE = "kequn"
 """The resource key of the :class:`KequnContext` every asset uses."""
 

@@ -11,7 +11,7 @@ from datetime import date
 import dagster as dg
 
 from app.context import KequnContext
-from assets.common import DUCKDB_POOL, Kequn
+from assets.common import DUCKDB_POOL, WAREHOUSE_STEP, Kequn
 
 RAW_TABLES: dict[str, str] = {
     "customers": "One row per customer: registration time, channel, type, city and the "
@@ -52,6 +52,7 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
         name="demo_warehouse",
         specs=[_spec(t, external=False) for t in RAW_TABLES],
         pool=DUCKDB_POOL,
+        op_tags=WAREHOUSE_STEP,
         description="Generate the demo credit warehouse (deterministic for a seed).",
     )
     def demo_warehouse(

@@ -13,7 +13,7 @@ import dagster as dg
 
 from app.context import KequnContext
 from app.retention import prune_snapshots
-from assets.common import DUCKDB_POOL, Kequn
+from assets.common import DUCKDB_POOL, WAREHOUSE_STEP, Kequn
 from kequn.days import BUSINESS_TIMEZONE, yesterday
 
 RETENTION_JOB = "retention"
@@ -28,7 +28,7 @@ class RetentionConfig(dg.Config):
 
 
 @dg.op(description="Prune tag and segment snapshots older than the retention window.",
-       pool=DUCKDB_POOL)
+       pool=DUCKDB_POOL, tags=WAREHOUSE_STEP)
 def prune_old_snapshots(context: dg.OpExecutionContext, config: RetentionConfig,
                         kequn: Kequn) -> dg.Output:
     """Run one prune and report rows deleted per table and the old snapshots kept."""

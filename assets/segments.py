@@ -25,7 +25,14 @@ from app.context import KequnContext
 from app.engines import SessionSource, build_segment_on
 from app.segment_history import history_row, record_history
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, as_of_day
+from assets.common import (
+    DAILY,
+    DUCKDB_POOL,
+    FEEDS_ISSUANCE,
+    WAREHOUSE_STEP,
+    as_of_day,
+    issuance_segments,
+)
 from assets.spark import on_engine_with_config
 from plan.segments import CompiledSegment
 from segments.materialize import MemberStats
@@ -123,8 +130,10 @@ def _metadata(compiled: CompiledSegment, stats: MemberStats, elapsed: float,
     })
 
 
-def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg.AssetsDefinition:
-    """The ``segments/<name>`` asset with its two blocking checks."""
+def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False,
+                        feeds_issuance: bool = False) -> dg.AssetsDefinition:
+    """The ``segments/<name>`` asset with its two blocking checks (``feeds_issuance``: a
+    campaign's batch waits for it, :data:`assets.common.FEEDS_ISSUANCE`)."""
     segment = compiled.segment
     key = segment_key(segment.name)
     check_specs = [
@@ -149,6 +158,7 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
         kinds=kinds,
         group_name=GROUP,
         pool=DUCKDB_POOL,
+        op_tags=FEEDS_ISSUANCE if feeds_issuance else WAREHOUSE_STEP,
         check_specs=check_specs,
         tags={"segment_kind": segment.kind},
         metadata={
@@ -186,7 +196,8 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False) -> dg
 def build_definitions(kequn: KequnContext) -> dg.Definitions:
     """Every segment asset of the compiled plan, and the broken segments' assets."""
     spark = kequn.settings.engine == "spark"
-    assets = [build_segment_asset(compiled, spark=spark)
-              for _, compiled in sorted(kequn.plan.segments.items())]
+    feeding = issuance_segments(kequn)
+    assets = [build_segment_asset(compiled, spark=spark, feeds_issuance=name in feeding)
+              for name, compiled in sorted(kequn.plan.segments.items())]
     broken = list(kequn.project.broken_of("segment").values())
     return dg.Definitions(assets=[*assets, *broken_assets(broken)])

@@ -28,9 +28,12 @@ from app.engines import stage_from_lake
 from assets.common import (
     DAILY,
     DUCKDB_POOL,
+    FEEDS_ISSUANCE,
+    WAREHOUSE_STEP,
     Kequn,
     as_of_day,
     first_partition_day,
+    issuance_segments,
     serving_kind,
 )
 from kequn.days import BUSINESS_TIMEZONE, business_day
@@ -74,8 +77,10 @@ def _guardrail_text(target: Segment) -> str:
     return ", ".join(parts)
 
 
-def build_sync_asset(target: Segment, kind: str) -> dg.AssetsDefinition:
-    """The ``sync/<segment>`` asset of one synced segment."""
+def build_sync_asset(target: Segment, kind: str, *,
+                     feeds_issuance: bool = False) -> dg.AssetsDefinition:
+    """The ``sync/<segment>`` asset of one synced segment (``feeds_issuance``: a
+    campaign's batch waits for it, :data:`assets.common.FEEDS_ISSUANCE`)."""
     name = target.name
     settings = target.sync
     assert settings is not None
@@ -85,6 +90,7 @@ def build_sync_asset(target: Segment, kind: str) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["segments", name])],
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
+        op_tags=FEEDS_ISSUANCE if feeds_issuance else WAREHOUSE_STEP,
         group_name=GROUP,
         owners=[target.owner] if target.owner else None,
         kinds={kind},
@@ -200,8 +206,9 @@ def build_definitions(kequn: KequnContext) -> dg.Definitions:
     kind = serving_kind(kequn.settings.serving_url)
     assets, jobs, schedules = [], [], []
     segments = {**kequn.project.segments, **kequn.project.waiting("segment")}
+    feeding = issuance_segments(kequn)
     for target in (s for _, s in sorted(segments.items()) if s.sync is not None):
-        assets.append(build_sync_asset(target, kind))
+        assets.append(build_sync_asset(target, kind, feeds_issuance=target.name in feeding))
         job = dg.define_asset_job(
             f"sync_{target.name}",
             selection=dg.AssetSelection.assets(sync_key(target.name)),

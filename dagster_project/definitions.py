@@ -15,6 +15,7 @@ from assets import imports_sensor, issuance, raw, retention, rules, segments, sy
 from assets.common import DAILY, RESOURCE, daily_partitions
 from assets.spark import SPARK_RESOURCE, SparkResource
 from dagster_project.alerts import build_alert_sensor
+from dagster_project.executor import threaded_executor
 
 AREAS = (raw, tags, segments, imports_sensor, sync, issuance, rules, retention)
 """Each area module exposes ``build_definitions(kequn) -> dg.Definitions``."""
@@ -72,7 +73,7 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
             )
         ],
         sensors=[build_alert_sensor(kequn.settings)],
-        executor=dg.in_process_executor,
+        executor=threaded_executor,
         resources={RESOURCE: kequn, **({SPARK_RESOURCE: SparkResource().for_context(kequn)}
                                        if kequn.settings.engine == "spark" else {})},
     )

@@ -21,6 +21,7 @@ import dagster as dg
 from app.context import KequnContext
 from assets.common import first_partition_day
 from dagster_project.definitions import MATERIALIZE_JOB, build_defs
+from dagster_project.executor import execute_in_this_process
 from kequn.errors import ExecutionError, ValidationError
 from kequn.settings import Settings
 
@@ -211,8 +212,8 @@ def _materialize(job: dg.JobDefinition, days: Sequence[date], first: date,
         if day < first:
             raise ValidationError(f"{day} is before the first partition ({first}; "
                                   "set KEQUN_FIRST_DAY to start earlier)")
-        result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, raise_on_error=False,
+        result = execute_in_this_process(
+            job, partition_key=day.isoformat(), instance=instance,
             run_config=QUIET_LOGS, tags=run_tags(), asset_selection=keys,
         )
         run = DayRun(day, result.run_id)

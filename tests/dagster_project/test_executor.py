@@ -1,0 +1,158 @@
+"""The run's executor: steps on two threads of the run's process, one warehouse step at a
+time, the steps a campaign's batch waits for first (dagster_project/executor.py)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import dagster as dg
+import pytest
+from dagster._core.execution.retries import RetryMode
+
+from app.context import KequnContext
+from assets.common import FEEDS_ISSUANCE, WAREHOUSE_STEP, issuance_segments
+from dagster_project.definitions import MATERIALIZE_JOB, build_defs
+from dagster_project.executor import ThreadedExecutor, execute_in_this_process
+from kequn.settings import FALLBACK_FIRST_DAY, Settings
+
+WAIT_S = 20.0
+"""How long a step waits for one that should run beside it (the test fails, not hangs)."""
+
+
+def _job(*assets: dg.AssetsDefinition) -> dg.JobDefinition:
+    return dg.Definitions(assets=list(assets)).resolve_implicit_global_asset_job_def()
+
+
+def _record(spans: dict[str, tuple[float, float]], name: str, seconds: float) -> None:
+    started = time.monotonic()
+    time.sleep(seconds)
+    spans[name] = (started, time.monotonic())
+
+
+def test_a_serving_step_runs_beside_a_warehouse_step() -> None:
+    """Each step waits until the other one has started: they can only finish when both
+    run at once."""
+    both = threading.Barrier(2, timeout=WAIT_S)
+
+    @dg.asset
+    def serving_only() -> None:
+        both.wait()
+
+    @dg.asset(op_tags=WAREHOUSE_STEP)
+    def warehouse() -> None:
+        both.wait()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_in_this_process(_job(serving_only, warehouse), instance=instance)
+    assert result.success
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} \
+        == {"serving_only", "warehouse"}
+
+
+def test_warehouse_steps_never_overlap_and_at_most_two_steps_run() -> None:
+    spans: dict[str, tuple[float, float]] = {}
+
+    def warehouse_asset(name: str) -> dg.AssetsDefinition:
+        @dg.asset(name=name, op_tags=WAREHOUSE_STEP)
+        def _asset() -> None:
+            _record(spans, name, 0.15)
+        return _asset
+
+    def serving_asset(name: str) -> dg.AssetsDefinition:
+        @dg.asset(name=name)
+        def _asset() -> None:
+            _record(spans, name, 0.15)
+        return _asset
+
+    assets = [*(warehouse_asset(f"w{i}") for i in range(4)),
+              *(serving_asset(f"s{i}") for i in range(3))]
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert execute_in_this_process(_job(*assets), instance=instance).success
+    warehouse = sorted(v for k, v in spans.items() if k.startswith("w"))
+    assert len(warehouse) == 4
+    for (_, end), (start, _) in itertools.pairwise(warehouse):
+        assert start >= end, "two warehouse steps ran at once"
+    moments = sorted({t for span in spans.values() for t in span})
+    for moment in moments:
+        running = sum(start <= moment < end for start, end in spans.values())
+        assert running <= 2
+
+
+def test_a_failed_step_skips_what_needs_it_and_the_rest_runs() -> None:
+    @dg.asset(op_tags=WAREHOUSE_STEP)
+    def broken() -> None:
+        raise dg.Failure(description="broken on purpose")
+
+    @dg.asset(deps=[broken], op_tags=WAREHOUSE_STEP)
+    def downstream() -> None:
+        pass
+
+    @dg.asset
+    def independent() -> None:
+        pass
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_in_this_process(_job(broken, downstream, independent),
+                                         instance=instance)
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["broken"]
+    assert "broken on purpose" in str(failures[0].step_failure_data.user_failure_data
+                                      .description)
+    # what needs the failed step is not run (as with Dagster's in-process executor, no
+    # step event names it); what does not need it is
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} \
+        == {"independent"}
+    assert "downstream" not in {e.step_key for e in result.all_events
+                                if e.event_type_value == "STEP_START"}
+
+
+def test_an_error_outside_the_steps_own_handling_fails_the_run(monkeypatch) -> None:
+    import dagster_project.executor as executor
+
+    def escaping(step_context):  # what Dagster's step machinery never lets out of a step
+        raise RuntimeError("the step machinery broke")
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(executor, "dagster_event_sequence_for_step", escaping)
+
+    @dg.asset
+    def anything() -> None:
+        pass
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_in_this_process(_job(anything), instance=instance)
+    assert not result.success
+    assert any("the step machinery broke" in (e.message or "") or (
+        e.event_specific_data is not None and getattr(e.event_specific_data, "error", None)
+        and "the step machinery broke" in e.event_specific_data.error.to_string())
+        for e in result.all_events)
+
+
+def test_the_steps_a_batch_waits_for_start_first() -> None:
+    """The campaign's segment and its sync carry the priority tag; the other warehouse
+    steps do not; the code location's jobs run on the threads."""
+    kequn = KequnContext(Settings(first_day=FALLBACK_FIRST_DAY))
+    defs = build_defs(kequn)
+    feeding = issuance_segments(kequn)
+    campaigns = kequn.project.campaigns.values()
+    assert {c.target_segment for c in campaigns} <= feeding
+    job = defs.resolve_job_def(MATERIALIZE_JOB)
+    assert job.executor_def.name == "kequn_threads"
+    for node in job.nodes:
+        tags = node.definition.tags
+        name = node.name
+        if name.startswith(("segments__", "sync__")):
+            feeds = name.split("__", 1)[1] in feeding
+            assert dict(tags) == (FEEDS_ISSUANCE if feeds else WAREHOUSE_STEP), name
+        elif name.startswith(("tags_", "rules__")):
+            assert dict(tags) == WAREHOUSE_STEP, name
+        elif name.startswith("issuance__"):
+            assert "kequn/lane" not in tags, name
+
+
+@pytest.mark.parametrize("limit", [1, 0, -3])
+def test_one_step_at_a_time_when_asked(limit: int) -> None:
+    assert ThreadedExecutor(RetryMode.ENABLED, limit).max_concurrent == 1
