@@ -153,6 +153,26 @@ def test_the_steps_a_batch_waits_for_start_first() -> None:
             assert "kequn/lane" not in tags, name
 
 
+def test_one_step_at_a_time_when_the_run_config_asks() -> None:
+    """``execution: config: max_concurrent: 1``: the two steps that wait for each other
+    cannot meet."""
+    both = threading.Barrier(2, timeout=2.0)
+
+    @dg.asset
+    def serving_only() -> None:
+        both.wait()
+
+    @dg.asset(op_tags=WAREHOUSE_STEP)
+    def warehouse() -> None:
+        both.wait()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_in_this_process(
+            _job(serving_only, warehouse), instance=instance,
+            run_config={"execution": {"config": {"max_concurrent": 1}}})
+    assert not result.success
+
+
 @pytest.mark.parametrize("limit", [1, 0, -3])
-def test_one_step_at_a_time_when_asked(limit: int) -> None:
+def test_at_least_one_step_at_a_time(limit: int) -> None:
     assert ThreadedExecutor(RetryMode.ENABLED, limit).max_concurrent == 1
