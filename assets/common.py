@@ -22,19 +22,23 @@ DUCKDB_POOL = "duckdb"
 WAREHOUSE_LANE = "kequn/lane"
 """The op tag of every step that touches the DuckDB warehouse (value ``warehouse``): the
 run's executor runs one such step at a time (:mod:`dagster_project.executor`)."""
-WAREHOUSE_STEP = {WAREHOUSE_LANE: "warehouse"}
-"""``op_tags`` of an asset in the ``duckdb`` pool."""
-FEEDS_ISSUANCE = {**WAREHOUSE_STEP, "dagster/priority": "1"}
-"""``op_tags`` of a warehouse step a campaign's batch waits for (its segment and that
-segment's sync): started before the other ready warehouse steps, so the batch, which
-works in the serving database alone, runs beside them (:mod:`dagster_project.executor`)."""
+WAREHOUSE_STEP = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "1"}
+"""``op_tags`` of an asset in the ``duckdb`` pool that works in the warehouse alone (the
+tag build, a segment). Ready warehouse steps start in the order of their priority:"""
+FEEDS_ISSUANCE = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "2"}
+"""first the steps a campaign's batch waits for (the tags, its segment and that segment's
+sync), so the batch, which works in the serving database alone, runs beside the rest;"""
+WRITES_SERVING = {WAREHOUSE_LANE: "warehouse"}
+"""last the warehouse steps that also write the serving database (another segment's
+sync, a rule): they would wait for the batch's write lock, holding up the lane."""
 
 
 def issuance_segments(kequn: KequnContext) -> set[str]:
-    """The segments a campaign's batch waits for: each campaign's target segment and,
-    for a combination, the segments it combines (all the way down)."""
+    """The segments a campaign's batch waits for: the target segment of each campaign
+    with a batch offer and, for a combination, the segments it combines (all the way
+    down). (A campaign without one is issued by rules.)"""
     plan = kequn.plan.segments
-    waiting = [c.target_segment for c in kequn.project.campaigns.values()]
+    waiting = [c.target_segment for c in kequn.project.campaigns.values() if c.batch_offer]
     found: set[str] = set()
     while waiting:
         name = waiting.pop()

@@ -12,7 +12,7 @@ import pytest
 from dagster._core.execution.retries import RetryMode
 
 from app.context import KequnContext
-from assets.common import FEEDS_ISSUANCE, WAREHOUSE_STEP, issuance_segments
+from assets.common import FEEDS_ISSUANCE, WAREHOUSE_STEP, WRITES_SERVING, issuance_segments
 from dagster_project.definitions import MATERIALIZE_JOB, build_defs
 from dagster_project.executor import ThreadedExecutor, execute_in_this_process
 from kequn.settings import FALLBACK_FIRST_DAY, Settings
@@ -132,25 +132,47 @@ def test_an_error_outside_the_steps_own_handling_fails_the_run(monkeypatch) -> N
 
 
 def test_the_steps_a_batch_waits_for_start_first() -> None:
-    """The campaign's segment and its sync carry the priority tag; the other warehouse
-    steps do not; the code location's jobs run on the threads."""
+    """The tags, a campaign's segment and its sync come first; other segments next; the
+    warehouse steps that write the serving database last; the batch is in no lane. The
+    code location's jobs run on the threads."""
     kequn = KequnContext(Settings(first_day=FALLBACK_FIRST_DAY))
     defs = build_defs(kequn)
     feeding = issuance_segments(kequn)
-    campaigns = kequn.project.campaigns.values()
-    assert {c.target_segment for c in campaigns} <= feeding
+    batches = [c for c in kequn.project.campaigns.values() if c.batch_offer]
+    assert feeding == {c.target_segment for c in batches} == {"wake_up", "vip_list"}
     job = defs.resolve_job_def(MATERIALIZE_JOB)
     assert job.executor_def.name == "kequn_threads"
     for node in job.nodes:
         tags = node.definition.tags
         name = node.name
-        if name.startswith(("segments__", "sync__")):
-            feeds = name.split("__", 1)[1] in feeding
+        feeds = name.split("__", 1)[-1] in feeding
+        if name.startswith("segments__"):
             assert dict(tags) == (FEEDS_ISSUANCE if feeds else WAREHOUSE_STEP), name
-        elif name.startswith(("tags_", "rules__")):
-            assert dict(tags) == WAREHOUSE_STEP, name
+        elif name.startswith("sync__"):
+            assert dict(tags) == (FEEDS_ISSUANCE if feeds else WRITES_SERVING), name
+        elif name.startswith("tags_"):
+            assert dict(tags) == FEEDS_ISSUANCE, name
+        elif name.startswith("rules__"):
+            assert dict(tags) == WRITES_SERVING, name
         elif name.startswith("issuance__"):
             assert "kequn/lane" not in tags, name
+
+
+def test_ready_warehouse_steps_start_in_the_order_of_their_priority() -> None:
+    started: list[str] = []
+
+    def lane_asset(name: str, tags: dict[str, str]) -> dg.AssetsDefinition:
+        @dg.asset(name=name, op_tags=tags)
+        def _asset() -> None:
+            started.append(name)
+        return _asset
+
+    assets = [lane_asset("a_writes_serving", WRITES_SERVING),
+              lane_asset("b_warehouse_only", WAREHOUSE_STEP),
+              lane_asset("c_feeds_issuance", FEEDS_ISSUANCE)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert execute_in_this_process(_job(*assets), instance=instance).success
+    assert started == ["c_feeds_issuance", "b_warehouse_only", "a_writes_serving"]
 
 
 def test_one_step_at_a_time_when_the_run_config_asks() -> None:
