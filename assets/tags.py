@@ -12,8 +12,9 @@
   ``max_coverage_change`` (header key, default 0.5) from the previous day. Their counts
   come from the one scan of the written day.
 - Each tag's value distribution for the day (top values or quartile buckets, same scan,
-  :mod:`tags.distribution`) is stored in ``tags.distribution``, observed on the tag's
-  asset as a table (``distribution``) and summarised on ``tags/catalog``.
+  :mod:`tags.distribution`) is stored in ``tags.distribution``, shown as a table
+  (``distribution``) in the metadata of the tag's materialisation (an observation for a
+  tag of the written day outside the selection) and summarised on ``tags/catalog``.
 - A broken tag file is its own failing asset (:mod:`assets.broken`); the wide table is
   built without it.
 
@@ -236,10 +237,12 @@ def _tags_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
             distributions = engine.record_distributions(plan.built, day, result.distributions)
             results = _checks_of(context, engine, plan, result, day)
         held = _held_back(plan, result.failed)
-        for name in plan.tags:
-            if tag_key(name) in chosen and name not in held:
-                yield dg.MaterializeResult(asset_key=tag_key(name),
-                                           metadata=_metadata(result.tags[name], day))
+        materialized = [n for n in plan.tags if tag_key(n) in chosen and n not in held]
+        for name in materialized:
+            metadata = _metadata(result.tags[name], day)
+            if name in distributions:
+                metadata["distribution"] = distribution_table(distributions[name], result.rows)
+            yield dg.MaterializeResult(asset_key=tag_key(name), metadata=metadata)
         if WIDE_KEY in chosen:
             yield dg.MaterializeResult(asset_key=WIDE_KEY, metadata={
                 "business_day": day.isoformat(),
@@ -249,7 +252,11 @@ def _tags_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
                 "tags_failed_kept_stored_values": ", ".join(result.failed) or "none",
                 "broken_tags_not_built": ", ".join(plan.broken) or "none",
                 "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```")})
+        # a tag of the written day that this step does not materialise (outside the
+        # selection) shows its day's distribution as an observation
         for name, buckets in sorted(distributions.items()):
+            if name in materialized:
+                continue
             context.log_event(dg.AssetObservation(
                 asset_key=tag_key(name), partition=day.isoformat(), metadata={
                     "business_day": day.isoformat(),

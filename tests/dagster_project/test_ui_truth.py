@@ -133,6 +133,6 @@ def test_the_ui_shows_defined_jobs_real_numbers_and_business_days(
                 and stats["numPartitions"] - stats["numMaterialized"] <= 1, (key, stats)
 
     drawn = nodes["tags/drawn"]
-    tables = [e["table"]["records"] for o in drawn["assetObservations"]
+    tables = [e["table"]["records"] for o in drawn["assetMaterializations"]
               for e in o["metadataEntries"] if e["label"] == "distribution"]
     assert tables and any('"true"' in record for record in tables[0])

@@ -75,6 +75,12 @@ def test_a_source_fully_then_one_tag_alone(plan: TagPlan, tiny_path: Path) -> No
     assert drawn["coverage"].value == 3
     assert drawn["coverage_ratio"].value == 0.75
     assert "FROM raw.loans" in drawn["sql"].value
+    # the day's distribution is on each materialisation; a tag of the written day that
+    # was not materialised (the others, kept or recomputed) shows it as an observation
+    records = [r.data for r in drawn["distribution"].value.records]
+    assert {r["value"]: r["customers"] for r in records} == {"true": 3, "false": 1}
+    observed = {"/".join(e.asset_key.path) for e in result.get_asset_observation_events()}
+    assert observed == {f"tags/{n}" for n in plan.built} - set(loans)
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 3 * len(loans) and all(e.passed for e in evaluations)
 
