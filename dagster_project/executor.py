@@ -15,8 +15,9 @@ The lane is the op tag :data:`assets.common.WAREHOUSE_LANE` (run-scoped tag conc
 limits of Dagster's own scheduler, ``ActiveExecution``); ready steps start in the order
 of their ``dagster/priority`` tag. Each step's events are stored as it makes them (the
 event log storage is shared by the threads and locks its connections) and handed to the
-run in the order they arrive. An interrupted run stops starting steps; the steps running
-are threads of the process, which end with it (every database write is a transaction).
+run in the order they arrive. A run that receives a termination signal starts no further
+step and ends once the running ones have finished (a thread cannot be stopped from
+outside; a killed process loses nothing either: every database write is a transaction).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ from assets.common import WAREHOUSE_LANE
 
 MAX_CONCURRENT = 2
 """Steps running at once: the machine this runs on has two cores."""
+_POLL_S = 0.5
+"""How often the run's thread looks for a termination signal while steps run."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def _schedule(job_context: PlanExecutionContext, active, limit: int) -> Iterator
             active.mark_interrupted()
             yield DagsterEvent.engine_event(
                 job_context, "received a termination signal: no further step starts; the "
-                "running steps stop at their next interruption check",
+                f"running steps ({', '.join(sorted(running)) or 'none'}) finish first",
                 EngineEventData.interrupted(list(running)))
         if not stopping:
             for step in active.get_steps_to_execute(limit=limit - len(running)):
@@ -174,7 +177,10 @@ def _schedule(job_context: PlanExecutionContext, active, limit: int) -> Iterator
                 if not active.is_complete:
                     active.sleep_til_ready()
             continue
-        key, item = events.get()
+        try:
+            key, item = events.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue  # look for an interruption again
         step_context, seen = running[key]
         if isinstance(item, _Finished):
             del running[key]

@@ -4,6 +4,9 @@ time, the steps a campaign's batch waits for first (dagster_project/executor.py)
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,7 +18,7 @@ from app.context import KequnContext
 from assets.common import FEEDS_ISSUANCE, WAREHOUSE_STEP, WRITES_SERVING, issuance_segments
 from dagster_project.definitions import MATERIALIZE_JOB, build_defs
 from dagster_project.executor import ThreadedExecutor, execute_in_this_process
-from kequn.settings import FALLBACK_FIRST_DAY, Settings
+from kequn.settings import FALLBACK_FIRST_DAY, REPO_ROOT, Settings
 
 WAIT_S = 20.0
 """How long a step waits for one that should run beside it (the test fails, not hangs)."""
@@ -198,3 +201,41 @@ def test_one_step_at_a_time_when_the_run_config_asks() -> None:
 @pytest.mark.parametrize("limit", [1, 0, -3])
 def test_at_least_one_step_at_a_time(limit: int) -> None:
     assert ThreadedExecutor(RetryMode.ENABLED, limit).max_concurrent == 1
+
+
+INTERRUPTED = '''
+import sys, time, pathlib
+import dagster as dg
+from assets.common import WAREHOUSE_STEP
+from dagster_project.executor import execute_in_this_process
+out = pathlib.Path(sys.argv[1])
+@dg.asset(op_tags=WAREHOUSE_STEP)
+def first() -> None:
+    (out / "first_started").touch()
+    time.sleep(2.0)
+    (out / "first_done").touch()
+@dg.asset(deps=[first], op_tags=WAREHOUSE_STEP)
+def second() -> None:
+    (out / "second").touch()
+job = dg.Definitions(assets=[first, second]).resolve_implicit_global_asset_job_def()
+with dg.DagsterInstance.ephemeral() as instance:
+    result = execute_in_this_process(job, instance=instance)
+    print(instance.get_run_by_id(result.run_id).status.value, flush=True)
+'''
+
+
+def test_ctrl_c_starts_no_further_step_and_lets_the_running_one_finish(tmp_path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(INTERRUPTED)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               cwd=REPO_ROOT)
+    deadline = time.monotonic() + WAIT_S
+    while not (tmp_path / "first_started").exists():
+        assert time.monotonic() < deadline and process.poll() is None, "never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=WAIT_S)
+    assert out.split() == ["FAILURE"]
+    assert (tmp_path / "first_done").exists()  # the running step finished its work
+    assert not (tmp_path / "second").exists()  # nothing started after the signal
