@@ -34,10 +34,10 @@ def _record(spans: dict[str, tuple[float, float]], name: str, seconds: float) ->
     spans[name] = (started, time.monotonic())
 
 
-def test_a_serving_step_runs_beside_a_warehouse_step() -> None:
-    """Each step waits until the other one has started: they can only finish when both
-    run at once."""
-    both = threading.Barrier(2, timeout=WAIT_S)
+def _meeting(timeout: float, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    """A run of a serving-only step and a warehouse step that each wait until the other
+    one has started: it succeeds only when both run at once."""
+    both = threading.Barrier(2, timeout=timeout)
 
     @dg.asset
     def serving_only() -> None:
@@ -48,7 +48,12 @@ def test_a_serving_step_runs_beside_a_warehouse_step() -> None:
         both.wait()
 
     with dg.DagsterInstance.ephemeral() as instance:
-        result = execute_in_this_process(_job(serving_only, warehouse), instance=instance)
+        return execute_in_this_process(_job(serving_only, warehouse), instance=instance,
+                                       run_config=run_config)
+
+
+def test_a_serving_step_runs_beside_a_warehouse_step() -> None:
+    result = _meeting(WAIT_S)
     assert result.success
     assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} \
         == {"serving_only", "warehouse"}
@@ -179,23 +184,8 @@ def test_ready_warehouse_steps_start_in_the_order_of_their_priority() -> None:
 
 
 def test_one_step_at_a_time_when_the_run_config_asks() -> None:
-    """``execution: config: max_concurrent: 1``: the two steps that wait for each other
-    cannot meet."""
-    both = threading.Barrier(2, timeout=2.0)
-
-    @dg.asset
-    def serving_only() -> None:
-        both.wait()
-
-    @dg.asset(op_tags=WAREHOUSE_STEP)
-    def warehouse() -> None:
-        both.wait()
-
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = execute_in_this_process(
-            _job(serving_only, warehouse), instance=instance,
-            run_config={"execution": {"config": {"max_concurrent": 1}}})
-    assert not result.success
+    """``execution: config: max_concurrent: 1``: the two steps cannot meet."""
+    assert not _meeting(2.0, {"execution": {"config": {"max_concurrent": 1}}}).success
 
 
 @pytest.mark.parametrize("limit", [1, 0, -3])

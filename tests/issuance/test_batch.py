@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from issuance import approval, batch
-from issuance.batch import batch_key, issue_batch
+from issuance.batch import BatchReport, batch_key, issue_batch
 from issuance.clock import ManualClock
 from issuance.ledger import budget_use
 from issuance.outcome import IdempotencyConflict
@@ -96,6 +96,19 @@ def test_batch_hashes_each_candidates_key_once(
     db.close()
 
 
+def _traced_batch(db: ServingDB, clock: ManualClock) -> tuple[BatchReport, list[str]]:
+    """A batch of a campaign (stock 20, daily limit 6) on ``db`` for 2026-03-10, and the
+    SQL statements it sent."""
+    campaign = make_campaign(total_stock=20, daily_limit=6)
+    issuer = make_issuer(db, clock, campaign)
+    statements: list[str] = []
+    db.raw.set_trace_callback(statements.append)
+    try:
+        return issue_batch(issuer, campaign, date(2026, 3, 10)), statements
+    finally:
+        db.raw.set_trace_callback(None)
+
+
 def test_a_large_segment_on_sqlite_is_issued_in_chunks(
     tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,12 +121,7 @@ def test_a_large_segment_on_sqlite_is_issued_in_chunks(
         db = connect(f"sqlite:///{tmp_path / f'serving-{chunked}.sqlite'}")
         migrate(db)
         make_eligible(db, "wake_up", range(1, 11))
-        campaign = make_campaign(total_stock=20, daily_limit=6)
-        issuer = make_issuer(db, clock, campaign)
-        statements: list[str] = []
-        db.raw.set_trace_callback(statements.append)
-        report = issue_batch(issuer, campaign, date(2026, 3, 10))
-        db.raw.set_trace_callback(None)
+        report, statements = _traced_batch(db, clock)
         begins = [s for s in statements if s.startswith("BEGIN IMMEDIATE")]
         assert len(begins) == (3 if chunked else 1)
         reports[chunked] = (report.issued, dict(report.refused), db.fetchall(
@@ -140,12 +148,7 @@ def test_the_transactions_are_sized_by_the_segment_as_its_last_sync_left_it(
             db.execute("INSERT INTO sync_state (segment, sync_id, as_of, members, "
                        "definition_hash, updated_at) VALUES ('wake_up', 's1', '2026-03-10', "
                        "?, NULL, '2026-03-10 02:00:00')", (recorded,))
-        campaign = make_campaign(total_stock=20, daily_limit=6)
-        issuer = make_issuer(db, clock, campaign)
-        statements: list[str] = []
-        db.raw.set_trace_callback(statements.append)
-        report = issue_batch(issuer, campaign, date(2026, 3, 10))
-        db.raw.set_trace_callback(None)
+        report, statements = _traced_batch(db, clock)
         assert (report.issued, report.eligible) == (6, 10)
         begins[recorded] = sum(s.startswith("BEGIN IMMEDIATE") for s in statements)
         counted = [s for s in statements if "count(*) FROM coupon_eligibility" in s]
