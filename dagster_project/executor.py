@@ -40,6 +40,7 @@ from dagster._core.execution.context.system import (
     StepExecutionContext,
 )
 from dagster._core.execution.context_creation_job import PlanExecutionContextManager
+from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.plan.execute_plan import (
     _trigger_hook,
     dagster_event_sequence_for_step,
@@ -151,7 +152,8 @@ def _threaded_steps(job_context: PlanExecutionContext, plan: ExecutionPlan,
             yield from _schedule(job_context, active, limit)
 
 
-def _schedule(job_context: PlanExecutionContext, active, limit: int) -> Iterator[DagsterEvent]:
+def _schedule(job_context: PlanExecutionContext, active: ActiveExecution,
+              limit: int) -> Iterator[DagsterEvent]:
     """Start ready steps, hand on their events, finish them; until the plan is done."""
     events: queue.Queue[tuple[str, DagsterEvent | _Finished]] = queue.Queue()
     running: dict[str, tuple[StepExecutionContext, list[DagsterEvent]]] = {}
