@@ -4,8 +4,10 @@ Conventions (architecture §9): asset keys ``raw/<table>``, ``tags/<name>``,
 ``segments/<name>``, ``sync/<name>``, ``issuance/<campaign>``; partitions are business
 days in Asia/Shanghai; every asset or check that touches the DuckDB warehouse runs in the
 ``duckdb`` pool (limit 1, set in ``dagster.yaml``) because DuckDB allows one writer
-process per file. Assets reach settings, the compiled plan and connections through one
-resource, ``kequn``: the application's :class:`~app.context.KequnContext`.
+process per file, and within a run in the warehouse lane (:data:`WAREHOUSE_LANE`), one
+step at a time beside the steps that work in the serving database alone. Assets reach
+settings, the compiled plan and connections through one resource, ``kequn``: the
+application's :class:`~app.context.KequnContext`.
 """
 
 from __future__ import annotations
@@ -32,23 +34,6 @@ WRITES_SERVING = {WAREHOUSE_LANE: "warehouse"}
 """last the warehouse steps that also write the serving database (another segment's
 sync, a rule): they would wait for the batch's write lock, holding up the lane."""
 
-
-def issuance_segments(kequn: KequnContext) -> set[str]:
-    """The segments a campaign's batch waits for: the target segment of each campaign
-    with a batch offer and, for a combination, the segments it combines (all the way
-    down). (A campaign without one is issued by rules.)"""
-    plan = kequn.plan.segments
-    waiting = [c.target_segment for c in kequn.project.campaigns.values() if c.batch_offer]
-    found: set[str] = set()
-    while waiting:
-        name = waiting.pop()
-        if name in found:
-            continue
-        found.add(name)
-        compiled = plan.get(name)
-        if compiled is not None:
-            waiting.extend(compiled.segments)
-    return found
 RESOURCE = "kequn"
 """The resource key of the :class:`KequnContext` every asset uses."""
 
@@ -82,3 +67,21 @@ def as_of_day(
 def serving_kind(url: str) -> str:
     """The Dagster kind of the serving database at ``url``: ``postgres`` or ``sqlite``."""
     return "postgres" if url.startswith("postgres") else "sqlite"
+
+
+def issuance_segments(kequn: KequnContext) -> set[str]:
+    """The segments a campaign's batch waits for: the target segment of each campaign
+    with a batch offer and, for a combination, the segments it combines (all the way
+    down). (A campaign without one is issued by rules.)"""
+    plan = kequn.plan.segments
+    waiting = [c.target_segment for c in kequn.project.campaigns.values() if c.batch_offer]
+    found: set[str] = set()
+    while waiting:
+        name = waiting.pop()
+        if name in found:
+            continue
+        found.add(name)
+        compiled = plan.get(name)
+        if compiled is not None:
+            waiting.extend(compiled.segments)
+    return found
