@@ -4,8 +4,9 @@
 the Dagster run and its bookkeeping included): every tag, segment, sync and campaign of
 the project in ``sql/``, on a generated warehouse, into a SQLite serving database that
 holds the previous day's sync (so the sync is a daily diff and the campaign issues a new
-day's coupons). Its peak memory is the subprocess's max RSS (``wait4``); its per-step
-table comes from the run's step statistics in the Dagster instance.
+day's coupons). Its peak memory is the subprocess's own max RSS
+(:mod:`benchmarks.measured`); its per-step table comes from the run's step statistics in
+the Dagster instance.
 
 *bare*: the engine work the day stands for, in this process, hand-written: the fused tag
 query of ``benchmarks/bench_tags.py`` (``CREATE TABLE AS``), a filter per segment of
@@ -43,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.bench_tags import END, OUT, _machine, hand_written_sql, warehouse_for
+from benchmarks.measured import run_measured
 from serving.db import BULK_CACHE_KIB
 
 HERE = Path(__file__).resolve().parent
@@ -103,18 +105,11 @@ def _env(folder: Path, serving: Path, warehouse: Path) -> dict[str, str]:
 
 
 def _kequn(env: dict[str, str], *args: str) -> tuple[float, int]:
-    """Run ``kequn args`` to completion; (wall seconds, max RSS in KiB)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([str(KEQUN), *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kequn {' '.join(args)} failed:\n{output.decode()[-3000:]}")
-    return seconds, int(usage.ru_maxrss)
+    """Run ``kequn args`` to completion; (wall seconds, its own max RSS in KiB)."""
+    run = run_measured([str(KEQUN), *args], env=env)
+    if run.returncode != 0:
+        raise RuntimeError(f"kequn {' '.join(args)} failed:\n{run.output.decode()[-3000:]}")
+    return run.seconds, run.max_rss_kib
 
 
 def _step_times(dagster_home: Path) -> dict[str, tuple[float, float]]:
