@@ -23,8 +23,9 @@ started = time.perf_counter()
 child = subprocess.Popen(sys.argv[1:])
 _, status, usage = os.wait4(child.pid, 0)
 seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "max_rss_kib": usage.ru_maxrss,
-                  "returncode": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
+# on a line of its own, whatever the child left unterminated
+print("\\n" + json.dumps({"seconds": seconds, "max_rss_kib": usage.ru_maxrss,
+                         "returncode": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
 """
 
 
@@ -33,7 +34,7 @@ class Measured:
     """One finished command: its output, exit code, wall seconds and peak resident set."""
 
     output: bytes
-    """stdout, with stderr folded in."""
+    """stdout, then stderr."""
     returncode: int
     seconds: float
     """From the command's start to its end (the launcher's own start excluded)."""
@@ -55,4 +56,3 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     output = proc.stdout + b"\n".join(lines[:-1])
     return Measured(output, int(usage["returncode"]), float(usage["seconds"]),
                     int(usage["max_rss_kib"]))
-

@@ -19,8 +19,9 @@ def test_a_child_peak_is_its_own_after_the_parent_used_more() -> None:
 
 def test_a_child_that_uses_memory_is_measured_and_its_failure_reported() -> None:
     big = run_measured([sys.executable, "-c",
-                        "b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
-                        "raise SystemExit(3)"])
+                        "import sys; b = bytearray(300 * 2**20); b[::4096] = b'x' * "
+                        "len(b[::4096]); sys.stderr.write('no newline'); raise SystemExit(3)"])
     assert big.returncode == 3
+    assert b"no newline" in big.output
     assert big.max_rss_kib > 300 * 1024
     assert big.seconds > 0
