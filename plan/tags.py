@@ -238,6 +238,30 @@ def tag_query(tag: Tag) -> exp.Query:
     return tag.query.copy()
 
 
+def _conjuncts(where: exp.Expression) -> frozenset[str]:
+    """The terms ANDed together in ``where``, as SQL."""
+    where = where.unnest()
+    parts = where.flatten() if isinstance(where, exp.And) else [where]
+    return frozenset(part.unnest().sql(dialect="duckdb") for part in parts)
+
+
+def _absorbed(wheres: list[exp.Expression]) -> list[exp.Expression]:
+    """``wheres`` (distinct conditions to be ORed) without those that hold only where
+    another one does: ``A OR (A AND B)`` is ``A``, also under SQL's NULLs. The tags of a
+    fused scan often filter on a common term and more (``disbursed_at < end`` and
+    ``disbursed_at < end AND settled_at ...``); the scan's pre-filter needs the first
+    alone.
+
+    >>> import sqlglot
+    >>> [w.sql() for w in _absorbed([sqlglot.parse_one("a < 1 AND b"),
+    ...                                sqlglot.parse_one("a < 1"), sqlglot.parse_one("c")])]
+    ['a < 1', 'c']
+    """
+    terms = [_conjuncts(w) for w in wheres]
+    return [w for i, w in enumerate(wheres)
+            if not any(j != i and other < terms[i] for j, other in enumerate(terms))]
+
+
 def group_query(tags: Mapping[str, Tag], group: TagGroup,
                 names: Iterable[str] | None = None) -> exp.Select:
     """``SELECT customer_id, <tag columns>`` computing ``names`` (default: all) of ``group``.
@@ -268,7 +292,8 @@ def group_query(tags: Mapping[str, Tag], group: TagGroup,
     shared = all(w is not None for w in wheres) and len(distinct) == 1
     prefilter: exp.Expression | None = None
     if all(w is not None for w in wheres):
-        prefilter = distinct[0] if shared else exp.or_(*[exp.paren(w.copy()) for w in distinct])
+        kept = _absorbed(distinct)
+        prefilter = kept[0] if len(kept) == 1 else exp.or_(*[exp.paren(w.copy()) for w in kept])
     columns: list[exp.Expression] = [first.customer.copy().as_("customer_id")]
     for tag, shape, value, where in rendered:
         if where is not None and not shared:

@@ -148,7 +148,10 @@ TYPES = {"count(*)": "integer", "sum(principal)": "decimal",
          "date_diff('day', CAST(max(applied_at) AS DATE), $as_of)": "integer"}
 WHERES = [None, "status = 'FAILED'", "principal > 5000", "disbursed_at < $as_of_end",
           "applied_at >= $as_of - INTERVAL 90 DAY AND applied_at < $as_of_end",
-          "term_months = 3"]
+          "term_months = 3",
+          # terms shared with those above: the pre-filter absorbs the longer conditions
+          "disbursed_at < $as_of_end AND principal > 5000",
+          "status = 'FAILED' AND (settled_at IS NULL OR term_months = 3)"]
 
 
 @settings(max_examples=25, deadline=None,
@@ -167,6 +170,28 @@ def test_fusion_never_changes_a_value(generated: GenerateStats, specs, day: date
     assert len(compiled.groups) == 1
     with duckdb.connect(str(generated.path), read_only=True) as con:
         assert_fusion_is_exact(con, compiled, day)
+
+
+def test_a_fused_scan_reads_a_condition_implied_by_another_once(generated: GenerateStats,
+                                                                tmp_path: Path) -> None:
+    compiled = write_project(tmp_path / "tags", {
+        "drawn_n": ("integer", "SELECT customer_id, count(*) AS drawn_n FROM raw.loans "
+                               "WHERE disbursed_at < $as_of_end GROUP BY customer_id"),
+        "open_n": ("integer", "SELECT customer_id, count(*) AS open_n FROM raw.loans "
+                              "WHERE disbursed_at < $as_of_end AND (settled_at IS NULL OR "
+                              "settled_at >= $as_of_end) GROUP BY customer_id"),
+        "failed_n": ("integer", "SELECT customer_id, count(*) AS failed_n FROM raw.loans "
+                                "WHERE status = 'FAILED' GROUP BY customer_id"),
+    })
+    (group,) = compiled.groups
+    where = compiled.group_query(group).args["where"].this
+    # (A) OR (A AND B) OR (C) scans as A OR C; each tag keeps its own FILTER
+    assert " ".join(where.sql(dialect="duckdb").split()) == (
+        "(disbursed_at < $as_of_end) OR (status = 'FAILED')")
+    assert "settled_at IS NULL" in pretty(compiled.group_query(group))
+    with duckdb.connect(str(generated.path), read_only=True) as con:
+        for day in (DAY, date(2024, 6, 30)):
+            assert_fusion_is_exact(con, compiled, day)
 
 
 def test_row_tags_over_customers_fuse_with_case(generated: GenerateStats,
