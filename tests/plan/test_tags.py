@@ -174,15 +174,14 @@ def test_fusion_never_changes_a_value(generated: GenerateStats, specs, day: date
 
 def test_a_fused_scan_reads_a_condition_implied_by_another_once(generated: GenerateStats,
                                                                 tmp_path: Path) -> None:
+    wheres = {"drawn_n": "disbursed_at < $as_of_end",
+              "open_n": "disbursed_at < $as_of_end AND (settled_at IS NULL OR "
+                        "settled_at >= $as_of_end)",
+              "failed_n": "status = 'FAILED'"}
     compiled = write_project(tmp_path / "tags", {
-        "drawn_n": ("integer", "SELECT customer_id, count(*) AS drawn_n FROM raw.loans "
-                               "WHERE disbursed_at < $as_of_end GROUP BY customer_id"),
-        "open_n": ("integer", "SELECT customer_id, count(*) AS open_n FROM raw.loans "
-                              "WHERE disbursed_at < $as_of_end AND (settled_at IS NULL OR "
-                              "settled_at >= $as_of_end) GROUP BY customer_id"),
-        "failed_n": ("integer", "SELECT customer_id, count(*) AS failed_n FROM raw.loans "
-                                "WHERE status = 'FAILED' GROUP BY customer_id"),
-    })
+        name: ("integer", f"SELECT customer_id, count(*) AS {name} FROM raw.loans "
+                          f"WHERE {where} GROUP BY customer_id")
+        for name, where in wheres.items()})
     (group,) = compiled.groups
     where = compiled.group_query(group).args["where"].this
     # (A) OR (A AND B) OR (C) scans as A OR C; each tag keeps its own FILTER
