@@ -1,7 +1,7 @@
 """Benchmark of the demo warehouse generator: wall time and peak memory per scale.
 
 Each run generates a warehouse into a fresh temporary file in a fresh child
-process, so that the peak resident set size (``ru_maxrss`` from ``wait4``) is that
+process, so that the peak resident set size (:mod:`benchmarks.measured`) is that
 run's alone. Prints a Markdown table and records it in
 ``benchmarks/results/generate.md``.
 
@@ -16,13 +16,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from benchmarks.measured import run_measured
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "generate.md"
@@ -56,21 +56,15 @@ def run_once(customers: int, seed: int = SEED, end_date: str = END_DATE) -> Run:
     """Generate ``customers`` in a child process and measure it."""
     with tempfile.TemporaryDirectory(prefix="kequn-bench-") as folder:
         path = Path(folder) / "warehouse.duckdb"
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(path), str(customers), str(seed), end_date],
-            stdout=subprocess.PIPE,
-        )
-        assert child.stdout is not None
-        output = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        elapsed = time.perf_counter() - started
+        child = run_measured([sys.executable, "-c", _CHILD, str(path), str(customers),
+                              str(seed), end_date])
         if child.returncode != 0:
-            raise RuntimeError(f"generation of {customers} customers failed ({child.returncode})")
-        result = json.loads(output.splitlines()[-1])
+            raise RuntimeError(f"generation of {customers} customers failed "
+                               f"({child.returncode}): {child.stderr.decode()[-2000:]}")
+        result = json.loads(child.stdout.splitlines()[-1])
         size = path.stat().st_size / 2**20
-    return Run(customers, result["seconds"], elapsed, usage.ru_maxrss / 1024, size, result["rows"])
+    return Run(customers, result["seconds"], child.seconds, child.max_rss_kib / 1024, size,
+               result["rows"])
 
 
 def _machine() -> str:

@@ -33,13 +33,18 @@ print("\\n" + json.dumps({"seconds": seconds, "max_rss_kib": usage.ru_maxrss,
 class Measured:
     """One finished command: its output, exit code, wall seconds and peak resident set."""
 
-    output: bytes
-    """stdout, then stderr."""
+    stdout: bytes
+    stderr: bytes
     returncode: int
     seconds: float
     """From the command's start to its end (the launcher's own start excluded)."""
     max_rss_kib: int
     """The command's own peak resident set size (its descendants' included)."""
+
+    @property
+    def output(self) -> bytes:
+        """stdout, then stderr."""
+        return self.stdout + self.stderr
 
 
 def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -53,6 +58,5 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         raise RuntimeError(f"the launcher of {argv[0]} failed ({proc.returncode}): "
                            f"{proc.stderr.decode()[-2000:]}")
     usage = json.loads(lines[-1])
-    output = proc.stdout + b"\n".join(lines[:-1])
-    return Measured(output, int(usage["returncode"]), float(usage["seconds"]),
-                    int(usage["max_rss_kib"]))
+    return Measured(proc.stdout, b"\n".join(lines[:-1]), int(usage["returncode"]),
+                    float(usage["seconds"]), int(usage["max_rss_kib"]))
