@@ -8,6 +8,19 @@ import typer
 
 from app.context import KequnContext
 
+_PROCESS = {"ends_with_command": False}
+
+
+def ends_with_command() -> bool:
+    """Whether this process runs one command and then ends (the ``kequn`` console script,
+    :func:`cli.main.main`), rather than a host that runs commands in turn (a test)."""
+    return _PROCESS["ends_with_command"]
+
+
+def mark_ends_with_command() -> None:
+    """Record that this process ends with the command it runs (see :func:`ends_with_command`)."""
+    _PROCESS["ends_with_command"] = True
+
 
 def kequn_context(ctx: typer.Context) -> KequnContext:
     """The :class:`KequnContext` the root command built for this run."""

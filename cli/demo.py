@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from app.context import KequnContext
-from cli.common import kequn_context, parse_day
+from cli.common import ends_with_command, kequn_context, parse_day
+from kequn.collector import collection_paused
 
 
 def demo(
@@ -28,10 +29,12 @@ def demo(
     The demo starts from nothing: it replaces the warehouse file and a local SQLite
     serving database (a PostgreSQL one is left alone).
     """
-    # Dagster takes about a second to import: only the commands that run the graph pay it.
-    from app.demo_state import clear_demo_state
-    from cli.summary import print_summary
-    from dagster_project.runner import generate_demo_warehouse, materialize_days
+    # Dagster takes about a second to import: only the commands that run the graph pay it,
+    # with the garbage collector paused meanwhile (kequn.collector)
+    with collection_paused(freeze=ends_with_command()):
+        from app.demo_state import clear_demo_state
+        from cli.summary import print_summary
+        from dagster_project.runner import generate_demo_warehouse, materialize_days
 
     kequn = kequn_context(ctx)
     settings = kequn.settings

@@ -35,6 +35,7 @@ from cli import (
     trial,
     validate,
 )
+from cli.common import mark_ends_with_command
 from kequn.errors import KequnError
 from kequn.settings import Settings
 
@@ -122,6 +123,7 @@ for _area in (generate, tags, materialize, segments, sync, issuance, demo, valid
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``kequn`` console script: runs the command, then ends the process
     with its exit status (:func:`exit_now`)."""
+    mark_ends_with_command()
     try:
         app(args=argv if argv is not None else sys.argv[1:], prog_name="kequn")
     except SystemExit as done:
