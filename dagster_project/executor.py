@@ -18,6 +18,10 @@ event log storage is shared by the threads and locks its connections) and handed
 run in the order they arrive. A run that receives a termination signal starts no further
 step and ends once the running ones have finished (a thread cannot be stopped from
 outside; a killed process loses nothing either: every database write is a transaction).
+
+A step outside the lane keeps a core busy beside the warehouse step: while it runs, the
+warehouse's queries use one thread fewer (:mod:`kequn.cores`; on 2 cores, one instead
+of two), so neither waits for the other's descheduled threads.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 
 import dagster as dg
@@ -54,6 +58,7 @@ from dagster._core.executor.base import Executor
 from dagster._utils.error import serializable_error_info_from_exc_info
 
 from assets.common import WAREHOUSE_LANE
+from kequn.cores import working_beside_the_warehouse
 
 MAX_CONCURRENT = 2
 """Steps running at once: the machine this runs on has two cores."""
@@ -114,10 +119,15 @@ class ThreadedExecutor(Executor):
 
 def _run_step(key: str, step_context: StepExecutionContext,
               events: queue.Queue[tuple[str, DagsterEvent | _Finished]]) -> None:
-    """A step's thread: its events into ``events``, then :class:`_Finished`."""
+    """A step's thread: its events into ``events``, then :class:`_Finished`. A step
+    outside the warehouse lane counts as keeping a core busy beside the warehouse while it
+    runs (:mod:`kequn.cores`)."""
+    beside = (nullcontext() if step_context.step.tags.get(WAREHOUSE_LANE) == "warehouse"
+              else working_beside_the_warehouse())
     try:
-        for event in dagster_event_sequence_for_step(step_context):
-            events.put((key, event))
+        with beside:
+            for event in dagster_event_sequence_for_step(step_context):
+                events.put((key, event))
     except BaseException as error:  # handed to the run's thread, raised there
         events.put((key, _Finished(error)))
         return

@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 from sqlglot import exp
 
+from kequn.cores import warehouse_threads
 from kequn.errors import ExecutionError, Location
 from plan.params import AS_OF
 
@@ -63,14 +64,16 @@ def run_restricted(
     """Run a gated query read-only in a restricted subprocess; return its customer ids.
 
     The process opens ``warehouse`` read-only with external access, extension loading
-    and configuration changes disabled, and the given memory/thread limits; DuckDB
+    and configuration changes disabled, and the given memory/thread limits (fewer threads
+    while a step works beside the warehouse, :func:`kequn.cores.warehouse_threads`); DuckDB
     interrupts the query after ``limits.timeout_s`` and the process is killed if it is
     still alive shortly after. Nothing is written anywhere. Errors (including a
     non-integer or NULL-typed result, or the time limit) raise ExecutionError at
     ``location``.
     """
     limits = limits or SandboxLimits()
-    timeout_s, memory_limit, threads = limits.timeout_s, limits.memory_limit, limits.threads
+    timeout_s, memory_limit = limits.timeout_s, limits.memory_limit
+    threads = min(limits.threads, warehouse_threads())  # cores a step beside it keeps busy
     sql = query.sql(dialect="duckdb")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kequn-sandbox-") as tmp:

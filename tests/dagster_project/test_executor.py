@@ -18,6 +18,7 @@ from app.context import KequnContext
 from assets.common import FEEDS_ISSUANCE, WAREHOUSE_STEP, WRITES_SERVING, issuance_segments
 from dagster_project.definitions import MATERIALIZE_JOB, build_defs
 from dagster_project.executor import ThreadedExecutor, execute_in_this_process
+from kequn.cores import machine_cores, warehouse_threads
 from kequn.settings import FALLBACK_FIRST_DAY, REPO_ROOT, Settings
 
 WAIT_S = 20.0
@@ -57,6 +58,34 @@ def test_a_serving_step_runs_beside_a_warehouse_step() -> None:
     assert result.success
     assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} \
         == {"serving_only", "warehouse"}
+
+
+def test_a_warehouse_step_gets_the_cores_the_step_beside_it_leaves() -> None:
+    both = threading.Barrier(2, timeout=WAIT_S)
+    seen: dict[str, int] = {}
+
+    @dg.asset
+    def serving_only() -> None:
+        both.wait()  # the warehouse step has started
+        both.wait()  # and has read its cores
+
+    @dg.asset(op_tags=WAREHOUSE_STEP)
+    def warehouse() -> None:
+        both.wait()
+        seen["beside"] = warehouse_threads()
+        both.wait()
+
+    @dg.asset(deps=[serving_only], op_tags=WAREHOUSE_STEP)
+    def warehouse_after() -> None:
+        seen["alone"] = warehouse_threads()
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = execute_in_this_process(_job(serving_only, warehouse, warehouse_after),
+                                         instance=instance)
+    assert result.success
+    cores = machine_cores()
+    assert seen == {"beside": max(1, cores - 1), "alone": cores}
+    assert warehouse_threads() == cores
 
 
 def test_warehouse_steps_never_overlap_and_at_most_two_steps_run() -> None:
