@@ -3,7 +3,7 @@
 Importing Dagster and opening its instance allocate about a million long-lived objects
 (modules, classes, functions); while they pile up, the collector runs every few hundred
 allocations and re-scans all of them each time the heap grows by a quarter, and again
-after the start. ``kequn materialize`` paid about 0.6 s of its start for that on a 2-core
+after the start. ``kequn materialize`` paid about 0.5 s of its start for that on a 2-core
 machine (``benchmarks/README.md``), for nothing: those objects live until the process ends.
 """
 

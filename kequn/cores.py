@@ -3,7 +3,7 @@
 A run executes a warehouse step (DuckDB, which spreads a query over every core) beside a
 step that works elsewhere, such as a campaign's batch issuance in SQLite, which keeps one
 core busy. With both on every core, the machine is oversubscribed: DuckDB's threads wait
-for each other behind the descheduled one and the batch is slowed by a third. So the
+for each other behind a descheduled one, and the batch shares its core with them. So the
 warehouse takes what is left: the machine's cores less one per step working beside it.
 The executor says which steps those are (:func:`working_beside_the_warehouse`); the
 warehouse connection reads :func:`warehouse_threads` before each statement.
