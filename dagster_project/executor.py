@@ -60,6 +60,8 @@ from dagster._utils.error import serializable_error_info_from_exc_info
 from assets.common import WAREHOUSE_LANE
 from kequn.cores import working_beside_the_warehouse
 
+IN_WAREHOUSE = "warehouse"
+"""The value of the :data:`~assets.common.WAREHOUSE_LANE` tag on a warehouse step."""
 MAX_CONCURRENT = 2
 """Steps running at once: the machine this runs on has two cores."""
 _POLL_S = 0.5
@@ -122,7 +124,7 @@ def _run_step(key: str, step_context: StepExecutionContext,
     """A step's thread: its events into ``events``, then :class:`_Finished`. A step
     outside the warehouse lane counts as keeping a core busy beside the warehouse while it
     runs (:mod:`kequn.cores`)."""
-    beside = (nullcontext() if step_context.step.tags.get(WAREHOUSE_LANE) == "warehouse"
+    beside = (nullcontext() if step_context.step.tags.get(WAREHOUSE_LANE) == IN_WAREHOUSE
               else working_beside_the_warehouse())
     try:
         with beside:
@@ -139,7 +141,7 @@ def _threaded_steps(job_context: PlanExecutionContext, plan: ExecutionPlan,
     """The plan's step events, steps started as they become ready (at most ``limit`` at
     a time, one per lane)."""
     instance = job_context.instance
-    lanes = [{"key": WAREHOUSE_LANE, "value": "warehouse", "limit": 1}]
+    lanes = [{"key": WAREHOUSE_LANE, "value": IN_WAREHOUSE, "limit": 1}]
     with ExitStack() as stack:
         concurrency = stack.enter_context(
             InstanceConcurrencyContext(instance, job_context.dagster_run))

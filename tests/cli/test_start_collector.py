@@ -23,7 +23,7 @@ def test_a_host_process_gets_its_collector_back_and_nothing_frozen() -> None:
     assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
 
 
-def test_the_console_process_freezes_what_dagster_loaded(tmp_path: Path) -> None:
+def test_the_console_process_freezes_what_dagster_loaded() -> None:
     # the command fails on its argument after Dagster was imported, inside the pause
     script = (
         "import atexit, gc\n"
