@@ -31,8 +31,11 @@ FEEDS_ISSUANCE = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "2"}
 """first the steps a campaign's batch waits for (the tags, its segment and that segment's
 sync), so the batch, which works in the serving database alone, runs beside the rest;"""
 WRITES_SERVING = {WAREHOUSE_LANE: "warehouse"}
-"""last the warehouse steps that also write the serving database (another segment's
-sync, a rule): they would wait for the batch's write lock, holding up the lane."""
+"""then another segment's sync, which plans in the warehouse before it waits for the
+serving database's write lock (the batch may hold it) to apply;"""
+RULE_STEP = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "-1"}
+"""last the rules: they read little from the warehouse and then write the serving
+database, so started earlier they would wait for the batch's lock, holding up the lane."""
 
 RESOURCE = "kequn"
 """The resource key of the :class:`KequnContext` every asset uses."""

@@ -1,10 +1,10 @@
 """The ``sync_log`` table: one row per started sync, and the reader the CLI shows.
 
-A sync writes its row up front as ``failed`` with :data:`UNFINISHED_REASON`
+A sync that has planned writes its row as ``failed`` with :data:`UNFINISHED_REASON`
 (:func:`log_started`, committed at once) and turns it into its final status inside the
 apply transaction (:func:`log_finished`); so a sync killed in between is visible as
-failed. An error the process survives replaces the reason with the error's message
-(:func:`log_failure`).
+failed. An error the process survives, while planning or applying, is recorded as
+``failed`` with the error's message (:func:`log_failure`).
 """
 
 from __future__ import annotations
@@ -52,22 +52,28 @@ def log_finished(
     )
 
 
-def log_failure(db: ServingDB, sync_id: str, exc: Exception) -> None:
-    """Record ``exc`` as the reason of the sync's row and stamp its finish time, unless the
-    row already holds a final status (an error after the serving commit leaves it).
+def log_failure(db: ServingDB, sync_id: str, exc: Exception, *, segment: str, as_of: date,
+                started: datetime, definition_hash: str | None) -> None:
+    """Record ``exc`` as the reason of the sync's row, ``failed``, with its finish time:
+    the row :func:`log_started` wrote, or a new one for a sync that failed while it
+    planned. A row that already holds a final status (an error after the serving commit)
+    is left as it is.
 
     Never raises: when the serving database itself is what failed, the row keeps saying
-    the sync did not finish.
+    the sync did not finish (or there is none).
     """
     reason = (exc.message if hasattr(exc, "message") else str(exc)) or type(exc).__name__
     try:
         with db.transaction():
             db.execute(
-                "UPDATE sync_log SET status = 'failed', reason = ?, finished_at = ? "
-                "WHERE sync_id = ? AND status = 'failed'",
-                (reason[:MAX_REASON], utcnow(), sync_id),
+                "INSERT INTO sync_log (sync_id, segment, as_of, status, reason, started_at, "
+                "finished_at, definition_hash) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?) "
+                "ON CONFLICT (sync_id) DO UPDATE SET reason = excluded.reason, "
+                "finished_at = excluded.finished_at WHERE sync_log.status = 'failed'",
+                (sync_id, segment, as_of, reason[:MAX_REASON], started, utcnow(),
+                 definition_hash),
             )
-    except Exception:  # the serving database itself is what failed; the row says unfinished
+    except Exception:  # the serving database itself is what failed
         return
 
 

@@ -17,9 +17,13 @@ sync promises, and how:
   warehouse marker behind ``sync_state``. Every run compares the two ids first: when they
   differ (or either is missing) it re-reads the segment's rows from
   ``coupon_eligibility`` into DuckDB and diffs against that, so the next run converges
-  (:func:`sync.plan.choose_base`). A started sync writes a ``sync_log`` row up front as
+  (:func:`sync.plan.choose_base`). Once planned, a sync writes its ``sync_log`` row as
   ``failed`` ("did not finish") and turns it into its final status inside the apply
-  transaction (:mod:`sync.log`), so a killed sync is visible in the log.
+  transaction (:mod:`sync.log`), so a sync killed while it applies is visible in the log.
+  Planning writes nothing anywhere and reads the serving database without its write
+  lock, so a sync plans while another writer (a campaign's batch) holds that lock; an
+  error while planning is logged as ``failed`` with its message, and a sync killed
+  while planning leaves no row (and nothing else) behind.
 * **Idempotent.** Re-running the same day finds no difference: ``noop``.
 * **Ordered.** A day older than the one ``sync_state`` holds is skipped (``noop`` with
   the reason) unless ``force``; a backfill therefore never rolls the table back.
@@ -80,7 +84,8 @@ __all__ = ["CHECKPOINTS", "Checkpoint", "SyncResult", "sync_segment"]
 LOG = logging.getLogger("kequn.sync")
 
 CHECKPOINTS = (
-    "diffed",  # plan computed, nothing written to serving yet (after the 'started' log row)
+    "diffed",  # plan computed, nothing written anywhere yet (no sync_log row either)
+    "logged",  # the 'started' sync_log row committed, the apply transaction not begun
     "mid_apply",  # inside the serving transaction: removes done, adds not yet
     "before_serving_commit",  # every serving statement run, COMMIT not yet
     "after_serving_commit",  # serving committed, warehouse tracking not yet updated
@@ -171,8 +176,6 @@ def _sync_under_lock(
 ) -> SyncResult:
     locked = nullcontext() if dry_run else segment_lock(db, segment, lock_timeout)
     with locked:
-        if not dry_run:
-            log_started(db, sync_id, segment, as_of, started, definition_hash)
         temp = TempTables()
         try:
             return _sync_locked(
@@ -184,7 +187,8 @@ def _sync_under_lock(
             if not dry_run and isinstance(exc, Exception):
                 # if the database is gone, the log row stays 'failed: did not finish'
                 with suppress(Exception):
-                    log_failure(db, sync_id, exc)
+                    log_failure(db, sync_id, exc, segment=segment, as_of=as_of,
+                                started=started, definition_hash=definition_hash)
             raise
         finally:
             temp.drop(con)
@@ -244,6 +248,8 @@ def _sync_locked(
     if dry_run:
         return result(utcnow())
     reach("diffed")
+    log_started(db, sync_id, segment, as_of, started, definition_hash)
+    reach("logged")
 
     new_state = next_state(plan, state, sync_id=sync_id, as_of=as_of, members=diff.target)
     finished = utcnow()

@@ -15,7 +15,13 @@ import pytest
 from dagster._core.execution.retries import RetryMode
 
 from app.context import KequnContext
-from assets.common import FEEDS_ISSUANCE, WAREHOUSE_STEP, WRITES_SERVING, issuance_segments
+from assets.common import (
+    FEEDS_ISSUANCE,
+    RULE_STEP,
+    WAREHOUSE_STEP,
+    WRITES_SERVING,
+    issuance_segments,
+)
 from dagster_project.definitions import MATERIALIZE_JOB, build_defs
 from dagster_project.executor import ThreadedExecutor, execute_in_this_process
 from kequn.cores import machine_cores, warehouse_threads
@@ -170,8 +176,9 @@ def test_an_error_outside_the_steps_own_handling_fails_the_run(monkeypatch) -> N
 
 def test_the_steps_a_batch_waits_for_start_first() -> None:
     """The tags, a campaign's segment and its sync come first; other segments next; the
-    warehouse steps that write the serving database last; the batch is in no lane. The
-    code location's jobs run on the threads."""
+    other syncs (which plan in the warehouse before they write the serving database)
+    then; the rules last; the batch is in no lane. The code location's jobs run on the
+    threads."""
     kequn = KequnContext(Settings(first_day=FALLBACK_FIRST_DAY))
     defs = build_defs(kequn)
     feeding = issuance_segments(kequn)
@@ -190,7 +197,7 @@ def test_the_steps_a_batch_waits_for_start_first() -> None:
         elif name.startswith("tags_"):
             assert dict(tags) == FEEDS_ISSUANCE, name
         elif name.startswith("rules__"):
-            assert dict(tags) == WRITES_SERVING, name
+            assert dict(tags) == RULE_STEP, name
         elif name.startswith("issuance__"):
             assert "kequn/lane" not in tags, name
 
@@ -204,12 +211,13 @@ def test_ready_warehouse_steps_start_in_the_order_of_their_priority() -> None:
             started.append(name)
         return _asset
 
-    assets = [lane_asset("a_writes_serving", WRITES_SERVING),
-              lane_asset("b_warehouse_only", WAREHOUSE_STEP),
-              lane_asset("c_feeds_issuance", FEEDS_ISSUANCE)]
+    assets = [lane_asset("a_rule", RULE_STEP),
+              lane_asset("b_writes_serving", WRITES_SERVING),
+              lane_asset("c_warehouse_only", WAREHOUSE_STEP),
+              lane_asset("d_feeds_issuance", FEEDS_ISSUANCE)]
     with dg.DagsterInstance.ephemeral() as instance:
         assert execute_in_this_process(_job(*assets), instance=instance).success
-    assert started == ["c_feeds_issuance", "b_warehouse_only", "a_writes_serving"]
+    assert started == ["d_feeds_issuance", "c_warehouse_only", "b_writes_serving", "a_rule"]
 
 
 def test_one_step_at_a_time_when_the_run_config_asks() -> None:

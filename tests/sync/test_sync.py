@@ -310,6 +310,62 @@ def test_failure_is_recorded_with_its_reason(warehouse, db):
     assert row["reason"] != UNFINISHED_REASON
 
 
+def test_a_failure_while_planning_is_logged_as_failed(warehouse, db, monkeypatch):
+    set_members(warehouse, "vip", D1, range(10))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the diff broke")
+
+    monkeypatch.setattr("sync.run.compute_diff", broken)
+    with pytest.raises(RuntimeError):
+        sync_segment(warehouse, db, "vip", D1, OPEN, definition_hash="h1")
+    [row] = sync_log(db, "vip")
+    assert (row["status"], row["reason"], row["as_of"]) == ("failed", "the diff broke", D1)
+    assert row["finished_at"] is not None and row["started_at"] <= row["finished_at"]
+    assert eligible(db, "vip") == set()
+
+
+def test_a_sync_plans_while_another_writer_holds_the_serving_database(
+        warehouse, db, serving_url):
+    """A sync's plan (DuckDB's diff, reads of the serving database) does not wait for
+    the write lock another writer (a campaign's batch) holds; only its writes do."""
+    if not serving_url.startswith("sqlite"):
+        pytest.skip("SQLite's one write lock")
+    import sqlite3
+
+    from serving.db import connect, sqlite_path
+
+    set_members(warehouse, "vip", D1, range(40))
+    writer = sqlite3.connect(sqlite_path(serving_url), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    planned = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        db = connect(serving_url)
+        cur = warehouse.cursor()
+        try:
+            outcome["result"] = sync_segment(cur, db, "vip", D1, OPEN,
+                                              checkpoint=at("diffed", planned.set))
+        except BaseException as exc:  # handed to the test's thread
+            outcome["error"] = exc
+        finally:
+            cur.close()
+            db.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert planned.wait(20), "the plan waited for the serving write lock"
+        assert thread.is_alive()  # its writes wait for the lock
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    thread.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].status == "applied"
+
+
 def test_concurrent_syncs_of_one_segment_serialise(warehouse, serving_url):
     from serving.db import connect
 
