@@ -3,8 +3,11 @@
 The batch is set-based: a few statements decide and write the whole offer, with the same
 result as sending each customer's request through :meth:`Issuer.issue` one after the
 other (the property tests compare the two). Each customer's request has the idempotency
-key :func:`batch_key` ``(campaign, customer, day)``, so re-running a day replays every
-first result (issued coupons and refusals alike) and reports the same counts.
+key :func:`batch_key` ``(campaign, customer, day)``, so re-running a day replays its
+coupons and its recorded refusals, and decides the others again (a refusal for the
+campaign's room is not recorded, :data:`issuance.limits.NOT_RECORDED`): with no more
+room than before, it reports the same counts; with a raised stock or limit, the next
+customers in the day's order get their coupons.
 
 How one chunk is decided (inside one transaction, holding the campaign's lock):
 
@@ -25,7 +28,9 @@ How one chunk is decided (inside one transaction, holding the campaign's lock):
    :func:`issuance.limits.refusal_for_counts`, then ``budget_exhausted``. Every coupon of
    a campaign reserves the same worst case, so the budget's room in coupons is
    ``(budget − reserved − booked) // reservation``, read under the campaign's lock;
-4. writes: the coupons (``INSERT ... SELECT``), the refusals under their keys, the
+4. writes: the coupons (``INSERT ... SELECT``), the refusals that are recorded under
+   their keys (the customer's own: window, eligibility, per-customer limit, stacking;
+   on a day the daily limit turns 580k customers away, those are not written), the
    counters by the number issued, and for a campaign with a budget one ``reserve``
    ledger entry per coupon (:func:`issuance.ledger.reserve_planned`).
 
@@ -61,6 +66,7 @@ from issuance.limits import (
     EXCLUSIVE_CONFLICT,
     NOT_ELIGIBLE,
     NOT_LIVE,
+    NOT_RECORDED,
     OUTSIDE_WINDOW,
     PER_CUSTOMER_LIMIT,
     STOCK_EXHAUSTED,
@@ -82,6 +88,10 @@ SQLITE_CHUNK = 500_000
 
 ISSUED = "issued"
 REPLAYED = "replayed"
+RECORDED = tuple(sorted({OUTSIDE_WINDOW, NOT_ELIGIBLE, PER_CUSTOMER_LIMIT,
+                         EXCLUSIVE_CONFLICT} - NOT_RECORDED))
+"""The fates written to ``issuance_requests`` under their keys: a refusal of the customer's
+own (the limits of the room, and ``not_live``, are not recorded)."""
 _SEP = "\x1f"  # issuance.store.Request.fingerprint's separator
 
 _CANDIDATES = "kequn_batch_candidates"
@@ -230,9 +240,10 @@ class _Decision:
     (:func:`_fates`, corrected for the cutoff), and the cutoff with the fate it gives.
 
     The plan's rows keep the fate written by :data:`_FACTS`; those after ``cut`` whose
-    planned fate is one of ``moved`` have the fate ``past`` instead, applied where the
-    plan is read (:meth:`issued`, :meth:`refusals`): correcting the rows in place
-    rewrote 580k rows of a 780k-candidate day (0.28 s)."""
+    planned fate is one of ``moved`` have the fate ``past`` instead (a refusal for the
+    room, never recorded), applied where the plan is read (:meth:`issued`,
+    :meth:`recorded`): correcting the rows in place rewrote 580k rows of a
+    780k-candidate day (0.28 s)."""
 
     fates: Counter[str]
     cut: tuple[str, int] | None = None
@@ -245,17 +256,15 @@ class _Decision:
             return f"fate = '{ISSUED}'", ()
         return f"fate = '{ISSUED}' AND NOT {_AFTER}", self.cut
 
-    def refusals(self) -> tuple[str, tuple[object, ...], str, tuple[object, ...]]:
-        """The fate of the plan's refused rows as a SQL expression with its parameters,
-        and the condition that picks those rows (neither replayed nor ``not_live``, which
-        is not recorded) with its parameters."""
-        skipped = f"'{ISSUED}', '{REPLAYED}', '{NOT_LIVE}'"
+    def recorded(self) -> tuple[str, tuple[object, ...]]:
+        """The condition (and its parameters) of the plan's rows whose refusal is recorded
+        under their keys: a fate that is not :data:`~issuance.limits.NOT_RECORDED` (nor
+        issued, nor replayed), unless the cutoff moves it to ``past``."""
+        recorded = ", ".join(f"'{fate}'" for fate in RECORDED)
         if self.cut is None:
-            return "fate", (), f"fate NOT IN ({skipped})", ()
+            return f"fate IN ({recorded})", ()
         moved = ", ".join(f"'{fate}'" for fate in self.moved)
-        return (f"CASE WHEN fate IN ({moved}) AND {_AFTER} THEN ? ELSE fate END",
-                (*self.cut, self.past),
-                f"(fate NOT IN ({skipped}) OR (fate = '{ISSUED}' AND {_AFTER}))", self.cut)
+        return f"fate IN ({recorded}) AND NOT (fate IN ({moved}) AND {_AFTER})", self.cut
 
 
 _RECHECK = ("CASE WHEN EXISTS (SELECT 1 FROM coupon_eligibility AS e WHERE e.segment = ? "
@@ -444,8 +453,9 @@ def _check_replays(db: ServingDB, sql: dict[str, str], campaign: Campaign) -> No
 
 def _write(issuer: Issuer, campaign: Campaign, now: datetime, decision: _Decision,
            refusals: bool) -> int:
-    """Insert the chunk's coupons and (when it has ``refusals`` to record) its refusals,
-    as ``decision`` says, and count the coupons up; returns the number of coupons issued."""
+    """Insert the chunk's coupons and (when it has ``refusals`` to record) its recorded
+    refusals, as ``decision`` says, and count the coupons up; returns the number of
+    coupons issued."""
     db = issuer.db
     stored = to_db(now)
     day = business_day(now)
@@ -460,12 +470,12 @@ def _write(issuer: Issuer, campaign: Campaign, now: datetime, decision: _Decisio
     if refusals:
         prefix = f"issue{_SEP}{campaign.name}{_SEP}"
         sql_text = "customer_id" if db.dialect == "sqlite" else "customer_id::text"
-        fate, fate_params, refused, refused_params = decision.refusals()
+        refused, refused_params = decision.recorded()
         db.execute(
             "INSERT INTO issuance_requests (idempotency_key, operation, fingerprint, ok, "
             f"reason, coupon_id, status, created_at) SELECT idem_key, 'issue', ? || {sql_text}, "
-            f"0, {fate}, NULL, NULL, ? FROM {_PLAN} WHERE {refused}",
-            (prefix, *fate_params, stored, *refused_params))
+            f"0, fate, NULL, NULL, ? FROM {_PLAN} WHERE {refused}",
+            (prefix, stored, *refused_params))
     if issued:
         db.execute(_COUNT_UP, (campaign.name, issued, campaign.name, day.isoformat(), issued))
     if issued and campaign.budget is not None:
@@ -578,5 +588,5 @@ def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: dateti
     if fates[REPLAYED]:
         _check_replays(issuer.db, sql, campaign)
     report.issued += _write(issuer, campaign, now, decision,
-                            refusals=any(f not in (REPLAYED, NOT_LIVE) for f in fates))
+                            refusals=any(fates[fate] for fate in RECORDED))
     _tally(issuer.db, report, fates)

@@ -40,9 +40,17 @@ ISSUE_REFUSALS: Final = (
 """The limits :func:`refusal_for_counts` decides, in its order."""
 BUDGET_REFUSALS: Final = (NOT_LIVE, BUDGET_EXHAUSTED)
 """``not_live`` is checked first of all, for every campaign (right after a replayed key:
-:func:`issuance.approval.live_refusal`), and is not recorded under the request's key, so
-the same request issues once the campaign is live; ``budget_exhausted`` after the limits
-above, for a campaign with a budget (:meth:`Issuer._reserve`)."""
+:func:`issuance.approval.live_refusal`); ``budget_exhausted`` after the limits above, for
+a campaign with a budget (:meth:`Issuer._reserve`)."""
+NOT_RECORDED: Final = frozenset({NOT_LIVE, STOCK_EXHAUSTED, DAILY_LIMIT, BUDGET_EXHAUSTED})
+"""Refusals that say the campaign had no room (or was not live) at that moment, not
+that the request itself cannot be granted: they are not recorded under the request's
+key, so the same request is decided again when it is sent again (it issues once the
+campaign is live, its stock or budget is raised, or the next day's limit opens). Every
+other refusal is the key's first result and is replayed. A batch therefore records one
+row per refused customer only for refusals of the customer's own (window, eligibility,
+per-customer limit, stacking), not for the hundreds of thousands its daily limit turns
+away."""
 
 MESSAGES: Final[dict[str, str]] = {
     OUTSIDE_WINDOW: "the campaign is not running at this time",

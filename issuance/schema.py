@@ -442,6 +442,15 @@ _PG_STATUS_DOMAIN = (
     "ALTER TABLE coupons ALTER COLUMN status TYPE coupon_status",
 )
 
+# Version 10, PostgreSQL: a refusal for the campaign's room (stock_exhausted,
+# daily_limit) is not recorded under the key, as on SQLite and in the batch
+# (issuance.limits.NOT_RECORDED): the same request is decided again when sent again.
+_ISSUE_RECORDED_REFUSAL = "  IF v_reason IS NOT NULL THEN\n" + _ISSUE_REFUSAL
+_PG_ISSUE_ROOM_UNRECORDED = _PG_ISSUE_ONE_PROBE.replace(
+    _ISSUE_RECORDED_REFUSAL,
+    "  IF v_reason IS NOT NULL\n"
+    "      AND v_reason NOT IN ('stock_exhausted', 'daily_limit') THEN\n" + _ISSUE_REFUSAL, 1)
+
 ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -487,6 +496,10 @@ ISSUANCE_MIGRATIONS: tuple[Migration, ...] = (
         9,
         "PostgreSQL: the coupon status is a domain (its check prepared once per connection)",
         {"sqlite": (), "postgresql": _PG_STATUS_DOMAIN},
+    ),    Migration(
+        10,
+        "PostgreSQL: a refusal for the campaign's room is not recorded under its key",
+        {"sqlite": (), "postgresql": (_PG_ISSUE_ROOM_UNRECORDED,)},
     ),
 )
 

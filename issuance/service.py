@@ -3,7 +3,9 @@
 :class:`Issuer` is the whole public API. Every request carries an idempotency key:
 the same key returns the first result (``Outcome.replayed``), the same key with a
 different request raises :class:`~issuance.outcome.IdempotencyConflict`. Refusals are
-results too (``ok=False`` with a ``reason``) and are recorded under their key.
+results too (``ok=False`` with a ``reason``) and are recorded under their key, except
+those that only say the campaign had no room or was not live
+(:data:`issuance.limits.NOT_RECORDED`): sent again, such a request is decided again.
 
 Concurrency. On SQLite each request's ``BEGIN IMMEDIATE`` serialises writers. On
 PostgreSQL every request first takes a transaction-scoped advisory lock on its
@@ -38,7 +40,7 @@ from issuance import ledger, locks
 from issuance import outcome as why
 from issuance.approval import live_refusal
 from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
-from issuance.limits import BUDGET_EXHAUSTED, Snapshot, refusal
+from issuance.limits import BUDGET_EXHAUSTED, NOT_RECORDED, Snapshot, refusal
 from issuance.outcome import Outcome
 from issuance.states import EXPIRED, OCCUPIED, UNUSED, USED, VOIDED
 from issuance.store import (
@@ -278,10 +280,11 @@ class Issuer:
     def issue(self, campaign: str, customer_id: int, key: str) -> Outcome:
         """Issue one coupon of ``campaign`` to ``customer_id``, or refuse with a reason.
 
-        Refusals: not_live (the campaign is not live, or its file changed since approval;
-        not recorded under the key, so the same request issues once it is live),
+        Refusals: not_live (the campaign is not live, or its file changed since approval),
         outside_window, not_eligible, stock_exhausted, daily_limit, per_customer_limit,
-        exclusive_conflict, budget_exhausted.
+        exclusive_conflict, budget_exhausted. not_live, stock_exhausted, daily_limit and
+        budget_exhausted are not recorded under the key (:data:`NOT_RECORDED`): the same
+        request issues once the campaign is live or has room again.
         """
         chosen = get_campaign(self.campaigns, campaign)
         if (self.db.dialect == "postgresql" and not self.db.in_transaction
@@ -368,6 +371,8 @@ class Issuer:
         coupon_id = coupon_id_for(key)
         if reason is None and campaign.budget is not None:
             reason = self._reserve(campaign, coupon_id, now, key)
+        if reason in NOT_RECORDED:
+            return Outcome("issue", False, reason)  # not recorded: see issue()
         if reason is not None:
             return record(self.db, request, Outcome("issue", False, reason), now)
         valid_from, valid_until = campaign.validity.period(now)

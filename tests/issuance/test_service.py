@@ -49,6 +49,30 @@ def test_an_issue_sends_the_definition_it_is_given_not_an_earlier_one(
     assert issuer.issue("wake", 3, "d").reason == "stock_exhausted"
 
 
+def test_a_refusal_for_the_room_is_decided_again_and_an_own_refusal_is_replayed(
+    db: ServingDB, clock: ManualClock
+) -> None:
+    """stock_exhausted and daily_limit are not the key's result: the same request issues
+    once the campaign has room again (a raised stock, the next day). A refusal of the
+    customer's own (not_eligible) is replayed, even after they became eligible."""
+    make_eligible(db, "wake_up", [1, 2, 3])
+    issuer = make_issuer(db, clock, make_campaign(total_stock=1, daily_limit=1))
+    assert issuer.issue("wake", 1, "a").ok
+    assert issuer.issue("wake", 2, "b").reason == "stock_exhausted"
+    issuer.campaigns["wake"] = make_campaign(total_stock=5, daily_limit=1)
+    daily = issuer.issue("wake", 2, "b")
+    assert (daily.ok, daily.reason, daily.replayed) == (False, "daily_limit", False)
+    clock.advance(days=1)
+    issued = issuer.issue("wake", 2, "b")
+    assert issued.ok and not issued.replayed
+    assert issuer.issue("wake", 2, "b").replayed
+    assert issuer.issue("wake", 9, "c").reason == "not_eligible"
+    make_eligible(db, "wake_up", [9])
+    again = issuer.issue("wake", 9, "c")
+    assert (again.reason, again.replayed) == ("not_eligible", True)
+    assert db.scalar("SELECT count(*) FROM issuance_requests") == 1
+
+
 def test_idempotency_returns_first_result_and_rejects_other_requests(
     db: ServingDB, clock: ManualClock
 ) -> None:
@@ -59,8 +83,8 @@ def test_idempotency_returns_first_result_and_rejects_other_requests(
     assert again.replayed and (again.ok, again.coupon_id) == (True, first.coupon_id)
     refused = issuer.issue("wake", 2, "key-2")
     assert refused.reason == "stock_exhausted"
-    assert issuer.issue("wake", 2, "key-2") == type(refused)(
-        "issue", False, "stock_exhausted", None, None, replayed=True)
+    # a refusal for the campaign's room is not recorded: sent again, decided again
+    assert issuer.issue("wake", 2, "key-2") == refused
     with pytest.raises(IdempotencyConflict, match="key-1' was already used"):
         issuer.issue("wake", 2, "key-1")
     assert first.coupon_id is not None

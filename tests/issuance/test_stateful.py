@@ -28,6 +28,7 @@ from hypothesis.stateful import (
 )
 
 from issuance.clock import SHANGHAI, ManualClock, business_day
+from issuance.limits import NOT_RECORDED
 from issuance.outcome import IdempotencyConflict, Outcome
 from issuance.schema import migrate
 from issuance.service import Issuer
@@ -232,6 +233,10 @@ class IssuanceMachine(RuleBasedStateMachine):
             assert outcome.coupon_id is not None
             self.model.add(outcome.coupon_id, name, customer, now)
             self.ids.append(outcome.coupon_id)
+        if outcome.reason in NOT_RECORDED:  # not the key's result: decided again
+            again = self.issuer.issue(name, customer, key)
+            assert again == outcome and not again.replayed
+            return
         self.remember(key, ("issue", name, str(customer)), outcome)
 
     @precondition(lambda self: bool(self.ids))
