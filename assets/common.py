@@ -24,12 +24,19 @@ DUCKDB_POOL = "duckdb"
 WAREHOUSE_LANE = "kequn/lane"
 """The op tag of every step that touches the DuckDB warehouse (value ``warehouse``): the
 run's executor runs one such step at a time (:mod:`dagster_project.executor`)."""
+PRELOAD = "kequn/preload"
+"""The op tag naming the modules a step imports only when it runs (comma-separated; they
+are left out of every command's start): the run's executor imports them in the
+background while its first steps work (:mod:`dagster_project.executor`)."""
 WAREHOUSE_STEP = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "1"}
 """``op_tags`` of an asset in the ``duckdb`` pool that works in the warehouse alone (the
 tag build, a segment). Ready warehouse steps start in the order of their priority:"""
+TAG_BUILD = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "3"}
+"""first the tag build, the longest step (the modules of the later steps are imported
+while it works);"""
 FEEDS_ISSUANCE = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "2"}
-"""first the steps a campaign's batch waits for (the tags, its segment and that segment's
-sync), so the batch, which works in the serving database alone, runs beside the rest;"""
+"""then the steps a campaign's batch waits for (its segment and that segment's sync), so
+the batch, which works in the serving database alone, runs beside the rest;"""
 WRITES_SERVING = {WAREHOUSE_LANE: "warehouse"}
 """then another segment's sync, which plans in the warehouse before it waits for the
 serving database's write lock (the batch may hold it) to apply;"""

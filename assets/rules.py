@@ -19,7 +19,15 @@ import dagster as dg
 from app.context import KequnContext
 from app.engines import stage_tags_from_lake
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, RULE_STEP, Kequn, as_of_day, serving_kind
+from assets.common import (
+    DAILY,
+    DUCKDB_POOL,
+    PRELOAD,
+    RULE_STEP,
+    Kequn,
+    as_of_day,
+    serving_kind,
+)
 from kequn.days import BUSINESS_TIMEZONE
 from plan.rules import CompiledRule
 from rules.channels import FileSink, Webhook, adapters_for
@@ -80,7 +88,7 @@ def build_rule_asset(compiled: CompiledRule, kequn: KequnContext, kind: str
         code_version=rule.version_hash,
         description=_description(compiled),
         pool=DUCKDB_POOL,
-        op_tags=RULE_STEP,
+        op_tags={**RULE_STEP, PRELOAD: "rules.run,adbc_driver_sqlite.dbapi"},
         automation_condition=dg.AutomationCondition.eager(),
         metadata={
             "trigger": rule.trigger.describe(),

@@ -33,7 +33,7 @@ from sqlglot import exp
 from app.context import KequnContext
 from app.engines import DuckDBTags, SessionSource, tag_engine
 from assets.broken import broken_assets
-from assets.common import DAILY, DUCKDB_POOL, FEEDS_ISSUANCE, as_of_day
+from assets.common import DAILY, DUCKDB_POOL, TAG_BUILD, as_of_day
 from assets.spark import on_engine
 from kequn.errors import ExecutionError
 from plan.tags import CUSTOMERS_TABLE, WIDE, TagPlan
@@ -213,7 +213,7 @@ def _tags_asset(plan: TagPlan, *, spark: bool = False) -> dg.AssetsDefinition:
         can_subset=True,
         partitions_def=DAILY,
         pool=DUCKDB_POOL,
-        op_tags=FEEDS_ISSUANCE,
+        op_tags=TAG_BUILD,
         description="Every tag of the day in one query (each source's atomic tags by one "
         "fused scan, derived tags in the same SELECT), written once to tags.customer_tags; "
         "the catalog and the checks from one scan of what was written.",

@@ -17,13 +17,15 @@ from dagster._core.execution.retries import RetryMode
 from app.context import KequnContext
 from assets.common import (
     FEEDS_ISSUANCE,
+    PRELOAD,
     RULE_STEP,
+    TAG_BUILD,
     WAREHOUSE_STEP,
     WRITES_SERVING,
     issuance_segments,
 )
 from dagster_project.definitions import MATERIALIZE_JOB, build_defs
-from dagster_project.executor import ThreadedExecutor, execute_in_this_process
+from dagster_project.executor import ThreadedExecutor, _preload, execute_in_this_process
 from kequn.cores import machine_cores, warehouse_threads
 from kequn.settings import FALLBACK_FIRST_DAY, REPO_ROOT, Settings
 
@@ -175,10 +177,11 @@ def test_an_error_outside_the_steps_own_handling_fails_the_run(monkeypatch) -> N
 
 
 def test_the_steps_a_batch_waits_for_start_first() -> None:
-    """The tags, a campaign's segment and its sync come first; other segments next; the
-    other syncs (which plan in the warehouse before they write the serving database)
-    then; the rules last; the batch is in no lane. The code location's jobs run on the
-    threads."""
+    """The tag build first; a campaign's segment and its sync next; other segments next;
+    the other syncs (which plan in the warehouse before they write the serving database)
+    then; the rules last; the batch is in no lane. Segments and rules name the modules
+    they import when they run, for the run to import early. The code location's jobs run
+    on the threads."""
     kequn = KequnContext(Settings(first_day=FALLBACK_FIRST_DAY))
     defs = build_defs(kequn)
     feeding = issuance_segments(kequn)
@@ -191,13 +194,14 @@ def test_the_steps_a_batch_waits_for_start_first() -> None:
         name = node.name
         feeds = name.split("__", 1)[-1] in feeding
         if name.startswith("segments__"):
-            assert dict(tags) == (FEEDS_ISSUANCE if feeds else WAREHOUSE_STEP), name
+            assert dict(tags) == {**(FEEDS_ISSUANCE if feeds else WAREHOUSE_STEP),
+                                  PRELOAD: "segments.build"}, name
         elif name.startswith("sync__"):
             assert dict(tags) == (FEEDS_ISSUANCE if feeds else WRITES_SERVING), name
         elif name.startswith("tags_"):
-            assert dict(tags) == FEEDS_ISSUANCE, name
+            assert dict(tags) == TAG_BUILD, name
         elif name.startswith("rules__"):
-            assert dict(tags) == RULE_STEP, name
+            assert dict(tags) == {**RULE_STEP, PRELOAD: "rules.run,adbc_driver_sqlite.dbapi"}
         elif name.startswith("issuance__"):
             assert "kequn/lane" not in tags, name
 
@@ -218,6 +222,29 @@ def test_ready_warehouse_steps_start_in_the_order_of_their_priority() -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         assert execute_in_this_process(_job(*assets), instance=instance).success
     assert started == ["d_feeds_issuance", "c_warehouse_only", "b_writes_serving", "a_rule"]
+
+
+def test_the_modules_steps_name_are_imported_in_the_background(tmp_path, monkeypatch) -> None:
+    (tmp_path / "kequn_preload_probe.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "kequn_preload_probe", raising=False)
+
+    @dg.asset(op_tags={PRELOAD: "kequn_preload_probe, kequn_no_such_module"})
+    def needs_a_module() -> None: ...
+
+    @dg.asset
+    def names_none() -> None: ...
+
+    plan = dg.Definitions(assets=[needs_a_module, names_none]) \
+        .resolve_implicit_global_asset_job_def()
+    from dagster._core.execution.api import create_execution_plan
+
+    thread = _preload(create_execution_plan(plan))
+    assert thread is not None
+    thread.join(30)
+    assert sys.modules["kequn_preload_probe"].LOADED  # and the missing one raised nothing
+    none = dg.Definitions(assets=[names_none]).resolve_implicit_global_asset_job_def()
+    assert _preload(create_execution_plan(none)) is None
 
 
 def test_one_step_at_a_time_when_the_run_config_asks() -> None:
