@@ -54,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -71,8 +72,10 @@ from issuance.limits import (
     PER_CUSTOMER_LIMIT,
     STOCK_EXHAUSTED,
 )
-from issuance.outcome import IdempotencyConflict
+from issuance.outcome import IdempotencyConflict, Outcome
 from issuance.service import Issuer
+from issuance.states import UNUSED
+from issuance.store import coupon_id_for
 from project.campaign import Campaign
 from serving.db import ServingDB
 
@@ -96,6 +99,10 @@ _SEP = "\x1f"  # issuance.store.Request.fingerprint's separator
 
 _CANDIDATES = "kequn_batch_candidates"
 _PLAN = "kequn_batch_plan"
+_REQUESTS = "kequn_issue_requests"
+SET_BASED_FROM = 32
+"""Requests of one campaign in a run of :func:`issue_each` decided set-based from this many
+on (fewer are cheaper one by one)."""
 
 
 def batch_key(campaign: str, customer_id: int, day: date) -> str:
@@ -285,12 +292,37 @@ _COUNT_UP = (
 )
 
 
-def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
-            now: datetime, chunk: tuple[int, int] | None, live: bool) -> _Decision:
-    """Read the counters and fill the plan: for candidates ``chunk`` (first, last seq) of
-    the candidates table, or (None) for the segment's members read now. ``live``: the
-    campaign may issue (read under its state lock). Returns the counts of the fates and
-    the cutoff (:class:`_Decision`)."""
+@dataclass(frozen=True)
+class _Source:
+    """The candidates one decision reads (a query yielding ``customer_id, coupon_id,
+    idem_key``, with its parameters) and how it checks that each is still eligible (an
+    expression over ``c.customer_id``: ``1`` when the query read the segment itself)."""
+
+    query: str
+    params: tuple[object, ...] = ()
+    eligible: str = "1"
+    eligible_params: tuple[object, ...] = ()
+
+
+def _segment_source(sql: dict[str, str], campaign: Campaign, day: date,
+                    chunk: tuple[int, int] | None) -> _Source:
+    """The batch's candidates: the segment's members read now, or the ``chunk`` (first,
+    last seq) of the candidates table, read in an earlier transaction."""
+    key, key_params = _key_sql(sql), (campaign.name, day.isoformat())
+    if chunk is None:
+        return _Source(f"SELECT customer_id, {sql['coupon_id'].format(key)} AS coupon_id, "
+                       f"{key} AS idem_key FROM coupon_eligibility WHERE segment = ?",
+                       (*key_params, *key_params, campaign.target_segment))
+    return _Source(f"SELECT customer_id, coupon_id, {key} AS idem_key FROM {_CANDIDATES} "
+                   "WHERE seq BETWEEN ? AND ?", (*key_params, *chunk),
+                   _RECHECK, (campaign.target_segment,))
+
+
+def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: datetime,
+            source: _Source, live: bool) -> _Decision:
+    """Read the counters and fill the plan with the candidates of ``source``. ``live``:
+    the campaign may issue (read under its state lock). Returns the counts of the fates
+    and the cutoff (:class:`_Decision`)."""
     db = issuer.db
     bucket = business_day(now).isoformat()
     row = db.fetchone(
@@ -303,23 +335,12 @@ def _decide(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: date,
     budget_left = _budget_left(db, campaign, stock_left)
     can_issue = max(min(stock_left, daily_left, budget_left), 0)
     stored = to_db(now)
-    key, key_params = _key_sql(sql), (campaign.name, day.isoformat())
-    if chunk is None:
-        source = (f"SELECT customer_id, {sql['coupon_id'].format(key)} AS coupon_id, "
-                  f"{key} AS idem_key FROM coupon_eligibility WHERE segment = ?")
-        source_params: tuple[object, ...] = (*key_params, *key_params, campaign.target_segment)
-        eligible, eligible_params = "1", ()
-    else:
-        source = (f"SELECT customer_id, coupon_id, {key} AS idem_key FROM {_CANDIDATES} "
-                  "WHERE seq BETWEEN ? AND ?")
-        source_params = (*key_params, *chunk)
-        eligible, eligible_params = _RECHECK, (campaign.target_segment,)
     room = _room_refusal(can_issue, stock_left, daily_left)
     no_room = can_issue <= 0
-    planned = db.execute(_FACTS.format(source=source, eligible=eligible), (
-        *source_params,
+    planned = db.execute(_FACTS.format(source=source.query, eligible=source.eligible), (
+        *source.params,
         int(live), int(campaign.in_window(now)),
-        *eligible_params,
+        *source.eligible_params,
         room if no_room else None, room,
         campaign.name, campaign.per_customer_limit,
         campaign.name, stored, stored, stored, int(campaign.exclusive),
@@ -428,10 +449,12 @@ def _budget_left(db: ServingDB, campaign: Campaign, stock_left: int) -> int:
     return max(room // cents, 0)
 
 
-def _check_replays(db: ServingDB, sql: dict[str, str], campaign: Campaign) -> None:
-    """Raise :class:`IdempotencyConflict` if a batch key was used for another request."""
+def _conflicting_replay(db: ServingDB, sql: dict[str, str],
+                        campaign: Campaign) -> tuple[object, ...] | None:
+    """The first plan row (key, prior fingerprint, coupon's campaign and customer) whose
+    key was used for another request than this campaign's issue to that customer."""
     prefix = f"issue{_SEP}{campaign.name}{_SEP}"
-    row = db.fetchone(
+    return db.fetchone(
         f"SELECT idem_key, prior_fingerprint, coupon_campaign, coupon_customer FROM {_PLAN} "
         f"WHERE fate = '{REPLAYED}' AND NOT coalesce("
         f"  (prior_operation IS NOT NULL AND prior_fingerprint = "
@@ -439,6 +462,11 @@ def _check_replays(db: ServingDB, sql: dict[str, str], campaign: Campaign) -> No
         "   OR (prior_operation IS NULL AND coupon_campaign = ? "
         "       AND coupon_customer = customer_id), 1 = 0) "
         "ORDER BY coupon_id LIMIT 1", (prefix, campaign.name))
+
+
+def _check_replays(db: ServingDB, sql: dict[str, str], campaign: Campaign) -> None:
+    """Raise :class:`IdempotencyConflict` if a batch key was used for another request."""
+    row = _conflicting_replay(db, sql, campaign)
     if row is None:
         return
     key, fingerprint, other_campaign, other_customer = row
@@ -553,7 +581,8 @@ def _run_batch(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: dat
             now = issuer.clock.now()
             with db.transaction():
                 live = live_refusal(db, campaign) is None
-                decision = _decide(issuer, sql, campaign, day, now, None, live)
+                decision = _decide(issuer, sql, campaign, now,
+                                   _segment_source(sql, campaign, day, None), live)
                 _finish(issuer, sql, campaign, now, report, decision)
             report.eligible = sum(report.refused.values()) + report.total_issued
             return
@@ -572,7 +601,9 @@ def _run_batch(issuer: Issuer, sql: dict[str, str], campaign: Campaign, day: dat
                     issuer.lock_customers(int(c) for (c,) in rows)
                     issuer.lock_campaign(campaign.name)
                 db.execute(f"DELETE FROM {_PLAN}")
-                decision = _decide(issuer, sql, campaign, day, now, (first, last), live)
+                decision = _decide(issuer, sql, campaign, now,
+                                   _segment_source(sql, campaign, day, (first, last)),
+                                   live)
                 _finish(issuer, sql, campaign, now, report, decision)
     finally:
         for table in (_CANDIDATES, _PLAN):
@@ -590,3 +621,102 @@ def _finish(issuer: Issuer, sql: dict[str, str], campaign: Campaign, now: dateti
     report.issued += _write(issuer, campaign, now, decision,
                             refusals=any(fates[fate] for fate in RECORDED))
     _tally(issuer.db, report, fates)
+
+
+def issue_each(issuer: Issuer, requests: Sequence[tuple[Campaign, int, str]],
+               now: datetime) -> list[Outcome]:
+    """Issue each ``(campaign, customer, key)`` as :meth:`Issuer.issue_in_transaction`
+    would one after the other, in order, inside the caller's transaction (SQLite); their
+    outcomes in order.
+
+    The requests are taken in runs that name each customer and each key once: requests of
+    one run cannot meet (counters and budgets are per campaign, the per-customer and
+    stacking limits per customer, a key's first result per key), so each campaign's
+    requests of a run are decided together, in a few statements, as the batch decides its
+    candidates (:func:`_issue_set`), and the next run sees what this one wrote. A
+    campaign's requests are sent one by one when they are few (:data:`SET_BASED_FROM`),
+    when the room left (stock, day, budget) does not cover every one that could be
+    issued, or when a key was used for another request (its conflict is raised there)."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    for run in _runs(requests):
+        by_campaign: dict[str, list[int]] = {}
+        for index in run:
+            by_campaign.setdefault(requests[index][0].name, []).append(index)
+        for indexes in by_campaign.values():
+            campaign = requests[indexes[0]][0]
+            pairs = [(requests[i][1], requests[i][2]) for i in indexes]
+            decided = (_issue_set(issuer, campaign, pairs, now)
+                       if len(pairs) >= SET_BASED_FROM else None)
+            if decided is None:
+                decided = [issuer.issue_in_transaction(campaign, customer, key, now)
+                           for customer, key in pairs]
+            for index, outcome in zip(indexes, decided, strict=True):
+                outcomes[index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _runs(requests: Sequence[tuple[Campaign, int, str]]) -> Iterator[list[int]]:
+    """The indexes of ``requests`` in consecutive runs, each naming a customer and a key
+    at most once."""
+    run: list[int] = []
+    customers: set[int] = set()
+    keys: set[str] = set()
+    for index, (_, customer, key) in enumerate(requests):
+        if int(customer) in customers or key in keys:
+            yield run
+            run, customers, keys = [], set(), set()
+        run.append(index)
+        customers.add(int(customer))
+        keys.add(key)
+    if run:
+        yield run
+
+
+def _issue_set(issuer: Issuer, campaign: Campaign, requests: list[tuple[int, str]],
+               now: datetime) -> list[Outcome] | None:
+    """Decide and write ``requests`` ((customer, key), each customer and key once) of
+    ``campaign`` as one by one, in the caller's transaction, through the batch's plan;
+    their outcomes in order. None, with nothing written, when that takes them one by
+    one: the room left does not cover every issuable request, or a key's earlier request
+    was another one."""
+    db = issuer.db
+    sql = _dialect_sql(db)
+    live = live_refusal(db, campaign, lock=True) is None
+    try:
+        _create_tables(db, sql, candidates=False)
+        db.execute(f"DROP TABLE IF EXISTS {_REQUESTS}")
+        db.execute(f"CREATE TEMP TABLE {_REQUESTS} (seq {sql['int']} PRIMARY KEY, "
+                   "customer_id BIGINT NOT NULL, idem_key VARCHAR(300) NOT NULL, "
+                   "coupon_id VARCHAR(40) NOT NULL)")
+        db.executemany(f"INSERT INTO {_REQUESTS} (seq, customer_id, idem_key, coupon_id) "
+                       "VALUES (?, ?, ?, ?)",
+                       [(seq, int(customer), key, coupon_id_for(key))
+                        for seq, (customer, key) in enumerate(requests)])
+        decision = _decide(issuer, sql, campaign, now, _Source(
+            f"SELECT customer_id, coupon_id, idem_key FROM {_REQUESTS}", (),
+            _RECHECK, (campaign.target_segment,)), live)
+        if decision.cut is not None or (
+                decision.fates[REPLAYED] and _conflicting_replay(db, sql, campaign)):
+            return None
+        _write(issuer, campaign, now, decision,
+               refusals=any(decision.fates[fate] for fate in RECORDED))
+        planned = {str(key): _outcome(fate, operation, ok, reason, coupon_id)
+                   for key, fate, operation, ok, reason, coupon_id in db.fetchall(
+                       f"SELECT idem_key, fate, prior_operation, prior_ok, prior_reason, "
+                       f"coupon_id FROM {_PLAN}")}
+    finally:
+        for table in (_REQUESTS, _PLAN):
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+    return [planned[key] for _, key in requests]
+
+
+def _outcome(fate: str, operation: str | None, ok: int | None, reason: str | None,
+             coupon_id: str) -> Outcome:
+    """A planned request's outcome, as :meth:`Issuer.issue_in_transaction` returns it."""
+    if fate == ISSUED:
+        return Outcome("issue", True, None, coupon_id, UNUSED)
+    if fate != REPLAYED:
+        return Outcome("issue", False, fate)
+    if operation is not None:  # a refusal recorded under the key
+        return Outcome(operation, bool(ok), reason, None, None, replayed=True)
+    return Outcome("issue", True, None, coupon_id, UNUSED, replayed=True)
