@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.bench_tags import END, OUT, _machine, hand_written_sql, warehouse_for
-from benchmarks.measured import run_measured
+from benchmarks.measured import compile_project, run_measured
 from serving.db import BULK_CACHE_KIB
 
 HERE = Path(__file__).resolve().parent
@@ -250,6 +250,7 @@ def run_bare(warehouse: Path, baseline: Path, folder: Path, *,
 def prepare(folder: Path, customers: int) -> tuple[Path, Path]:
     """A private copy of the cached warehouse with the day before materialised (untimed,
     campaigns left out), and the serving database as that day left it."""
+    compile_project()
     source = warehouse_for(customers)
     warehouse = folder / f"daily_{customers}.duckdb"
     if not warehouse.exists():
