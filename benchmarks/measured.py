@@ -63,7 +63,10 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                     float(usage["seconds"]), int(usage["max_rss_kib"]))
 
 
-def compile_project(root: Path = Path(__file__).resolve().parent.parent) -> None:
+REPO = Path(__file__).resolve().parent.parent
+
+
+def compile_project(root: Path = REPO) -> None:
     """Byte-compile the project's packages (changed files only), as Python does on a
     first run wherever it may write: with ``PYTHONDONTWRITEBYTECODE`` set (as on the
     machines these benchmarks ran on) every timed ``kequn`` process would otherwise compile
