@@ -54,12 +54,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Protocol
 
 from issuance.approval import live_refusal
-from issuance.clock import business_day, to_db
+from issuance.clock import Clock, business_day, to_db
 from issuance.ledger import budget_use, reserve_planned, to_cents
 from issuance.limits import (
     BUDGET_EXHAUSTED,
@@ -73,7 +74,6 @@ from issuance.limits import (
     STOCK_EXHAUSTED,
 )
 from issuance.outcome import IdempotencyConflict, Outcome
-from issuance.service import Issuer
 from issuance.states import UNUSED
 from issuance.store import coupon_id_for
 from project.campaign import Campaign
@@ -96,6 +96,29 @@ RECORDED = tuple(sorted({OUTSIDE_WINDOW, NOT_ELIGIBLE, PER_CUSTOMER_LIMIT,
 """The fates written to ``issuance_requests`` under their keys: a refusal of the customer's
 own (the limits of the room, and ``not_live``, are not recorded)."""
 _SEP = "\x1f"  # issuance.store.Request.fingerprint's separator
+
+
+
+class Issuer(Protocol):
+    """What the batch uses of :class:`issuance.service.Issuer` (which builds on this module
+    for :meth:`~issuance.service.Issuer.issue_many`, so it is not imported here)."""
+
+    db: ServingDB
+    clock: Clock
+
+    def lock_keys(self, keys: Iterable[str]) -> None:
+        """Lock idempotency keys for the transaction (PostgreSQL)."""
+
+    def lock_customers(self, customers: Iterable[int]) -> None:
+        """Lock customers for the transaction (PostgreSQL), in the global order."""
+
+    def lock_campaign(self, name: str) -> None:
+        """Lock the campaign's counters for the transaction."""
+
+    def issue_in_transaction(self, campaign: Campaign, customer_id: int, key: str,
+                             now: datetime) -> Outcome:
+        """One issue request inside the caller's transaction."""
+
 
 _CANDIDATES = "kequn_batch_candidates"
 _PLAN = "kequn_batch_plan"

@@ -39,6 +39,7 @@ from typing import TypeVar
 from issuance import ledger, locks
 from issuance import outcome as why
 from issuance.approval import live_refusal
+from issuance.batch import issue_each
 from issuance.clock import Clock, SystemClock, business_day, from_db, to_db
 from issuance.limits import BUDGET_EXHAUSTED, NOT_RECORDED, Snapshot, refusal
 from issuance.outcome import Outcome
@@ -305,8 +306,6 @@ class Issuer:
         :meth:`issue`, so no campaign's counters stay locked across requests."""
         if self.db.dialect != "sqlite" or self.db.in_transaction:
             return [self.issue(c, customer, key) for c, customer, key in requests]
-        from issuance.batch import issue_each  # the batch builds on this module
-
         chosen = [(get_campaign(self.campaigns, c), int(customer), key)
                   for c, customer, key in requests]
         with self.db.transaction():
