@@ -68,7 +68,6 @@ from issuance.limits import (
     EXCLUSIVE_CONFLICT,
     NOT_ELIGIBLE,
     NOT_LIVE,
-    NOT_RECORDED,
     OUTSIDE_WINDOW,
     PER_CUSTOMER_LIMIT,
     STOCK_EXHAUSTED,
@@ -91,12 +90,11 @@ SQLITE_CHUNK = 500_000
 
 ISSUED = "issued"
 REPLAYED = "replayed"
-RECORDED = tuple(sorted({OUTSIDE_WINDOW, NOT_ELIGIBLE, PER_CUSTOMER_LIMIT,
-                         EXCLUSIVE_CONFLICT} - NOT_RECORDED))
+RECORDED = (OUTSIDE_WINDOW, NOT_ELIGIBLE, PER_CUSTOMER_LIMIT, EXCLUSIVE_CONFLICT)
 """The fates written to ``issuance_requests`` under their keys: a refusal of the customer's
-own (the limits of the room, and ``not_live``, are not recorded)."""
+own (those of :data:`~issuance.limits.NOT_RECORDED`, the room's and ``not_live``, are
+not)."""
 _SEP = "\x1f"  # issuance.store.Request.fingerprint's separator
-
 
 
 class Issuer(Protocol):
