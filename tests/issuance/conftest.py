@@ -107,3 +107,20 @@ def make_issuer(db: ServingDB, clock: ManualClock, *campaigns: Campaign,
         make_live(db, *chosen)
     return Issuer(db, {c.name: c for c in chosen}, clock)
 
+
+
+def issued_state(db: ServingDB, *, ledger_order: str = "entry_id") -> tuple[object, ...]:
+    """What issuing stored: coupons, recorded results, counters, ledger entries (in
+    ``ledger_order``) and budgets, to compare two ways of issuing the same requests."""
+    return (
+        db.fetchall("SELECT coupon_id, campaign, customer_id, status, issue_day, valid_until "
+                    "FROM coupons ORDER BY coupon_id"),
+        db.fetchall("SELECT idempotency_key, operation, fingerprint, ok, reason "
+                    "FROM issuance_requests ORDER BY idempotency_key"),
+        db.fetchall("SELECT campaign, bucket, issued FROM issuance_counters "
+                    "ORDER BY campaign, bucket"),
+        db.fetchall("SELECT coupon_id, campaign, loan_id, kind, amount_cents, request_key "
+                    f"FROM coupon_ledger ORDER BY {ledger_order}"),
+        db.fetchall("SELECT campaign, reserved_cents, booked_cents FROM campaign_budget "
+                    "ORDER BY campaign"),
+    )

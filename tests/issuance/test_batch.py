@@ -23,7 +23,7 @@ from issuance.service import Issuer
 from issuance.store import coupon_id_for
 from project.campaign import Campaign, CouponTemplate
 from serving.db import ServingDB, connect
-from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
+from tests.issuance.conftest import issued_state, make_campaign, make_eligible, make_issuer
 
 
 def test_batch_issues_to_each_eligible_customer_and_reruns_are_noops(
@@ -313,21 +313,6 @@ def _setup(url: str, s: dict[str, object]) -> tuple[ServingDB, Issuer, Campaign]
 DAY = date(2026, 3, 10)
 
 
-def _state(db: ServingDB) -> tuple[object, ...]:
-    return (
-        db.fetchall("SELECT coupon_id, campaign, customer_id, status, issue_day FROM coupons "
-                    "ORDER BY coupon_id"),
-        db.fetchall("SELECT idempotency_key, operation, fingerprint, ok, reason "
-                    "FROM issuance_requests ORDER BY idempotency_key"),
-        db.fetchall("SELECT campaign, bucket, issued FROM issuance_counters "
-                    "ORDER BY campaign, bucket"),
-        db.fetchall("SELECT coupon_id, campaign, loan_id, kind, amount_cents, request_key "
-                    "FROM coupon_ledger ORDER BY entry_id"),
-        db.fetchall("SELECT campaign, reserved_cents, booked_cents FROM campaign_budget "
-                    "ORDER BY campaign"),
-    )
-
-
 @settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(s=scenarios())
@@ -351,7 +336,7 @@ def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
             batch_key(campaign.name, c, DAY))):
         outcome = single_issuer.issue(campaign.name, c, batch_key(campaign.name, c, DAY))
         seen["ok" if outcome.ok else str(outcome.reason)] += 1
-    assert _state(batch_db) == _state(single_db)
+    assert issued_state(batch_db) == issued_state(single_db)
     assert report.total_issued == seen.pop("ok", 0)
     assert dict(report.refused) == dict(seen)
     assert report.eligible == len(s["eligible"])  # type: ignore[arg-type]
@@ -368,6 +353,6 @@ def test_batch_equals_one_by_one(tmp_path: Path, s: dict[str, object]) -> None:
     again = issue_batch(batch_issuer, campaign, DAY)
     assert (again.total_issued, again.refused, again.issued) == (
         report.total_issued, report.refused, 0)
-    assert _state(batch_db) == _state(single_db)
+    assert issued_state(batch_db) == issued_state(single_db)
     batch_db.close()
     single_db.close()

@@ -22,7 +22,7 @@ from issuance.schema import migrate
 from issuance.service import Issuer
 from project.campaign import CouponTemplate
 from serving.db import ServingDB, connect
-from tests.issuance.conftest import make_campaign, make_eligible, make_issuer
+from tests.issuance.conftest import issued_state, make_campaign, make_eligible, make_issuer
 
 CUSTOMERS = list(range(1, 13))
 
@@ -76,18 +76,8 @@ def _setup(url: str, s: dict[str, object]) -> tuple[ServingDB, Issuer]:
 
 
 def _state(db: ServingDB) -> tuple[object, ...]:
-    return (
-        db.fetchall("SELECT coupon_id, campaign, customer_id, status, issue_day, valid_until "
-                    "FROM coupons ORDER BY coupon_id"),
-        db.fetchall("SELECT idempotency_key, operation, fingerprint, ok, reason "
-                    "FROM issuance_requests ORDER BY idempotency_key"),
-        db.fetchall("SELECT campaign, bucket, issued FROM issuance_counters "
-                    "ORDER BY campaign, bucket"),
-        db.fetchall("SELECT coupon_id, campaign, kind, amount_cents, request_key "
-                    "FROM coupon_ledger ORDER BY coupon_id, kind"),
-        db.fetchall("SELECT campaign, reserved_cents, booked_cents FROM campaign_budget "
-                    "ORDER BY campaign"),
-    )
+    # set-based issues write their ledger entries in coupon-id order, single ones in turn
+    return issued_state(db, ledger_order="coupon_id, kind")
 
 
 def _one_by_one(issuer: Issuer, requests: list[tuple[str, int, str]]
