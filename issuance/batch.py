@@ -66,8 +66,10 @@ from issuance.limits import (
     BUDGET_EXHAUSTED,
     DAILY_LIMIT,
     EXCLUSIVE_CONFLICT,
+    ISSUE_REFUSALS,
     NOT_ELIGIBLE,
     NOT_LIVE,
+    NOT_RECORDED,
     OUTSIDE_WINDOW,
     PER_CUSTOMER_LIMIT,
     STOCK_EXHAUSTED,
@@ -90,10 +92,10 @@ SQLITE_CHUNK = 500_000
 
 ISSUED = "issued"
 REPLAYED = "replayed"
-RECORDED = (OUTSIDE_WINDOW, NOT_ELIGIBLE, PER_CUSTOMER_LIMIT, EXCLUSIVE_CONFLICT)
+RECORDED = tuple(r for r in ISSUE_REFUSALS if r not in NOT_RECORDED)
 """The fates written to ``issuance_requests`` under their keys: a refusal of the customer's
-own (those of :data:`~issuance.limits.NOT_RECORDED`, the room's and ``not_live``, are
-not)."""
+own (window, eligibility, per-customer limit, stacking; those of
+:data:`~issuance.limits.NOT_RECORDED`, the room's and ``not_live``, are not)."""
 _SEP = "\x1f"  # issuance.store.Request.fingerprint's separator
 
 

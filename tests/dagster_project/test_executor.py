@@ -201,7 +201,8 @@ def test_the_steps_a_batch_waits_for_start_first() -> None:
         elif name.startswith("tags_"):
             assert dict(tags) == TAG_BUILD, name
         elif name.startswith("rules__"):
-            assert dict(tags) == {**RULE_STEP, PRELOAD: "rules.run,adbc_driver_sqlite.dbapi"}
+            assert dict(tags) == {**RULE_STEP,
+                                  PRELOAD: "rules.run,adbc_driver_sqlite.dbapi"}, name
         elif name.startswith("issuance__"):
             assert "kequn/lane" not in tags, name
 
