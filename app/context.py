@@ -94,6 +94,15 @@ class KequnContext:
         return db
 
     @contextmanager
+    def serving_kept_open(self) -> Iterator[None]:
+        """The serving database kept open while inside (:func:`serving.db.kept_open`: the
+        closes of the connections opened meanwhile do not each checkpoint its WAL)."""
+        from serving.db import kept_open
+
+        with kept_open(self.settings.serving_url):
+            yield
+
+    @contextmanager
     def issuer(self, *, with_campaigns: bool = True) -> Iterator[Issuer]:
         """An Issuer on the serving database (the project's campaigns), closed afterwards."""
         from issuance.service import Issuer

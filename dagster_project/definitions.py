@@ -8,6 +8,8 @@ because a definition file is wrong: broken definitions are failing assets.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from app.context import KequnContext
@@ -29,6 +31,20 @@ DAILY_BUILD_HOUR = 2
 
 def _with_default_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
     return spec if spec.owners else spec.replace_attributes(owners=[DEFAULT_OWNER])
+
+
+def kequn_resource(kequn: KequnContext) -> dg.ResourceDefinition:
+    """The ``kequn`` resource: ``kequn`` itself, with the serving database kept open for
+    as long as a run uses it (initialised once per run by the run's executor), so that
+    the steps' own connections close without checkpointing it each time
+    (:meth:`~app.context.KequnContext.serving_kept_open`)."""
+
+    @dg.resource(description="kequn's settings, project, plan and connections.")
+    def _kequn(_: dg.InitResourceContext) -> Iterator[KequnContext]:
+        with kequn.serving_kept_open():
+            yield kequn
+
+    return _kequn
 
 
 def daily_build_selection() -> dg.AssetSelection:
@@ -74,8 +90,9 @@ def build_defs(kequn: KequnContext | None = None) -> dg.Definitions:
         ],
         sensors=[build_alert_sensor(kequn.settings)],
         executor=threaded_executor,
-        resources={RESOURCE: kequn, **({SPARK_RESOURCE: SparkResource().for_context(kequn)}
-                                       if kequn.settings.engine == "spark" else {})},
+        resources={RESOURCE: kequn_resource(kequn),
+                   **({SPARK_RESOURCE: SparkResource().for_context(kequn)}
+                      if kequn.settings.engine == "spark" else {})},
     )
     merged = dg.Definitions.merge(*(area.build_definitions(kequn) for area in AREAS), core)
 

@@ -86,3 +86,27 @@ def test_loading_the_code_location_leaves_heavy_imports_to_the_steps_that_need_t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[2], env=env, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_run_keeps_the_serving_database_open_for_its_steps(tmp_path: Path) -> None:
+    # what each run initialises once: inside, a step's close of the serving database
+    # does not checkpoint it (serving.db.kept_open), and afterwards the last close does
+    path = tmp_path / "serving.sqlite"
+    kequn = KequnContext(Settings(first_day=FALLBACK_FIRST_DAY, data_dir=tmp_path,
+                                  serving_url=f"sqlite:///{path}"))
+    kequn.connect_serving().close()
+    wal = Path(f"{path}-wal")
+
+    def write() -> None:
+        db = kequn.connect_serving()
+        with db.transaction():
+            db.execute("INSERT INTO sync_state (segment, sync_id, as_of, members, "
+                       "updated_at) VALUES ('s', 'x', '2026-01-01', 0, '2026-01-01')")
+        db.close()
+
+    resource = build_defs(kequn).resources["kequn"]
+    with dg.build_resources({"kequn": resource}) as resources:
+        assert resources.kequn is kequn
+        write()
+        assert wal.exists() and wal.stat().st_size > 0
+    assert not wal.exists()

@@ -19,6 +19,7 @@ from serving.db import (
     connection_errors,
     dialect_of,
     integrity_errors,
+    kept_open,
     pg_text,
     qmark_to_numbered,
     qmark_to_pyformat,
@@ -246,3 +247,45 @@ def test_a_prepared_call_on_a_dropped_connection_is_a_connection_error(db, servi
         admin.execute("SELECT pg_terminate_backend(?)", (backend,))
     with pytest.raises(connection_errors()):
         db.fetchone_prepared("one", "SELECT ?::int4", (2,))
+
+
+def _wal_frames(path: Path) -> int:
+    """Bytes in the WAL beside ``path`` (0 when there is none: it was checkpointed and
+    removed by the last connection's close)."""
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _write_and_close(url: str) -> None:
+    db = connect(url, migrate=False)
+    with db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+    db.close()
+
+
+def test_kept_open_leaves_the_checkpoint_to_sqlite(tmp_path: Path):
+    path = tmp_path / "s.sqlite"
+    url = f"sqlite:///{path}"
+    db = connect(url, migrate=False)
+    db.execute("CREATE TABLE t (x INTEGER)")
+    db.close()
+    _write_and_close(url)
+    assert _wal_frames(path) == 0  # the last close checkpointed
+    with kept_open(url):
+        _write_and_close(url)
+        assert _wal_frames(path) > 0  # not the last close: no checkpoint
+        db = connect(url, migrate=False)
+        try:
+            assert db.scalar("SELECT count(*) FROM t") == 2
+        finally:
+            db.close()
+    assert _wal_frames(path) == 0  # the keeper's close was the last one
+
+
+def test_kept_open_creates_nothing_and_ignores_other_databases(tmp_path: Path):
+    missing = tmp_path / "not" / "there.sqlite"
+    with kept_open(f"sqlite:///{missing}"):
+        pass
+    assert not missing.parent.exists()
+    with kept_open("postgresql://nobody@127.0.0.1:1/none"), kept_open("sqlite:///:memory:"):
+        pass  # no connection attempted
