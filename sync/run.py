@@ -48,6 +48,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, nullcontext, suppress
 from datetime import date, datetime
 
@@ -205,17 +206,24 @@ def _sync_locked(
     state = serving_state(db, segment)
     base = choose_base(state, read_marker(con, segment), force=force)
     drift = ""
-    if not base.read_back and state is not None:
-        found, wrote = serving_fingerprint(db, segment), tracking_fingerprint(con, segment)
+    if not base.read_back:
+        # the serving table's fingerprint is read on another thread while the warehouse
+        # diffs the day against the tracking; a drift (rare) plans again from the table
+        with ThreadPoolExecutor(1, thread_name_prefix="kequn-sync-fingerprint") as pool:
+            serving = pool.submit(serving_fingerprint, db, segment)
+            wrote = tracking_fingerprint(con, segment)
+            diff = compute_diff(con, segment, as_of, temp, from_readback=False)
+            found = serving.result()
         if found != wrote:
             drift = (f"drift repaired: coupon_eligibility held {found[0]:,} rows of "
                      f"'{segment}' where the last sync wrote {wrote[0]:,}"
                      + (" (same count, other ids)" if found[0] == wrote[0] else ""))
             LOG.warning("%s; planning against the table itself", drift)
             base = Base(read_back=True, recovered=True)
+            temp.drop(con)
     if base.read_back:
         read_back(db, con, segment, temp)
-    diff = compute_diff(con, segment, as_of, temp, from_readback=base.read_back)
+        diff = compute_diff(con, segment, as_of, temp, from_readback=True)
     phases["plan_s"] = time.perf_counter() - tick
     previous_as_of = state.as_of if state else None
     plan = plan_sync(

@@ -508,6 +508,32 @@ def test_rows_changed_outside_the_sync_are_repaired_by_the_next_sync(warehouse, 
     assert sync_segment(warehouse, db, "vip", D2, OPEN).status == "noop"
 
 
+def test_the_serving_fingerprint_is_read_while_the_warehouse_diffs(warehouse, db,
+                                                                    monkeypatch):
+    """Planning against the tracking, the sync reads the serving table's fingerprint on
+    another thread while DuckDB computes the diff: each side waits here for the other
+    to have started, which one after the other would never see."""
+    set_members(warehouse, "vip", D1, [1, 2, 3])
+    sync_segment(warehouse, db, "vip", D1, OPEN)
+    set_members(warehouse, "vip", D2, [1, 2, 3, 4])
+    started = {"diff": threading.Event(), "fingerprint": threading.Event()}
+
+    def meeting(name: str, other: str, work: Callable) -> Callable:
+        def wrapped(*args, **kwargs):
+            started[name].set()
+            assert started[other].wait(10), f"the {other} did not start during the {name}"
+            return work(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr("sync.run.compute_diff",
+                        meeting("diff", "fingerprint", diff_module.compute_diff))
+    monkeypatch.setattr("sync.run.serving_fingerprint",
+                        meeting("fingerprint", "diff", diff_module.serving_fingerprint))
+    result = sync_segment(warehouse, db, "vip", D2, OPEN)
+    assert (result.status, result.added, result.recovered) == ("applied", 1, False)
+    assert eligible(db, "vip") == {1, 2, 3, 4}
+
+
 def test_a_day_the_segments_build_has_not_produced_is_refused(warehouse, db):
     # segments.materializations exists: the warehouse migration creates it
     warehouse.execute("INSERT INTO segments.materializations VALUES "
