@@ -134,10 +134,17 @@ TRACKING = ("sync.applied", "sync.marker")
 """What the warehouse records of the last syncs: restored before each run, so that every
 run finds them matching the serving database as the day before left both (a run that
 found the next day's tracking would repair the drift by reading the table back)."""
+DAY_ROWS = ("tags.customer_tags", "tags.catalog", "tags.distribution", "segments.members",
+            "segments.materializations", "segments.history")
+"""The warehouse's tables with rows per day (``as_of``): the timed day's rows are removed
+before each run, so that every run builds a new day, as the day's scheduled run does (a
+run of a day already stored deletes its rows first: 10M rows of the wide table)."""
 
 
 def _tracking(warehouse: Path, *, save: bool) -> None:
-    """Save the warehouse's sync tracking as the previous day left it, or restore it."""
+    """Save the warehouse's sync tracking as the previous day left it; or restore it and
+    remove the timed day's rows (:data:`DAY_ROWS`), leaving the warehouse as the day
+    before left it."""
     import duckdb
 
     con = duckdb.connect(str(warehouse))
@@ -151,6 +158,9 @@ def _tracking(warehouse: Path, *, save: bool) -> None:
             else:
                 con.execute(f"DELETE FROM {table}")
                 con.execute(f"INSERT INTO {table} SELECT * FROM {copy}")
+        if not save:
+            for table in DAY_ROWS:
+                con.execute(f"DELETE FROM {table} WHERE as_of = ?", [DAY])
         con.execute("COMMIT")
     finally:
         con.close()
@@ -159,7 +169,8 @@ def _tracking(warehouse: Path, *, save: bool) -> None:
 def run_kequn(folder: Path, warehouse: Path, baseline: Path, *,
               tags_only: bool = False) -> KequnRun:
     """One whole day (or its tags alone) through the CLI on a copy of the previous day's
-    serving database, the warehouse's sync tracking as that day left it."""
+    serving database, the warehouse as that day left it (its sync tracking, no rows of
+    the day)."""
     serving = folder / "serving.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{serving}{suffix}").unlink(missing_ok=True)
