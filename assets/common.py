@@ -27,7 +27,9 @@ run's executor runs one such step at a time (:mod:`dagster_project.executor`).""
 PRELOAD = "kequn/preload"
 """The op tag naming the modules a step imports only when it runs (comma-separated; they
 are left out of every command's start): the run's executor imports them in the
-background while its first steps work (:mod:`dagster_project.executor`)."""
+background while its first steps work (:mod:`dagster_project.executor`). An entry
+``module:function`` also calls that function there, to start something the step will use
+(it must be cheap to call when the step never runs)."""
 WAREHOUSE_STEP = {WAREHOUSE_LANE: "warehouse", "dagster/priority": "1"}
 """``op_tags`` of an asset in the ``duckdb`` pool that works in the warehouse alone (the
 tag build, a segment). Ready warehouse steps start in the order of their priority:"""

@@ -160,7 +160,9 @@ def build_segment_asset(compiled: CompiledSegment, *, spark: bool = False,
         group_name=GROUP,
         pool=DUCKDB_POOL,
         op_tags={**(FEEDS_ISSUANCE if feeds_issuance else WAREHOUSE_STEP),
-                 PRELOAD: "segments.build"},
+                 # an analyst's query runs in its own process: started ahead of the step
+                 PRELOAD: "segments.build" + (",segments.sandbox:prestart"
+                                              if segment.kind == "sql" else "")},
         check_specs=check_specs,
         tags={"segment_kind": segment.kind},
         metadata={

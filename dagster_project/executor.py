@@ -26,7 +26,9 @@ of two), so neither waits for the other's descheduled threads.
 The modules that steps import only when they run (op tag :data:`assets.common.PRELOAD`:
 the segment build's, the rules' and their polars and Arrow pieces, about 0.8 s) are
 imported on a background thread as the run starts, while the tag build works inside
-DuckDB, instead of each on the warehouse lane when its first step starts.
+DuckDB, instead of each on the warehouse lane when its first step starts; an entry
+``module:function`` also calls that function there (an analyst's segment starts its
+query process ahead, :func:`segments.sandbox.prestart`).
 """
 
 from __future__ import annotations
@@ -156,12 +158,16 @@ def _preload(plan: ExecutionPlan) -> threading.Thread | None:
 
 
 def _import(modules: list[str]) -> None:
-    """Import ``modules``; one that fails is left to the step that needs it, which imports
-    it again and reports the error where it belongs."""
-    for module in modules:
+    """Import ``modules`` (``module:function``: and call that function, which readies
+    something the step will use); one that fails is left to the step that needs it, which
+    imports it again and reports the error where it belongs."""
+    for entry in modules:
+        module, _, function = entry.partition(":")
         try:
-            importlib.import_module(module)
-        except Exception:  # the step's own import reports it
+            loaded = importlib.import_module(module)
+            if function:
+                getattr(loaded, function)()
+        except Exception:  # the step's own import (or its own start) reports it
             continue
 
 

@@ -3,7 +3,8 @@
 The query comes from the gate (:func:`project.sql_gate.gate`) and is regenerated from
 the checked tree. :func:`run_restricted` executes it in a subprocess that opens the
 warehouse read-only with external access and extensions off, memory/thread/temp limits,
-``max_execution_time``, and the configuration locked. Why a subprocess: DuckDB
+``max_execution_time``, and the configuration locked (:func:`prestart` starts that process
+ahead of time, with DuckDB and Arrow imported, while other work goes on). Why a subprocess: DuckDB
 configuration is per database instance, so the same file cannot be opened twice in one
 process with different settings, and a runaway query is killed with its process as a
 last resort. The caller must not hold a read-write connection to the warehouse while
@@ -13,10 +14,12 @@ before it opens its own connection.
 
 from __future__ import annotations
 
+import atexit
 import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +31,48 @@ from sqlglot import exp
 from kequn.cores import warehouse_threads
 from kequn.errors import ExecutionError, Location
 from plan.params import AS_OF
+
+_WORKER = (sys.executable, "-m", "segments.sandbox_worker")
+_spare: list[subprocess.Popen[str]] = []
+"""A query process started ahead (:func:`prestart`), waiting for its request."""
+_spare_lock = threading.Lock()
+
+
+def _start() -> subprocess.Popen[str]:
+    return subprocess.Popen(_WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def prestart() -> None:
+    """Start the query process of the next :func:`run_restricted` now: it imports DuckDB
+    and Arrow (about 0.3 s) and waits for its request, so the query starts at once. One is
+    kept at a time; one left unused ends with this process."""
+    with _spare_lock:
+        if not _spare:
+            _spare.append(_start())
+
+
+def _worker() -> subprocess.Popen[str]:
+    """The process started ahead, if it is still waiting, else a new one."""
+    with _spare_lock:
+        while _spare:
+            proc = _spare.pop()
+            if proc.poll() is None:
+                return proc
+    return _start()
+
+
+@atexit.register
+def _end_spare() -> None:
+    """End a process started ahead and never used (an empty request: it exits)."""
+    with _spare_lock:
+        for proc in _spare:
+            try:
+                proc.communicate("", timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        _spare.clear()
 
 
 @dataclass(frozen=True)
@@ -83,18 +128,19 @@ def run_restricted(
                    "timeout_ms": int(timeout_s * 1000), "memory_limit": memory_limit,
                    "threads": threads, "out": str(out),
                    "uses_as_of": any(p.name == AS_OF for p in query.find_all(exp.Placeholder))}
+        proc = _worker()
         try:
-            proc = subprocess.run([sys.executable, "-m", "segments.sandbox_worker"],
-                                  input=json.dumps(request), capture_output=True, text=True,
-                                  timeout=timeout_s + 15, check=False)
+            stdout, stderr = proc.communicate(json.dumps(request), timeout=timeout_s + 15)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             raise ExecutionError(f"the query ran longer than {timeout_s:g} s and was killed",
                                  location) from None
         if proc.returncode != 0:
             try:
-                message = json.loads(proc.stdout)["error"]
+                message = json.loads(stdout)["error"]
             except (ValueError, KeyError):
-                message = (proc.stderr.strip().splitlines() or ["the query process failed"])[-1]
+                message = (stderr.strip().splitlines() or ["the query process failed"])[-1]
             raise ExecutionError(message, location)
         import pyarrow.ipc as ipc
 

@@ -2,7 +2,9 @@
 
 Started by :func:`segments.sandbox.run_restricted` as ``python -m segments.sandbox_worker``
 with a JSON request on stdin. It imports only DuckDB and pyarrow (not the compiler the
-parent needs), so each analyst's query pays as little process start as possible.
+parent needs), so each analyst's query pays as little process start as possible; started
+ahead (:func:`segments.sandbox.prestart`), it imports them before its request comes, and
+ends quietly when none does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ def main() -> int:
     import pyarrow as pa
     import pyarrow.ipc as ipc
 
-    request = json.loads(sys.stdin.read())
+    text = sys.stdin.read()
+    if not text:  # started ahead (segments.sandbox.prestart) and never used
+        return 0
+    request = json.loads(text)
 
     def fail(message: str) -> int:
         sys.stdout.write(json.dumps({"error": message}))

@@ -194,8 +194,11 @@ def test_the_steps_a_batch_waits_for_start_first() -> None:
         name = node.name
         feeds = name.split("__", 1)[-1] in feeding
         if name.startswith("segments__"):
+            # an analyst's SQL segment also starts its query process ahead
+            sql = kequn.project.segments[name.split("__", 1)[-1]].kind == "sql"
             assert dict(tags) == {**(FEEDS_ISSUANCE if feeds else WAREHOUSE_STEP),
-                                  PRELOAD: "segments.build"}, name
+                                  PRELOAD: "segments.build" + (
+                                      ",segments.sandbox:prestart" if sql else "")}, name
         elif name.startswith("sync__"):
             assert dict(tags) == (FEEDS_ISSUANCE if feeds else WRITES_SERVING), name
         elif name.startswith("tags_"):
@@ -226,11 +229,14 @@ def test_ready_warehouse_steps_start_in_the_order_of_their_priority() -> None:
 
 
 def test_the_modules_steps_name_are_imported_in_the_background(tmp_path, monkeypatch) -> None:
-    (tmp_path / "kequn_preload_probe.py").write_text("LOADED = True\n")
+    (tmp_path / "kequn_preload_probe.py").write_text(
+        "LOADED = True\nSTARTED = []\n\ndef start():\n    STARTED.append(1)\n\n"
+        "def broken():\n    raise RuntimeError('not now')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "kequn_preload_probe", raising=False)
 
-    @dg.asset(op_tags={PRELOAD: "kequn_preload_probe, kequn_no_such_module"})
+    @dg.asset(op_tags={PRELOAD: "kequn_preload_probe, kequn_no_such_module, "
+                                "kequn_preload_probe:start, kequn_preload_probe:broken"})
     def needs_a_module() -> None: ...
 
     @dg.asset
@@ -243,7 +249,9 @@ def test_the_modules_steps_name_are_imported_in_the_background(tmp_path, monkeyp
     thread = _preload(create_execution_plan(plan))
     assert thread is not None
     thread.join(30)
-    assert sys.modules["kequn_preload_probe"].LOADED  # and the missing one raised nothing
+    probe = sys.modules["kequn_preload_probe"]
+    assert probe.LOADED  # and the missing one raised nothing
+    assert probe.STARTED == [1]  # called once; the broken one's error stays there
     none = dg.Definitions(assets=[names_none]).resolve_implicit_global_asset_job_def()
     assert _preload(create_execution_plan(none)) is None
 

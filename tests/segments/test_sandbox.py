@@ -11,7 +11,8 @@ import pytest
 
 from kequn.errors import ExecutionError
 from project.sql_gate import gate
-from segments.sandbox import SandboxLimits, run_restricted
+from segments import sandbox
+from segments.sandbox import SandboxLimits, prestart, run_restricted
 
 
 @pytest.fixture
@@ -55,3 +56,26 @@ def test_result_must_be_integer(small: Path) -> None:
 def test_sql_regenerated_from_the_checked_tree_is_what_runs(small: Path) -> None:
     with pytest.raises(ExecutionError, match="Table with name nope does not exist"):
         run_restricted(small, gate("SELECT customer_id FROM raw.nope"), date(2025, 6, 30))
+
+
+def test_a_query_process_started_ahead_runs_the_next_query(small: Path) -> None:
+    prestart()
+    prestart()  # one at a time
+    [ahead] = sandbox._spare
+    result = run_restricted(small, gate("SELECT customer_id FROM raw.customers "
+                                        "WHERE customer_id < 3"), date(2025, 6, 30))
+    assert sorted(result.customer_ids) == [0, 1, 2]
+    assert ahead.returncode == 0 and sandbox._spare == []  # it ran this query and ended
+    prestart()
+    with pytest.raises(ExecutionError, match="time limit"):  # its limits are the request's
+        run_restricted(small, gate(
+            "SELECT a.customer_id FROM raw.customers a, raw.customers b, raw.customers c "
+            "WHERE (a.customer_id * b.customer_id + c.customer_id) % 7 = 123"),
+            date(2025, 6, 30), limits=SandboxLimits(timeout_s=0.5))
+
+
+def test_a_query_process_started_ahead_and_not_used_ends_quietly(small: Path) -> None:
+    prestart()
+    [ahead] = sandbox._spare
+    sandbox._end_spare()  # what the process's exit runs
+    assert ahead.returncode == 0 and sandbox._spare == []
