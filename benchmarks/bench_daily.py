@@ -45,6 +45,17 @@ from pathlib import Path
 
 from benchmarks.bench_tags import END, OUT, _machine, hand_written_sql, warehouse_for
 from benchmarks.measured import compile_project, run_measured
+from kequn.tables import (
+    CATALOG,
+    CUSTOMER_TAGS,
+    DISTRIBUTION,
+    HISTORY,
+    MATERIALIZATIONS,
+    MEMBERS,
+    SYNC_APPLIED,
+    SYNC_MARKER,
+    qualified,
+)
 from serving.db import BULK_CACHE_KIB
 
 HERE = Path(__file__).resolve().parent
@@ -130,12 +141,12 @@ def _step_times(dagster_home: Path) -> dict[str, tuple[float, float]]:
         instance.dispose()
 
 
-TRACKING = ("sync.applied", "sync.marker")
+TRACKING = tuple(qualified(t) for t in (SYNC_APPLIED, SYNC_MARKER))
 """What the warehouse records of the last syncs: restored before each run, so that every
 run finds them matching the serving database as the day before left both (a run that
 found the next day's tracking would repair the drift by reading the table back)."""
-DAY_ROWS = ("tags.customer_tags", "tags.catalog", "tags.distribution", "segments.members",
-            "segments.materializations", "segments.history")
+DAY_ROWS = tuple(qualified(t) for t in (CUSTOMER_TAGS, CATALOG, DISTRIBUTION, MEMBERS,
+                                         MATERIALIZATIONS, HISTORY))
 """The warehouse's tables with rows per day (``as_of``): the timed day's rows are removed
 before each run, so that every run builds a new day, as the day's scheduled run does (a
 run of a day already stored deletes its rows first: 10M rows of the wide table)."""
